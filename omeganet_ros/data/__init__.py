@@ -1,0 +1,1 @@
+"""Dataset readers and file formats (sequence folders, KITTI, Cityscapes, videos, bags)."""

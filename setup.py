@@ -1,0 +1,38 @@
+"""Python packaging of omeganet_ros (the ROS-free core, its tools and the ROS adapter).
+
+In a ROS 2 workspace, colcon builds the package through CMakeLists.txt (which
+also generates the interfaces in msg/); on a bare machine the Makefile installs
+this file in editable mode into .venv. Both expose the same console scripts.
+"""
+from setuptools import find_packages, setup
+
+CONSOLE_SCRIPTS = [
+    "omeganet-infer = omeganet_ros.cli.infer:main",
+    "omeganet-export = omeganet_ros.cli.export:main",
+    "omeganet-bench = omeganet_ros.cli.bench:main",
+    "omeganet-synth = omeganet_ros.cli.synth:main",
+    "omeganet-eval = omeganet_ros.cli.eval:main",
+    "omeganet-train = omeganet_ros.cli.train:main",
+    "omeganet-node = omeganet_ros.ros.node:main",
+    "omeganet-replay = omeganet_ros.ros.replay:main",
+]
+
+setup(
+    name="omeganet_ros",
+    version="0.1.0",
+    description="ΩNet comprehensive monocular scene understanding (depth, flow, semantics, motion, ego-motion) for ROS 2",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["omeganet_ros", "omeganet_ros.*"], exclude=["omeganet_ros.msg"]),
+    package_data={"omeganet_ros": ["models/*.pt", "models/*.md"]},
+    install_requires=[
+        "torch",
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",
+        "kornia>=0.7",
+        "PyYAML>=6.0",
+        "tqdm>=4.60",
+        "rosbags>=0.10",
+    ],
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
+)
