@@ -1,0 +1,139 @@
+"""Building blocks shared by the ΩNet networks: conv blocks, padding, warping, correlation.
+
+Everything here is plain PyTorch without data-dependent Python control flow, so
+it runs under ``torch.compile``, ``torch.autocast("cpu", dtype=torch.bfloat16)``
+and exports to ONNX (opset 17).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# ImageNet-like statistics used by monodepth2 to centre [0, 1] RGB inputs.
+IMAGE_MEAN = 0.45
+IMAGE_STD = 0.225
+
+
+def normalize_image(image: torch.Tensor) -> torch.Tensor:
+    """B×3×H×W RGB in [0, 1] → zero-centred network input (monodepth2 statistics)."""
+    return (image - IMAGE_MEAN) / IMAGE_STD
+
+
+def check_image(image: torch.Tensor, name: str = "image", min_size: int = 64) -> None:
+    """Raise ``ValueError`` unless ``image`` is a float B×3×H×W tensor with H, W ≥ ``min_size``."""
+    if not isinstance(image, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(image).__name__}")
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise ValueError(f"{name} must have shape B×3×H×W, got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {image.dtype}")
+    if image.shape[2] < min_size or image.shape[3] < min_size:
+        raise ValueError(f"{name} must be at least {min_size}×{min_size} pixels (H×W), got {tuple(image.shape[2:])}")
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad B×C×H×W on the bottom and right so H and W are multiples of ``multiple``.
+
+    Padding bottom/right keeps pixel (0, 0) in place, so intrinsics are unchanged.
+    """
+    h, w = image.shape[-2:]
+    pad_h = (multiple - h % multiple) % multiple
+    pad_w = (multiple - w % multiple) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image
+    return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
+
+
+def scaled_size(height: int, width: int, stride: int) -> tuple[int, int]:
+    """Size of a feature map at ``1/stride`` of an H×W image after stride-2 3×3 convs (ceil)."""
+    return -(-height // stride), -(-width // stride)
+
+
+class ConvBlock(nn.Module):
+    """3×3 convolution (reflection padding) → optional BatchNorm → activation."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, batch_norm: bool = True,
+                 activation: nn.Module | None = None):
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(1)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, bias=not batch_norm)
+        self.norm = nn.BatchNorm2d(out_channels) if batch_norm else nn.Identity()
+        self.act = activation if activation is not None else nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(self.pad(x))))
+
+
+def conv_stack(channels: list[int], batch_norm: bool = True, last_activation: bool = True) -> nn.Sequential:
+    """Chain of 3×3 ConvBlocks through ``channels`` (first entry = input channels).
+
+    With ``last_activation=False`` the final layer is a bare convolution (a prediction head).
+    """
+    layers: list[nn.Module] = []
+    for i, (cin, cout) in enumerate(zip(channels[:-1], channels[1:])):
+        last = i == len(channels) - 2
+        if last and not last_activation:
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)]
+        else:
+            layers.append(ConvBlock(cin, cout, batch_norm=batch_norm))
+    return nn.Sequential(*layers)
+
+
+def upsample_nearest2x(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2.0, mode="nearest")
+
+
+def upsample_flow(flow: torch.Tensor, factor: int) -> torch.Tensor:
+    """Bilinearly upsample a B×2×h×w flow by an integer ``factor``, scaling its magnitude (pixels) to match."""
+    return F.interpolate(flow, scale_factor=float(factor), mode="bilinear", align_corners=False) * factor
+
+
+def flow_grid(flow: torch.Tensor) -> torch.Tensor:
+    """Flow B×2×H×W (pixels) → ``grid_sample`` grid B×H×W×2 (normalised, ``align_corners=True``)."""
+    _, _, h, w = flow.shape
+    u = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=flow.dtype).view(1, 1, w).expand(1, h, w)
+    v = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=flow.dtype).view(1, h, 1).expand(1, h, w)
+    # pixels → normalised units; max(·, 1) keeps 1-pixel-wide maps finite.
+    du = flow[:, 0] * (2.0 / max(w - 1, 1))
+    dv = flow[:, 1] * (2.0 / max(h - 1, 1))
+    return torch.stack([u + du, v + dv], dim=-1)
+
+
+def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward-warp ``features`` B×C×H×W with ``flow`` B×2×H×W in pixels.
+
+    out[p] = features[p + flow[p]] (bilinear, zeros outside the image). With the
+    flow from the reference frame to ``features``' frame, the output is aligned
+    with the reference frame.
+    """
+    grid = flow_grid(flow.to(features.dtype))
+    return F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def correlation(reference: torch.Tensor, target: torch.Tensor, max_displacement: int = 4) -> torch.Tensor:
+    """Cost volume between two B×C×H×W feature maps: B×(2d+1)²×H×W, d = ``max_displacement`` pixels.
+
+    Channel k = (dy + d)·(2d+1) + (dx + d) holds mean_c reference[c, y, x]·target[c, y+dy, x+dx]
+    (PWC-Net correlation, kernel 1, stride 1, normalised by C; zeros outside the
+    image). Implemented as a loop over shifted products of a zero-padded target,
+    which is faster on CPU than ``unfold`` (see benchmarks/bench_nets.py) and
+    compiles and exports to ONNX.
+    """
+    d = max_displacement
+    _, c, h, w = reference.shape
+    padded = F.pad(target, (d, d, d, d))
+    costs = []
+    for dy in range(2 * d + 1):
+        for dx in range(2 * d + 1):
+            costs.append((reference * padded[:, :, dy:dy + h, dx:dx + w]).mean(dim=1, keepdim=True))
+    return torch.cat(costs, dim=1)
+
+
+def correlation_unfold(reference: torch.Tensor, target: torch.Tensor, max_displacement: int = 4) -> torch.Tensor:
+    """Same result as :func:`correlation`, computed with ``unfold`` (kept for benchmarking)."""
+    d = max_displacement
+    b, c, h, w = reference.shape
+    k = 2 * d + 1
+    patches = F.unfold(F.pad(target, (d, d, d, d)), kernel_size=k).view(b, c, k * k, h, w)
+    return (patches * reference.unsqueeze(2)).mean(dim=1)
