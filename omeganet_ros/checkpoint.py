@@ -1,0 +1,196 @@
+"""The one checkpoint format of omeganet_ros, and its safe loading.
+
+A checkpoint is a plain dict written with ``torch.save``::
+
+    {
+      "format": "omeganet_ros.checkpoint/1",
+      "architecture": {"dsnet": {"class": "DSNet", "kwargs": {...}}, ...},
+      "input_size": [W, H],                 # network input size it was trained at
+      "classes": ["road", ..., "bicycle"],  # trainId order of the semantic head
+      "provenance": {...},                  # free: config, data, git commit, step, metrics
+      "state_dicts": {"dsnet": {...}, "camnet": {...}, "ofnet": {...}},
+      "extra": {...}                        # optional, e.g. optimizer state for resuming
+    }
+
+It holds only tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(weights_only=True)``: a model file cannot run code.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .classes import CLASS_NAMES
+
+FORMAT = "omeganet_ros.checkpoint/1"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "models" / "omeganet_synth.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or does not match the networks; the message names the file."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint (see the module docstring for the fields)."""
+
+    path: Path | None
+    architecture: dict
+    input_size: tuple[int, int]  # (W, H)
+    classes: list[str]
+    provenance: dict = field(default_factory=dict)
+    state_dicts: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+def default_checkpoint_path() -> Path | None:
+    """The reference checkpoint shipped with the package, or None while none has been trained."""
+    return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None
+
+
+def _constructor_kwargs(module: nn.Module) -> dict:
+    """Constructor kwargs of a network, from an ``init_kwargs`` attribute or from same-named attributes."""
+    explicit = getattr(module, "init_kwargs", None)
+    if isinstance(explicit, dict):
+        return dict(explicit)
+    kwargs = {}
+    try:
+        params = inspect.signature(type(module).__init__).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    for name, param in params.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if hasattr(module, name):
+            value = getattr(module, name)
+            if isinstance(value, (int, float, str, bool, type(None))):
+                kwargs[name] = value
+            elif isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str, bool)) for v in value):
+                kwargs[name] = list(value)
+    return kwargs
+
+
+def describe_architecture(networks: dict[str, nn.Module]) -> dict:
+    """{name: {"class": class name, "kwargs": constructor kwargs}} for each network."""
+    return {name: {"class": type(net).__name__, "kwargs": _constructor_kwargs(net)} for name, net in networks.items()}
+
+
+def save_checkpoint(path, networks: dict[str, nn.Module], *, input_size, provenance: dict | None = None,
+                    extra: dict | None = None, classes=CLASS_NAMES) -> Path:
+    """Write ``networks`` (name → module) to ``path`` atomically (temporary file, then rename).
+
+    ``input_size`` is (W, H) in pixels; ``provenance`` a free dict of plain
+    values (config, data, git commit, step, metrics); ``extra`` optional plain
+    state (e.g. an optimizer state dict) kept alongside.
+    """
+    path = Path(path)
+    if len(input_size) != 2:
+        raise ValueError(f"input_size must be (W, H), got {input_size!r}")
+    payload = {
+        "format": FORMAT,
+        "architecture": describe_architecture(networks),
+        "input_size": [int(input_size[0]), int(input_size[1])],
+        "classes": list(classes),
+        "provenance": dict(provenance or {}),
+        "state_dicts": {name: {k: v.detach().cpu() for k, v in net.state_dict().items()} for name, net in networks.items()},
+        "extra": dict(extra or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path, map_location="cpu") -> Checkpoint:
+    """Read a checkpoint safely (``weights_only=True``); fp16/bf16 tensors come back as fp32.
+
+    Raises :class:`CheckpointError` (a ``ValueError``) naming the file when it
+    is missing, corrupt, or not in this format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: file not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle errors, truncated zip, unsafe globals
+        raise CheckpointError(f"checkpoint {path}: cannot be read safely ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"checkpoint {path}: not an {FORMAT} file (format field: {found!r})")
+    for key in ("architecture", "input_size", "state_dicts"):
+        if key not in payload:
+            raise CheckpointError(f"checkpoint {path}: missing field {key!r}")
+    state_dicts = {}
+    for name, state in payload["state_dicts"].items():
+        state_dicts[name] = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
+    size = payload["input_size"]
+    return Checkpoint(
+        path=path,
+        architecture=dict(payload["architecture"]),
+        input_size=(int(size[0]), int(size[1])),
+        classes=list(payload.get("classes", [])),
+        provenance=dict(payload.get("provenance", {})),
+        state_dicts=state_dicts,
+        extra=dict(payload.get("extra", {})),
+    )
+
+
+def load_state_checked(module: nn.Module, state: dict, *, where: str) -> None:
+    """Load ``state`` into ``module`` strictly, raising a CheckpointError listing missing, unexpected and mis-shaped keys."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [f"{k}: file {tuple(state[k].shape)} vs network {tuple(own[k].shape)}"
+                  for k in own if k in state and torch.is_tensor(state[k]) and state[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if mismatched:
+            parts.append("shape mismatch " + "; ".join(mismatched[:5]) + (" …" if len(mismatched) > 5 else ""))
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+        raise CheckpointError(f"{where}: " + ", ".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def build_networks_from_checkpoint(ckpt: Checkpoint, names=None) -> dict[str, nn.Module]:
+    """Instantiate the networks a checkpoint describes (classes from ``omeganet_ros.nets``) and load their weights.
+
+    ``names`` restricts which networks are built (default: all in the file).
+    Raises :class:`CheckpointError` on an unknown class, bad kwargs or a shape mismatch.
+    """
+    from . import nets  # imported here: nets is heavy and the format itself does not need it
+
+    where = f"checkpoint {ckpt.path}" if ckpt.path else "checkpoint"
+    names = list(ckpt.architecture) if names is None else list(names)
+    built = {}
+    for name in names:
+        if name not in ckpt.architecture:
+            raise CheckpointError(f"{where}: no network {name!r} (has {sorted(ckpt.architecture)})")
+        spec = ckpt.architecture[name]
+        cls_name = spec.get("class") if isinstance(spec, dict) else None
+        cls = getattr(nets, cls_name, None) if isinstance(cls_name, str) else None
+        if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+            raise CheckpointError(f"{where}: network {name!r} has an unknown architecture {cls_name!r}")
+        try:
+            module = cls(**spec.get("kwargs", {}))
+        except TypeError as exc:
+            raise CheckpointError(f"{where}: network {name!r} ({cls_name}) cannot be built with {spec.get('kwargs')}: {exc}") from exc
+        if name not in ckpt.state_dicts:
+            raise CheckpointError(f"{where}: no weights for network {name!r}")
+        load_state_checked(module, ckpt.state_dicts[name], where=f"{where}, network {name!r} ({cls_name})")
+        built[name] = module.eval()
+    return built
