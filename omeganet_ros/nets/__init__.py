@@ -1,10 +1,22 @@
 """The ΩNet networks (CVPR 2020): DSNet (depth + semantics), CamNet (ego-motion + intrinsics), OFNet (optical flow).
 
-All take B×3×H×W RGB float tensors in [0, 1], any H, W ≥ 64.
+All take B×3×H×W RGB float tensors in [0, 1], any H, W ≥ 64, and run under
+``torch.compile`` and ``torch.autocast("cpu", dtype=torch.bfloat16)``.
 """
 from __future__ import annotations
 
+import torch.nn as nn
+
+from .camnet import CamNet
 from .dsnet import DSNet
+from .monodepth2_resnet18 import Monodepth2ResNet18
+from .ofnet import OFNet
 from .pyramid_encoder import PyramidEncoder
 
-__all__ = ["DSNet", "PyramidEncoder"]
+
+def build_networks() -> dict[str, nn.Module]:
+    """The three ΩNet networks, randomly initialised: ``{"dsnet", "camnet", "ofnet"}``."""
+    return {"dsnet": DSNet(), "camnet": CamNet(), "ofnet": OFNet()}
+
+
+__all__ = ["CamNet", "DSNet", "Monodepth2ResNet18", "OFNet", "PyramidEncoder", "build_networks"]
