@@ -1,0 +1,172 @@
+"""The training losses on hand-made cases whose answer is known."""
+import math
+
+import pytest
+import torch
+
+from omeganet_ros import geometry
+from omeganet_ros.classes import BUILDING, CAR, IGNORE_ID, ROAD
+from omeganet_ros.train import losses
+
+H, W, SHIFT = 32, 48, 3
+
+
+def textured(h, w, seed=0):
+    """A smooth random RGB texture B=1×3×h×w in [0, 1] (textured enough for SSIM and L1)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // 4 + 2, w // 4 + 2, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def shifted_pair():
+    """target(u) = source(u + SHIFT): a flow of +SHIFT px (target → source) warps source onto target exactly."""
+    big = textured(H, W + SHIFT)
+    return big[..., SHIFT:SHIFT + W], big[..., :W]
+
+
+def test_ssim_is_zero_for_identical_images_and_positive_otherwise():
+    img = textured(H, W)
+    assert losses.SSIM()(img, img).abs().max() < 1e-5
+    assert losses.SSIM()(img, textured(H, W, seed=1)).mean() > 0.05
+
+
+def test_photometric_loss_is_zero_for_a_perfect_warp():
+    target, source = shifted_pair()
+    flow = torch.zeros(1, 2, H, W)
+    flow[:, 0] = SHIFT
+    error = losses.photometric_error(losses.warp(source, flow), target)
+    interior = error[..., : W - SHIFT - 1]  # the last columns sample outside the source
+    assert interior.max() < 1e-5
+    wrong = losses.photometric_error(losses.warp(source, torch.zeros_like(flow)), target)
+    assert wrong[..., : W - SHIFT - 1].mean() > 0.02
+
+
+def test_depth_pose_view_synthesis_is_exact_for_a_plane_with_the_right_depth():
+    # Fronto-parallel plane at 10 (relative units), fx = 50: a sideways camera motion of
+    # −0.6 gives a flow of +3 px, so the synthesised view equals the target.
+    target, source = shifted_pair()
+    K = torch.tensor([[[50.0, 0, (W - 1) / 2], [0, 50.0, (H - 1) / 2], [0, 0, 1]]])
+    motion = geometry.pose_vec_to_mat(torch.tensor([[-SHIFT * 10.0 / 50.0, 0, 0, 0, 0, 0]]))
+    disp_true = torch.full((1, 1, H, W), (0.1 - 0.01) / 9.99)
+    assert torch.allclose(geometry.disp_to_depth(disp_true), torch.tensor(10.0), atol=1e-4)
+    flow = losses.depth_flow(geometry.disp_to_depth(disp_true), K, motion)
+    assert torch.allclose(flow[:, 0], torch.tensor(float(SHIFT)), atol=1e-4)
+    assert flow[:, 1].abs().max() < 1e-4
+
+    right = losses.depth_pose_loss(target, [source], [disp_true], K, [motion], automask=False, smoothness_weight=0)
+    wrong = losses.depth_pose_loss(target, [source], [disp_true * 0.5], K, [motion], automask=False, smoothness_weight=0)
+    # Only the last SHIFT columns (out of view) contribute for the right depth.
+    assert right["photometric"] < 0.25 * wrong["photometric"]
+    assert right["smoothness"] == 0
+
+
+def test_minimum_over_sources_picks_the_source_that_explains_each_pixel():
+    target, source = shifted_pair()
+    good = torch.zeros(1, 2, H, W)
+    good[:, 0] = SHIFT
+    bad = torch.zeros(1, 2, H, W)
+    bad[:, 1] = 5.0
+    both, _ = losses.reprojection_loss(target, [source, source], [bad, good], automask=False)
+    bad_only, _ = losses.reprojection_loss(target, [source], [bad], automask=False)
+    assert both < 0.3 * bad_only
+
+
+def test_automask_selects_static_pixels():
+    # Left half: the source equals the target (nothing changed between frames, e.g. an object
+    # moving with the camera) although the camera "moved"; right half: the scene moved by SHIFT.
+    target, shifted_source = shifted_pair()
+    source = target.clone()
+    source[..., W // 2:] = shifted_source[..., W // 2:]
+    flow = torch.zeros(1, 2, H, W)
+    flow[:, 0] = SHIFT
+    torch.manual_seed(0)
+    _, kept = losses.reprojection_loss(target, [source], [flow], automask=True)
+    assert kept[..., 2 : W // 2 - SHIFT - 2].sum() == 0  # static pixels are masked out
+    assert kept[..., W // 2 + 2 : W - SHIFT - 2].min() == 1  # explained motion is kept
+
+
+def test_smoothness_is_zero_for_constant_disparity_and_edge_aware():
+    img = textured(H, W)
+    assert losses.disparity_smoothness(torch.full((1, 1, H, W), 0.3), img) == 0
+    ramp = torch.linspace(0.1, 0.9, W).expand(1, 1, H, W)
+    assert losses.disparity_smoothness(ramp, img) > 0
+    # An image edge where the disparity jumps is cheaper than a flat image.
+    step = torch.zeros(1, 1, H, W) + 0.2
+    step[..., W // 2:] = 0.8
+    edge_img = torch.zeros(1, 3, H, W)
+    edge_img[..., W // 2:] = 1.0
+    assert losses.disparity_smoothness(step, edge_img) < 0.5 * losses.disparity_smoothness(step, torch.zeros(1, 3, H, W))
+
+
+def test_semantic_loss_ignores_unlabelled_pixels():
+    logits = torch.zeros(1, 19, 4, 4, requires_grad=True)
+    with torch.no_grad():
+        logits[:, ROAD] = 10.0
+    labels = torch.full((1, 4, 4), ROAD)
+    labels[:, :2] = IGNORE_ID
+    assert losses.semantic_loss(logits, labels) < 1e-3
+    labels[:, 2:] = CAR
+    assert losses.semantic_loss(logits, labels) > 5
+    none = losses.semantic_loss(logits, torch.full((1, 4, 4), IGNORE_ID))
+    assert none == 0 and math.isfinite(none.item())
+    none.backward()
+
+
+def test_forward_backward_check_finds_the_occluded_background():
+    # A square moves 4 px right between A and B over a static background: the 4 background
+    # columns right of the square in A are covered in B, i.e. occluded.
+    fw = torch.zeros(1, 2, H, W)
+    bw = torch.zeros(1, 2, H, W)
+    y0, y1, x0, x1, d = 10, 20, 10, 20, 4
+    fw[:, 0, y0:y1, x0:x1] = d
+    bw[:, 0, y0:y1, x0 + d:x1 + d] = -d
+    visible = losses.occlusion_mask(fw, bw)[0, 0]
+    assert visible[y0 + 1:y1 - 1, x1 + 1:x1 + d - 1].sum() == 0  # occluded background
+    assert visible[y0:y1, x0:x1].min() == 1  # the square itself
+    assert visible[:y0 - 2].min() == 1 and visible[:, : x0 - 1].min() == 1  # untouched background
+    # The bound grows with the flow magnitude (α1 term): no false alarm for a large consistent flow.
+    big = torch.full((1, 2, H, W), 0.0)
+    big[:, 0] = 6.0
+    assert losses.occlusion_mask(big, -big)[..., : W - 7].min() == 1
+
+
+def test_flow_loss_prefers_the_true_flow():
+    target, source = shifted_pair()
+    true = torch.zeros(1, 2, H, W)
+    true[:, 0] = SHIFT
+    good = losses.optical_flow_loss(target, [source], [[true]], [-true], smoothness_weight=0.02)
+    bad = losses.optical_flow_loss(target, [source], [[torch.zeros_like(true)]], [torch.zeros_like(true)])
+    assert good["photometric"] < 0.2 * bad["photometric"]
+    assert good["smoothness"] == 0
+
+
+def test_distillation_mask_on_a_constructed_case():
+    # Four column bands: static & consistent | static & inconsistent | car & inconsistent | leaves the image.
+    h, w = 8, 40
+    rigid = torch.zeros(1, 2, h, w)
+    rigid[:, 0] = 1.0
+    teacher = rigid.clone()
+    semantic = torch.full((1, h, w), BUILDING)
+    teacher[:, 0, :, 10:20] = -1.0  # opposite direction on a building: the teacher is wrong
+    teacher[:, 0, :, 20:30] = -1.0  # …and on a car: the car moves
+    semantic[:, :, 20:30] = CAR
+    rigid[:, 0, :, 30:] = 50.0  # rigid flow leaves the image
+    teacher[:, 0, :, 30:] = 50.0
+    parts = losses.distillation_mask(teacher, rigid, semantic)
+    mask = parts["mask"][0, 0]
+    assert mask[:, :10].min() == 1  # consistent → teacher
+    assert mask[:, 10:20].max() == 0  # static, inconsistent → rigid
+    assert mask[:, 20:30].min() == 1  # dynamic class → teacher
+    assert mask[:, 30:].max() == 0  # out of the image → rigid
+    assert parts["prior"][0, 0, :, 20:30].min() == 1 and parts["prior"][0, 0, :, :20].max() == 0
+    assert parts["boundary"][0, 0, :, 30:].max() == 0
+
+    student_right = [(mask * teacher + (1 - mask) * rigid)]
+    assert losses.distillation_loss(student_right, teacher, rigid, parts["mask"]) == 0
+    assert losses.distillation_loss([teacher], teacher, rigid, parts["mask"]) > 0
+
+
+def test_reprojection_loss_rejects_mismatched_inputs():
+    target, source = shifted_pair()
+    with pytest.raises(ValueError, match="one flow per source"):
+        losses.reprojection_loss(target, [source, source], [torch.zeros(1, 2, H, W)])
