@@ -1,0 +1,453 @@
+"""SceneEngine: a stream of RGB frames in, every ΩNet output out (ROS-free).
+
+One engine serves the ROS node, ``omeganet-infer``, the benchmarks and the
+evaluation, so every path measures the same code.
+
+Pipeline for the frame it describes (frame t, with t−1 and t+1 around it)::
+
+    frame ─ resize to the network size ─► tensor (cached per frame)
+            ├─ CamNet encoder, OFNet pyramid       (per frame, cached: each frame serves 3 triples)
+    DSNet(t)                       → disparity → depth, semantic logits
+    CamNet(t−1, t, t+1)            → camera motions t−1→t, t→t+1, intrinsics K
+    OFNet(t−1, t, t+1)             → optical flow t→t+1
+    rigid flow(depth, K, M_t→t+1)  → motion probability (ΩNet) → motion mask on dynamic classes
+
+Modes:
+
+* **Paper mode** (default, ``causal=False``): :meth:`SceneEngine.push` returns
+  the outputs of the *middle* frame of the last three, one frame late (the
+  first output comes with the third frame). Flow, ego-motion and rigid flow
+  look forward, t→t+1.
+* **Causal mode** (``causal=True``): outputs describe the *newest* frame t,
+  without latency, from the second frame on. Frame t+1 does not exist yet, so
+  the three-frame networks get the mirrored triple (t−1, t, t−1): ``flow``,
+  ``ego_motion`` and ``rigid_flow`` then describe t→t−1 (backward) and
+  ``SceneOutputs.direction`` says ``"backward"``. Motion segmentation is
+  unchanged in meaning (optical vs rigid flow over the same frame pair).
+
+In both modes ``motion_from_previous`` is the camera motion t−1→t, the one to
+chain for odometry: ``pose_t = pose_{t−1} @ motion_from_previous``.
+
+Scale: depth and translations are in the network's relative units unless a
+metric scale is set (:meth:`SceneEngine.set_depth_scale`, e.g. from the node's
+scale recovery), which multiplies depth and ego-motion translations. Rigid flow
+and motion use the unscaled, mutually consistent network outputs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import geometry
+from .checkpoint import (CheckpointError, build_networks_from_checkpoint, default_checkpoint_path,
+                         load_checkpoint)
+from .classes import DYNAMIC_TRAIN_IDS, NUM_CLASSES
+from .motion import EPSILON, MOTION_THRESHOLD, dynamic_class_mask, motion_probability
+
+log = logging.getLogger(__name__)
+
+NETWORK_NAMES = ("dsnet", "camnet", "ofnet")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MIN_NETWORK_SIZE = 64
+
+
+@dataclass
+class SceneOutputs:
+    """Everything the engine knows about one frame, at ``resolution`` H×W.
+
+    Arrays are numpy. Camera motions are 4×4 (geometry convention: the pose of
+    the later camera in the earlier camera frame, REP 103 optical axes).
+    """
+
+    stamp: float                       # stamp of the frame described (as pushed)
+    depth: np.ndarray                  # H×W float32; metres if depth_is_metric else relative units
+    depth_is_metric: bool
+    depth_scale: float                 # factor applied to the network's relative depth (1.0 if none)
+    semantic: np.ndarray               # H×W uint8 Cityscapes trainIds
+    flow: np.ndarray                   # H×W×2 float32 pixels, this frame → next (→ previous in causal mode)
+    motion_probability: np.ndarray     # H×W float32 in [0, 1]
+    motion_mask: np.ndarray            # H×W bool: moving pixels of potentially dynamic classes
+    ego_motion: np.ndarray             # 4×4 float64 camera motion this → next frame (→ previous in causal mode)
+    motion_from_previous: np.ndarray   # 4×4 float64 camera motion previous → this frame (for odometry)
+    intrinsics: np.ndarray             # 3×3 float64 K in pixels of the output resolution
+    timings_ms: dict[str, float]       # per stage
+    rigid_flow: np.ndarray | None = None           # H×W×2 float32 pixels, same direction as ``flow``
+    class_probabilities: np.ndarray | None = None  # C×H×W float32 softmax, when asked for
+    direction: str = "forward"         # "forward" (paper mode) or "backward" (causal mode)
+    intrinsics_source: str = "camnet"  # "camnet" (estimated) or "given" (push(K=...))
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(W, H) of the outputs."""
+        return self.depth.shape[1], self.depth.shape[0]
+
+
+@dataclass
+class _FrameState:
+    """What the engine keeps of a pushed frame (reused by the three triples it belongs to)."""
+
+    stamp: float
+    image: torch.Tensor           # 1×3×h×w float in [0, 1] at the network size
+    input_size: tuple[int, int]   # (W, H) of the pushed frame
+    K: torch.Tensor | None        # 3×3 at the network size, when given
+    cam_features: list | None = None
+    flow_features: list | None = None
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    return dev
+
+
+def check_frame(frame) -> np.ndarray:
+    """Raise ``ValueError`` unless ``frame`` is a non-empty H×W×3 uint8 array; returns it."""
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"frame must be a numpy array (H×W×3 uint8 RGB), got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"frame must be uint8 RGB, got dtype {frame.dtype}")
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame must be H×W×3 RGB, got shape {frame.shape}")
+    if frame.shape[0] < 2 or frame.shape[1] < 2:
+        raise ValueError(f"frame is empty or degenerate: shape {frame.shape}")
+    return frame
+
+
+def _check_K(K) -> np.ndarray:
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"intrinsics K must be a finite 3×3 matrix with fx, fy > 0, got {K.tolist()}")
+    return K
+
+
+class SceneEngine:
+    """ΩNet inference on a stream of frames; see the module docstring for the pipeline and modes.
+
+    Args:
+        checkpoint: path to an ``omeganet_ros.checkpoint/1`` file, a loaded
+            :class:`~omeganet_ros.checkpoint.Checkpoint`, ``None`` for the packaged
+            default (random weights, with a loud warning, when none is installed), or
+            ``"random"`` for random weights without looking for one.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        precision: ``"fp32"``, ``"bf16"`` (autocast, CPU or CUDA) or ``"fp16"`` (autocast, CUDA only).
+        size: network input (W, H); frames of any size are resized to it.
+        compile: ``torch.compile`` the networks (with inductor freezing); the first
+            frames are slow while it compiles.
+        channels_last: NHWC memory format (default: on for CPU).
+        output_resolution: ``"input"`` (outputs at each pushed frame's size) or ``"network"``.
+        motion_threshold: τ of the motion mask.
+        dynamic_classes: trainIds that may be masked as moving (None: no class restriction).
+        causal: outputs for the newest frame instead of the middle one (see module doc).
+        class_probabilities: also return the C×H×W softmax.
+        depth_scale: metric scale of the network depth (None: relative depth).
+        seed: seed of the random initialisation (random weights only).
+        num_threads: CPU threads for PyTorch (None: leave as is).
+    """
+
+    def __init__(self, checkpoint=None, device: str = "auto", precision: str = "fp32",
+                 size: tuple[int, int] = (640, 192), compile: bool = False, channels_last: bool | None = None,
+                 output_resolution: str = "input", motion_threshold: float = MOTION_THRESHOLD,
+                 dynamic_classes: Iterable[int] | None = DYNAMIC_TRAIN_IDS, causal: bool = False,
+                 class_probabilities: bool = False, depth_scale: float | None = None, seed: int = 0,
+                 num_threads: int | None = None):
+        self.device = _resolve_device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; use one of {sorted(PRECISIONS)}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
+        if output_resolution not in ("input", "network"):
+            raise ValueError(f"output_resolution must be 'input' or 'network', got {output_resolution!r}")
+        if not 0.0 <= motion_threshold <= 1.0:
+            raise ValueError(f"motion_threshold must be in [0, 1], got {motion_threshold}")
+        width, height = (int(v) for v in size)
+        if width < MIN_NETWORK_SIZE or height < MIN_NETWORK_SIZE:
+            raise ValueError(f"network size must be at least {MIN_NETWORK_SIZE}×{MIN_NETWORK_SIZE}, got {width}×{height}")
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        self.size = (width, height)
+        self.precision = precision
+        self.autocast_dtype = PRECISIONS[precision]
+        self.output_resolution = output_resolution
+        self.motion_threshold = float(motion_threshold)
+        self.dynamic_classes = None if dynamic_classes is None else tuple(int(c) for c in dynamic_classes)
+        self.causal = bool(causal)
+        self.return_class_probabilities = bool(class_probabilities)
+        self.channels_last = (self.device.type == "cpu") if channels_last is None else bool(channels_last)
+        self.compiled = bool(compile)
+        self._depth_scale: float | None = None
+        if depth_scale is not None:
+            self.set_depth_scale(depth_scale)
+
+        self.networks, self.checkpoint_path, self.random_weights = self._load_networks(checkpoint, seed)
+        for net in self.networks.values():
+            net.eval().to(self.device)
+            if self.channels_last:
+                net.to(memory_format=torch.channels_last)
+        self._dsnet = self.networks["dsnet"]
+        self._cam_encode = self.networks["camnet"].encode
+        self._cam_decode = self.networks["camnet"].decode
+        self._flow_encode = self.networks["ofnet"].encode
+        self._flow_decode = self.networks["ofnet"].decode
+        if self.compiled:
+            self._compile()
+        self._frames: deque[_FrameState] = deque(maxlen=3)
+        self.frames_pushed = 0
+
+    # ------------------------------------------------------------------ setup
+
+    def _load_networks(self, checkpoint, seed: int):
+        from .nets import build_networks
+
+        if checkpoint is None:
+            checkpoint = default_checkpoint_path()
+        if checkpoint is None or (isinstance(checkpoint, str) and checkpoint == "random"):
+            if checkpoint is None:
+                message = ("omeganet_ros: no trained checkpoint given and none installed at "
+                           "omeganet_ros/models/omeganet_synth.pt: the engine runs with RANDOM weights; "
+                           "its outputs are meaningless (fine for tests and benchmarks only)")
+                warnings.warn(message, RuntimeWarning, stacklevel=3)
+                log.warning(message)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                networks = build_networks()
+            return networks, None, True
+        ckpt = checkpoint if not isinstance(checkpoint, (str, Path)) else load_checkpoint(checkpoint)
+        missing = [n for n in NETWORK_NAMES if n not in ckpt.architecture]
+        if missing:
+            raise CheckpointError(f"checkpoint {ckpt.path}: lacks network(s) {missing} needed by the engine")
+        networks = build_networks_from_checkpoint(ckpt, NETWORK_NAMES)
+        expected = {"dsnet": "DSNet", "camnet": "CamNet", "ofnet": "OFNet"}
+        for name, cls in expected.items():
+            if type(networks[name]).__name__ != cls:
+                raise CheckpointError(f"checkpoint {ckpt.path}: network {name!r} is a "
+                                      f"{type(networks[name]).__name__}, expected {cls}")
+        dsnet_classes = getattr(networks["dsnet"], "num_classes", NUM_CLASSES)
+        if dsnet_classes != NUM_CLASSES:
+            raise CheckpointError(f"checkpoint {ckpt.path}: DSNet has {dsnet_classes} classes, the engine expects {NUM_CLASSES}")
+        if tuple(ckpt.input_size) != self.size:
+            log.info("checkpoint %s was trained at %s, running at %s", ckpt.path, ckpt.input_size, self.size)
+        return networks, ckpt.path, False
+
+    def _compile(self):
+        import torch._inductor.config as inductor_config
+
+        # Freezing folds the (inference-only) weights into the graph: constant-folded BatchNorm, pre-packed convs.
+        inductor_config.freezing = True
+        self._dsnet = torch.compile(self._dsnet, dynamic=False)
+        self._cam_encode = torch.compile(self._cam_encode, dynamic=False)
+        self._cam_decode = torch.compile(self._cam_decode, dynamic=False)
+        self._flow_encode = torch.compile(self._flow_encode, dynamic=False)
+        self._flow_decode = torch.compile(self._flow_decode, dynamic=False)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def depth_scale(self) -> float:
+        return 1.0 if self._depth_scale is None else self._depth_scale
+
+    @property
+    def depth_is_metric(self) -> bool:
+        return self._depth_scale is not None
+
+    def set_depth_scale(self, scale: float | None) -> None:
+        """Metres per network depth unit (from scale recovery); ``None`` returns to relative depth."""
+        if scale is not None and not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"depth scale must be a positive finite number, got {scale}")
+        self._depth_scale = None if scale is None else float(scale)
+
+    def reset(self) -> None:
+        """Forget buffered frames (a new sequence starts; the next output needs a full buffer again)."""
+        self._frames.clear()
+
+    @property
+    def latency_frames(self) -> int:
+        """Frames between pushing a frame and getting its outputs (1 in paper mode, 0 in causal mode)."""
+        return 0 if self.causal else 1
+
+    def push(self, frame: np.ndarray, stamp: float, K=None) -> SceneOutputs | None:
+        """Add a frame (H×W×3 uint8 RGB, any size) with its stamp (seconds).
+
+        ``K``: the camera's 3×3 intrinsics in pixels of this frame (e.g. from
+        camera_info); when given, rigid flow uses it instead of CamNet's
+        estimate. Returns the outputs of the middle frame (paper mode, from the
+        third frame on) or of this frame (causal mode, from the second frame
+        on), else None. A stamp that does not increase, or a change of frame
+        size, restarts the buffer.
+        """
+        check_frame(frame)
+        stamp = float(stamp)
+        if not np.isfinite(stamp):
+            raise ValueError(f"stamp must be finite, got {stamp}")
+        K_net = None
+        if K is not None:
+            K_in = _check_K(K)
+            sx, sy = self.size[0] / frame.shape[1], self.size[1] / frame.shape[0]
+            K_net = geometry.scale_intrinsics(torch.from_numpy(K_in), sx, sy).float().to(self.device)
+        if self._frames:
+            last = self._frames[-1]
+            if stamp <= last.stamp or last.input_size != (frame.shape[1], frame.shape[0]):
+                log.info("stamp went back or frame size changed: restarting the frame buffer")
+                self._frames.clear()
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        state = _FrameState(stamp, self._preprocess(frame), (frame.shape[1], frame.shape[0]), K_net)
+        self._mark(timings, "preprocess", t0)
+        self._encode(state, timings)
+        self._frames.append(state)
+        self.frames_pushed += 1
+        if self.causal:
+            if len(self._frames) < 2:
+                return None
+            prev, cur = self._frames[-2], self._frames[-1]
+            out = self._infer(prev, cur, prev, timings)
+        else:
+            if len(self._frames) < 3:
+                return None
+            out = self._infer(self._frames[0], self._frames[1], self._frames[2], timings)
+        out.timings_ms["total"] = sum(v for k, v in out.timings_ms.items() if k != "total")
+        return out
+
+    # ------------------------------------------------------------------ stages
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _mark(self, timings: dict, name: str, start: float) -> float:
+        self._sync()
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + (now - start) * 1000.0
+        return now
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _preprocess(self, frame: np.ndarray) -> torch.Tensor:
+        """H×W×3 uint8 → 1×3×h×w float in [0, 1] at the network size, on the device."""
+        w, h = self.size
+        if (frame.shape[1], frame.shape[0]) != (w, h):
+            shrink = frame.shape[1] > w and frame.shape[0] > h
+            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        tensor = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
+        tensor = tensor.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        if self.channels_last:
+            tensor = tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
+
+    def _encode(self, state: _FrameState, timings: dict) -> None:
+        """Per-frame encoders (CamNet's, OFNet's pyramid), computed once per frame and cached."""
+        from .nets.layers import pad_to_multiple
+
+        with torch.no_grad(), self._autocast():
+            t = time.perf_counter()
+            state.cam_features = self._cam_encode(state.image)
+            t = self._mark(timings, "camnet_encoder", t)
+            state.flow_features = self._flow_encode(pad_to_multiple(state.image, 64))
+            self._mark(timings, "ofnet_encoder", t)
+
+    def _infer(self, prev: _FrameState, cur: _FrameState, nxt: _FrameState, timings: dict) -> SceneOutputs:
+        w, h = self.size
+        with torch.no_grad():
+            with self._autocast():
+                t = time.perf_counter()
+                ds = self._dsnet(cur.image)
+                disp = ds["disp_full"].float()
+                logits = ds["semantic"].float()
+                t = self._mark(timings, "dsnet", t)
+                cam = self._cam_decode(prev.cam_features, cur.cam_features, nxt.cam_features, h, w)
+                t = self._mark(timings, "camnet", t)
+                flow = self._flow_decode(prev.flow_features, cur.flow_features, nxt.flow_features, h, w,
+                                         backward=False)["flow_fw"][0].float()
+                t = self._mark(timings, "ofnet", t)
+
+            motions = geometry.pose_vec_to_mat(cam["motion"].float())  # 1×2×4×4: t−1→t, t→t+1
+            motion_from_previous, ego_motion = motions[:, 0], motions[:, 1]
+            given_K = cur.K is not None
+            K = cur.K.unsqueeze(0) if given_K else cam["K"].float()
+            depth = geometry.disp_to_depth(disp)
+            rigid = geometry.rigid_flow(depth, K, ego_motion)
+            prob = motion_probability(flow, rigid, eps=EPSILON)  # 1×h×w
+            semantic = logits.max(dim=1).indices  # 1×h×w; max() is ~5× faster than argmax() here
+            t = self._mark(timings, "motion", t)
+
+            out = self._finish(cur, disp, logits, semantic, flow, rigid, prob, K, ego_motion, motion_from_previous)
+            out.intrinsics_source = "given" if given_K else "camnet"
+            self._mark(timings, "postprocess", t)
+        out.timings_ms = timings
+        return out
+
+    def _finish(self, cur, disp, logits, semantic, flow, rigid, prob, K, ego_motion, motion_from_previous) -> SceneOutputs:
+        """Resize to the output resolution, apply the depth scale, threshold, convert to numpy."""
+        w, h = self.size
+        out_w, out_h = cur.input_size if self.output_resolution == "input" else self.size
+        if (out_w, out_h) != (w, h):
+            disp = F.interpolate(disp, size=(out_h, out_w), mode="bilinear", align_corners=False)
+            flow = geometry.resize_flow(flow, out_h, out_w)
+            rigid = geometry.resize_flow(rigid, out_h, out_w)
+            prob = F.interpolate(prob.unsqueeze(1), size=(out_h, out_w), mode="bilinear", align_corners=False).squeeze(1)
+            semantic = F.interpolate(semantic.unsqueeze(1).float(), size=(out_h, out_w), mode="nearest").squeeze(1).long()
+            K = geometry.scale_intrinsics(K, out_w / w, out_h / h)
+            if self.return_class_probabilities:
+                logits = F.interpolate(logits, size=(out_h, out_w), mode="bilinear", align_corners=False)
+        depth = geometry.disp_to_depth(disp) * self.depth_scale
+        mask = prob > self.motion_threshold
+        if self.dynamic_classes is not None:
+            mask &= dynamic_class_mask(semantic, self.dynamic_classes)
+        scale = self.depth_scale
+        ego = ego_motion[0].double().cpu().numpy()
+        ego[:3, 3] *= scale
+        from_prev = motion_from_previous[0].double().cpu().numpy()
+        from_prev[:3, 3] *= scale
+        probabilities = torch.softmax(logits, dim=1)[0].cpu().numpy() if self.return_class_probabilities else None
+        return SceneOutputs(
+            stamp=cur.stamp,
+            depth=depth[0, 0].cpu().numpy().astype(np.float32),
+            depth_is_metric=self.depth_is_metric,
+            depth_scale=scale,
+            semantic=semantic[0].to(torch.uint8).cpu().numpy(),
+            flow=flow[0].permute(1, 2, 0).cpu().numpy().astype(np.float32),
+            motion_probability=prob[0].cpu().numpy().astype(np.float32),
+            motion_mask=mask[0].cpu().numpy(),
+            ego_motion=ego,
+            motion_from_previous=from_prev,
+            intrinsics=K[0].double().cpu().numpy(),
+            timings_ms={},
+            rigid_flow=rigid[0].permute(1, 2, 0).cpu().numpy().astype(np.float32),
+            class_probabilities=probabilities,
+            direction="backward" if self.causal else "forward",
+            metadata=self.describe(),
+        )
+
+    def describe(self) -> dict:
+        """Plain-value description of the engine (for meta.json, diagnostics, benchmark records)."""
+        return {
+            "checkpoint": None if self.checkpoint_path is None else str(self.checkpoint_path),
+            "random_weights": self.random_weights,
+            "network_size": list(self.size),
+            "output_resolution": self.output_resolution,
+            "device": str(self.device),
+            "precision": self.precision,
+            "compiled": self.compiled,
+            "channels_last": self.channels_last,
+            "causal": self.causal,
+            "motion_threshold": self.motion_threshold,
+            "dynamic_classes": None if self.dynamic_classes is None else list(self.dynamic_classes),
+        }
