@@ -1,0 +1,513 @@
+"""Training data: ``--data`` specs → triplets (t−1, t, t+1) of frames, with proxy labels and augmentation.
+
+Specs (several can be mixed; every frame is resized to the training size)::
+
+    synth:seed=S,frames=N            the procedural world, generated in memory
+    sequence:PATH                    a sequence-layout folder (data/layout.py)
+    folder:PATH                      any folder of images, sorted by name
+    video:PATH                       any video file
+    bag:PATH:TOPIC                   an image topic of a ROS 2 bag
+    kitti:ROOT:SPLITFILE             KITTI raw, frames listed in a split file
+
+Options follow as ``,key=value`` (after the path for path kinds):
+
+* ``labels=DIR``: proxy semantic labels, one trainId PNG per frame with the
+  frame's file stem (255 = none). For ``sequence`` and ``synth``,
+  ``labels=gt`` uses the sequence's own ``semantic/`` ground truth.
+* ``intrinsics=FILE``: a 3×3 K (pixels of the original frames) when known.
+  ``sequence`` and ``synth`` read their own; ``kitti`` reads the calibration.
+* ``side=l|r`` (kitti): camera 02 or 03 when the split file does not say.
+
+A frame that cannot be read is skipped: any triplet that needs it is left
+out of its batch and counted (``TripletDataset.skipped``); training goes on.
+
+Augmentation as in monodepth2: with probability ½ a colour jitter
+(brightness, contrast, saturation ±0.2, hue ±0.1) applied identically to the
+three frames — the networks see the jittered frames, the losses compare the
+clean ones — and with probability ½ a horizontal flip of everything (frames,
+labels, depth, K).
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, Dataset
+
+from .. import geometry
+from ..classes import IGNORE_ID
+from ..data.layout import SequenceFolder
+
+Loader = Callable[[], np.ndarray]
+SPEC_KINDS = ("synth", "sequence", "folder", "video", "bag", "kitti")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@runtime_checkable
+class SemanticTeacher(Protocol):
+    """A network that labels frames for the semantic loss: B×3×H×W RGB in [0, 1] → B×H×W trainIds (255 = none)."""
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class FrameRecord:
+    """One frame: a loader of its H×W×3 uint8 RGB image and optional loaders of its labels and ground truth."""
+
+    image: Loader
+    name: str
+    labels: Loader | None = None  # H×W uint8 trainIds (proxy labels for training)
+    depth: Loader | None = None  # H×W float metres, ≤ 0 or non-finite = none (validation)
+    flow_fw: Loader | None = None  # H×W×2 pixels t→t+1, NaN = none (validation)
+    semantic: Loader | None = None  # H×W trainIds ground truth (validation)
+    motion: Loader | None = None  # H×W 0/1 ground truth (validation, τ calibration)
+
+
+@dataclass
+class FrameSequence:
+    """An ordered clip of frames and what is known about its camera."""
+
+    name: str
+    frames: list[FrameRecord]
+    K: np.ndarray | None = None  # 3×3 pixels of the original frames
+    centres: list[int] | None = None  # allowed triplet centres (default: all with both neighbours)
+    skipped: int = 0  # frames the reader already dropped (video/bag decode errors)
+    depth_crop: str | None = None  # evaluation crop for validation ("garg" for KITTI)
+    metric_depth: bool = True
+
+
+@dataclass
+class DataSpec:
+    kind: str
+    args: list[str]
+    options: dict[str, str] = field(default_factory=dict)
+    text: str = ""
+
+
+def parse_spec(text: str) -> DataSpec:
+    """Parse one ``--data`` spec (see the module docstring); ValueError naming the spec when malformed."""
+    kind, sep, rest = text.partition(":")
+    if not sep or kind not in SPEC_KINDS:
+        raise ValueError(f"data spec {text!r}: expected KIND:..., KIND one of {', '.join(SPEC_KINDS)}")
+    parts = rest.split(",")
+    options: dict[str, str] = {}
+    if kind == "synth":
+        head, opt_parts = "", parts
+    else:
+        # Trailing key=value parts are options; the rest (which may contain commas) is the path.
+        opt_parts = []
+        while len(parts) > 1 and re.fullmatch(r"\w+=.*", parts[-1]):
+            opt_parts.insert(0, parts.pop())
+        head = ",".join(parts)
+    for part in opt_parts:
+        if not part:
+            continue
+        k, eq, v = part.partition("=")
+        if not eq:
+            raise ValueError(f"data spec {text!r}: option {part!r} is not key=value")
+        options[k] = v
+    if kind in ("bag", "kitti"):
+        path, sep, last = head.rpartition(":")
+        if not sep or not path or not last:
+            what = "bag:PATH:TOPIC" if kind == "bag" else "kitti:ROOT:SPLITFILE"
+            raise ValueError(f"data spec {text!r}: expected {what}")
+        args = [path, last]
+    elif kind == "synth":
+        args = []
+    else:
+        if not head:
+            raise ValueError(f"data spec {text!r}: missing path")
+        args = [head]
+    return DataSpec(kind, args, options, text)
+
+
+def _imread_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise OSError(f"cannot read image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _imread_labels(path: Path) -> np.ndarray:
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if labels is None:
+        raise OSError(f"cannot read label image {path}")
+    if labels.ndim != 2:
+        raise OSError(f"label image {path} must be single-channel trainIds, has shape {labels.shape}")
+    return labels
+
+
+def _label_loader(label_dir: Path | None, stem: str) -> Loader | None:
+    if label_dir is None:
+        return None
+    path = label_dir / (stem + ".png")
+    return (lambda p=path: _imread_labels(p)) if path.is_file() else None
+
+
+def _read_K(path) -> np.ndarray:
+    path = Path(path)
+    try:
+        K = np.loadtxt(path).reshape(3, 3)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"intrinsics file {path}: expected a 3×3 matrix ({exc})") from exc
+    return K
+
+
+def _folder_sequence(spec: DataSpec) -> FrameSequence:
+    root = Path(spec.args[0])
+    if not root.is_dir():
+        raise OSError(f"data spec {spec.text!r}: image folder {root} does not exist")
+    files = sorted(p for p in root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise OSError(f"data spec {spec.text!r}: folder {root} holds no {'/'.join(IMAGE_SUFFIXES)} images")
+    label_dir = Path(spec.options["labels"]) if "labels" in spec.options else None
+    frames = [FrameRecord(image=lambda p=p: _imread_rgb(p), name=str(p), labels=_label_loader(label_dir, p.stem))
+              for p in files]
+    K = _read_K(spec.options["intrinsics"]) if "intrinsics" in spec.options else None
+    return FrameSequence(str(root), frames, K)
+
+
+def _decoded_sequence(spec: DataSpec, source, size: tuple[int, int]) -> FrameSequence:
+    """Decode a video/bag into memory at the training size (their frames cannot be read one by one cheaply)."""
+    width, height = size
+    frames, original = [], None
+    for index, _stamp, rgb in source:
+        original = original or (rgb.shape[1], rgb.shape[0])
+        if (rgb.shape[1], rgb.shape[0]) != original:
+            source._skip(f"{source.path}: frame {index} is {rgb.shape[1]}×{rgb.shape[0]}, the clip {original[0]}×{original[1]}")
+            continue
+        small = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        frames.append(FrameRecord(image=lambda a=small: a, name=f"{source.path}#{index}"))
+    if not frames:
+        raise OSError(f"data spec {spec.text!r}: no frame could be decoded")
+    K = None
+    if "intrinsics" in spec.options:
+        K = geometry.scale_intrinsics(torch.from_numpy(_read_K(spec.options["intrinsics"])),
+                                      width / original[0], height / original[1]).numpy()
+    for message in source.errors[:5]:
+        warnings.warn(f"skipped frame: {message}")
+    return FrameSequence(spec.text, frames, K, skipped=source.skipped)
+
+
+def _sequence_folder(spec: DataSpec) -> FrameSequence:
+    root = Path(spec.args[0])
+    seq = SequenceFolder(root)
+    indices = seq.indices("images")
+    if not indices:
+        raise OSError(f"data spec {spec.text!r}: {root} has no images/ folder of PNG frames")
+    labels = spec.options.get("labels")
+    label_dir = None if labels in (None, "gt") else Path(labels)
+
+    def maybe(kind, i):
+        return (lambda: seq.read(kind, i)) if seq.path(kind, i).is_file() else None
+
+    frames = []
+    for i in indices:
+        semantic = maybe("semantic", i)
+        frames.append(FrameRecord(
+            image=lambda i=i: seq.read("images", i), name=str(seq.path("images", i)),
+            labels=semantic if labels == "gt" else _label_loader(label_dir, f"{i:06d}"),
+            depth=maybe("depth", i), flow_fw=maybe("flow_fw", i), semantic=semantic, motion=maybe("motion", i)))
+    K = seq.intrinsics() if (root / "intrinsics.txt").is_file() else None
+    if "intrinsics" in spec.options:
+        K = _read_K(spec.options["intrinsics"])
+    metric = bool(seq.meta().get("depth_metric", True))
+    return FrameSequence(str(root), frames, K, metric_depth=metric)
+
+
+def _synth_sequence(spec: DataSpec, size: tuple[int, int]) -> FrameSequence:
+    """The synthetic world, generated in memory (``omeganet_ros.synth``)."""
+    try:
+        from ..synth import generate_sequence  # noqa: WPS433 (heavy, optional at import)
+    except ImportError as exc:
+        raise ValueError(f"data spec {spec.text!r}: the synthetic world (omeganet_ros.synth) is not available: {exc}") from exc
+    try:
+        seed = int(spec.options.get("seed", 0))
+        frames = int(spec.options.get("frames", 50))
+    except ValueError as exc:
+        raise ValueError(f"data spec {spec.text!r}: seed and frames must be integers") from exc
+    if frames < 3:
+        raise ValueError(f"data spec {spec.text!r}: need at least 3 frames, got {frames}")
+    gen_size = size
+    if "size" in spec.options:
+        w, _, h = spec.options["size"].partition("x")
+        gen_size = (int(w), int(h))
+    sequence = generate_sequence(seed=seed, num_frames=frames, size=gen_size)
+    use_gt_labels = spec.options.get("labels") == "gt"
+    records = []
+    for i, frame in enumerate(sequence.frames):
+        records.append(FrameRecord(
+            image=lambda a=frame.image: a, name=f"synth seed={seed} #{i}",
+            labels=(lambda a=frame.semantic: a) if use_gt_labels else None,
+            depth=lambda a=frame.depth: a,
+            flow_fw=(lambda a=frame.flow_fw: a) if frame.flow_fw is not None else None,
+            semantic=lambda a=frame.semantic: a,
+            motion=(lambda a=frame.motion: a) if frame.motion is not None else None))
+    return FrameSequence(spec.text, records, np.asarray(sequence.K, np.float64))
+
+
+def _kitti_calibration(calib_file: Path, camera: str) -> np.ndarray:
+    for line in calib_file.read_text().splitlines():
+        key, _, values = line.partition(":")
+        if key.strip() == f"P_rect_{camera}":
+            return np.array(values.split(), np.float64).reshape(3, 4)[:, :3]
+    raise ValueError(f"KITTI calibration {calib_file} has no P_rect_{camera}")
+
+
+def _kitti_sequences(spec: DataSpec) -> list[FrameSequence]:
+    """KITTI raw frames listed in a split file.
+
+    Lines are either monodepth2/Zhou style ``DATE/DRIVE FRAME l|r`` or image
+    paths relative to ROOT (``DATE/DRIVE/image_02/data/NNNNNNNNNN.png`` …).
+    Each listed frame is a triplet centre; its neighbours come from disk.
+    Ground-truth depth for validation: ``proj_depth/velodyne/image_0X/*.npz``
+    (key ``velodyne_depth``) or ``*.png`` (KITTI depth, value / 256) when present.
+    """
+    root, split = Path(spec.args[0]), Path(spec.args[1])
+    if not root.is_dir():
+        raise OSError(f"data spec {spec.text!r}: KITTI root {root} does not exist")
+    if not split.is_file():
+        raise OSError(f"data spec {spec.text!r}: split file {split} does not exist")
+    default_side = spec.options.get("side", "l")
+    centres: dict[tuple[str, str], list[int]] = {}
+    for lineno, line in enumerate(split.read_text().splitlines(), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if tokens[0].lower().endswith(IMAGE_SUFFIXES):
+            path = Path(tokens[0])
+            drive, camera, index = str(path.parent.parent.parent), path.parent.parent.name[-2:], int(path.stem)
+        elif len(tokens) >= 2 and tokens[1].isdigit():
+            side = tokens[2] if len(tokens) > 2 else default_side
+            drive, camera, index = tokens[0], {"l": "02", "r": "03"}.get(side, "02"), int(tokens[1])
+        else:
+            raise ValueError(f"{split}:{lineno}: cannot parse {line!r} (expected 'DRIVE FRAME SIDE' or an image path)")
+        centres.setdefault((drive, camera), []).append(index)
+    sequences = []
+    for (drive, camera), wanted in centres.items():
+        image_dir = root / drive / f"image_{camera}" / "data"
+        files = sorted(image_dir.glob("*.png"))
+        if not files:
+            raise OSError(f"data spec {spec.text!r}: no images in {image_dir}")
+        calib = root / Path(drive).parent / "calib_cam_to_cam.txt"
+        K = _kitti_calibration(calib, camera) if calib.is_file() else None
+        depth_dir = root / drive / "proj_depth" / "velodyne" / f"image_{camera}"
+        by_index = {int(p.stem): p for p in files}
+        first = min(by_index)
+        records = []
+        for idx in range(first, max(by_index) + 1):
+            path = by_index.get(idx, image_dir / f"{idx:010d}.png")  # a missing file fails to load → skipped
+            records.append(FrameRecord(image=lambda p=path: _imread_rgb(p), name=str(path),
+                                       depth=_kitti_depth_loader(depth_dir, idx)))
+        sequences.append(FrameSequence(f"{drive} image_{camera}", records, K,
+                                       centres=[i - first for i in wanted], depth_crop="garg"))
+    return sequences
+
+
+def _kitti_depth_loader(depth_dir: Path, index: int) -> Loader | None:
+    npz = depth_dir / f"{index:010d}.npz"
+    png = depth_dir / f"{index:010d}.png"
+    if npz.is_file():
+        return lambda: np.load(npz)["velodyne_depth"].astype(np.float32)
+    if png.is_file():
+        return lambda: cv2.imread(str(png), cv2.IMREAD_UNCHANGED).astype(np.float32) / 256.0
+    return None
+
+
+def build_sequences(spec_text: str, size: tuple[int, int]) -> list[FrameSequence]:
+    """The frame sequences of one ``--data`` spec; ``size`` (W, H) is the training size."""
+    spec = parse_spec(spec_text)
+    if spec.kind == "folder":
+        return [_folder_sequence(spec)]
+    if spec.kind == "sequence":
+        return [_sequence_folder(spec)]
+    if spec.kind == "synth":
+        return [_synth_sequence(spec, size)]
+    if spec.kind == "kitti":
+        return _kitti_sequences(spec)
+    from ..data import sources  # OpenCV/PyAV/rosbags readers
+
+    if spec.kind == "video":
+        return [_decoded_sequence(spec, sources.VideoSource(spec.args[0]), size)]
+    return [_decoded_sequence(spec, sources.RosbagSource(spec.args[0], spec.args[1]), size)]
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentation
+
+
+def _jitter_params(gen: torch.Generator) -> tuple[float, float, float, float]:
+    u = torch.rand(4, generator=gen, dtype=torch.float64).tolist()
+    return 0.8 + 0.4 * u[0], 0.8 + 0.4 * u[1], 0.8 + 0.4 * u[2], -0.1 + 0.2 * u[3]
+
+
+def color_jitter(image: torch.Tensor, brightness: float, contrast: float, saturation: float, hue: float) -> torch.Tensor:
+    """monodepth2's ColorJitter (torchvision semantics), 3×H×W in [0, 1]; ``hue`` in turns (±0.1)."""
+    from kornia.enhance import adjust_hue
+
+    def gray(x):
+        return (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+
+    image = (image * brightness).clamp(0, 1)
+    image = ((image - gray(image).mean()) * contrast + gray(image).mean()).clamp(0, 1)
+    g = gray(image)
+    image = ((image - g) * saturation + g).clamp(0, 1)
+    image = adjust_hue(image.unsqueeze(0), hue * 2 * np.pi).squeeze(0).clamp(0, 1)
+    return image
+
+
+# --------------------------------------------------------------------------------------------
+# The dataset
+
+
+def _to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div(255.0)
+
+
+class TripletDataset(Dataset):
+    """Triplets (t−stride, t, t+stride) of one or more sequences, resized to ``size`` = (W, H).
+
+    Items are dicts of tensors: ``prev``, ``cur``, ``next`` (3×H×W clean, for
+    the losses), ``prev_aug``, ``cur_aug``, ``next_aug`` (the networks'
+    inputs), ``K`` 3×3 and ``has_K`` (bool), ``labels`` H×W long (255 = none),
+    ``has_labels`` (bool), ``depth`` 1×H×W ground truth (0 = none, nearest-resized)
+    and ``has_depth``. An item whose frames cannot be read is None (the
+    collate function drops it and counts it).
+
+    Randomness (augmentation) is a function of (seed, epoch, index) only, so
+    runs and resumed runs see the same data, with any number of workers.
+    """
+
+    def __init__(self, sequences: list[FrameSequence], size: tuple[int, int], *, stride: int = 1,
+                 augment: bool = True, seed: int = 0):
+        self.sequences = sequences
+        self.width, self.height = int(size[0]), int(size[1])
+        if self.width < 64 or self.height < 64:
+            raise ValueError(f"training size must be at least 64×64, got {self.width}×{self.height}")
+        self.stride = int(stride)
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self.items: list[tuple[int, int]] = []
+        for s, seq in enumerate(sequences):
+            n = len(seq.frames)
+            centres = seq.centres if seq.centres is not None else range(n)
+            self.items += [(s, c) for c in centres if c - self.stride >= 0 and c + self.stride < n]
+        if not self.items:
+            raise ValueError(f"no triplet of frames (stride {self.stride}) in {[s.name for s in sequences]}: "
+                             "each sequence needs at least 3 frames")
+        self.decode_skipped = sum(s.skipped for s in sequences)
+        self.has_any_labels = any(f.labels is not None for s in sequences for f in s.frames)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _resize_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise OSError(f"frame has shape {rgb.shape}, expected H×W×3")
+        if rgb.shape[:2] == (self.height, self.width):
+            return rgb
+        return cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
+
+    def _resize_nearest(self, array: np.ndarray) -> np.ndarray:
+        if array.shape[:2] == (self.height, self.width):
+            return array
+        return cv2.resize(array, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
+
+    def load_frames(self, index: int):
+        """(sequence, centre, [3 RGB uint8 frames at their original size]); raises OSError for unreadable frames."""
+        s, c = self.items[index]
+        seq = self.sequences[s]
+        frames = []
+        for i in (c - self.stride, c, c + self.stride):
+            try:
+                rgb = seq.frames[i].image()
+            except Exception as exc:  # cv2/PIL/numpy raise various errors for broken files
+                raise OSError(f"{seq.frames[i].name}: {exc}") from exc
+            if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+                raise OSError(f"{seq.frames[i].name}: not an H×W×3 uint8 image")
+            frames.append(rgb)
+        if len({f.shape for f in frames}) != 1:
+            raise OSError(f"frames around {seq.frames[c].name} differ in size")
+        return seq, c, frames
+
+    def __getitem__(self, index: int):
+        try:
+            return self._item(index)
+        except OSError as exc:
+            warnings.warn(f"skipping triplet {index}: {exc}")
+            return None
+
+    def _item(self, index: int) -> dict:
+        seq, c, frames = self.load_frames(index)
+        orig_h, orig_w = frames[0].shape[:2]
+        images = [_to_tensor(self._resize_rgb(f)) for f in frames]
+        if seq.K is not None:
+            K = geometry.scale_intrinsics(torch.as_tensor(seq.K, dtype=torch.float32),
+                                          self.width / orig_w, self.height / orig_h)
+        else:
+            K = torch.eye(3)
+        record = seq.frames[c]
+        labels = torch.full((self.height, self.width), IGNORE_ID, dtype=torch.long)
+        if record.labels is not None:
+            try:
+                labels = torch.from_numpy(self._resize_nearest(record.labels()).astype(np.int64))
+            except (OSError, ValueError) as exc:
+                warnings.warn(f"{record.name}: labels unreadable, used without ({exc})")
+        depth = torch.zeros(1, self.height, self.width)
+        if record.depth is not None:
+            try:
+                d = np.nan_to_num(np.asarray(record.depth(), np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+                depth = torch.from_numpy(self._resize_nearest(d)).unsqueeze(0)
+            except (OSError, ValueError, KeyError) as exc:
+                warnings.warn(f"{record.name}: depth unreadable ({exc})")
+        augmented = images
+        if self.augment:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7_919 + index)
+            do_jitter, do_flip = (torch.rand(2, generator=gen) < 0.5).tolist()
+            params = _jitter_params(gen)
+            if do_flip:
+                images = [im.flip(-1) for im in images]
+                labels, depth = labels.flip(-1), depth.flip(-1)
+                K = K.clone()
+                K[0, 2] = self.width - 1 - K[0, 2]
+            augmented = [color_jitter(im, *params) for im in images] if do_jitter else images
+        return {
+            "prev": images[0], "cur": images[1], "next": images[2],
+            "prev_aug": augmented[0], "cur_aug": augmented[1], "next_aug": augmented[2],
+            "K": K, "has_K": torch.tensor(seq.K is not None),
+            "labels": labels, "has_labels": torch.tensor(bool((labels != IGNORE_ID).any())),
+            "depth": depth, "has_depth": torch.tensor(bool((depth > 0).any())),
+        }
+
+
+def collate_triplets(items: list) -> dict:
+    """Stack the readable items; ``skipped`` counts the unreadable ones. All unreadable → {"skipped": n}."""
+    good = [it for it in items if it is not None]
+    batch = {k: torch.stack([it[k] for it in good]) for k in good[0]} if good else {}
+    batch["skipped"] = len(items) - len(good)
+    return batch
+
+
+def build_dataset(specs: list[str], size: tuple[int, int], *, stride: int = 1, augment: bool = True,
+                  seed: int = 0) -> TripletDataset:
+    """One dataset over all specs (their sequences concatenated)."""
+    if not specs:
+        raise ValueError("no --data given")
+    sequences: list[FrameSequence] = []
+    for spec in specs:
+        sequences += build_sequences(spec, size)
+    return TripletDataset(sequences, size, stride=stride, augment=augment, seed=seed)
+
+
+__all__ = ["SemanticTeacher", "FrameRecord", "FrameSequence", "DataSpec", "parse_spec", "build_sequences",
+           "TripletDataset", "collate_triplets", "build_dataset", "color_jitter", "ConcatDataset"]
