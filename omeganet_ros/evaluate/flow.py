@@ -7,6 +7,13 @@
   dataset, an outlier having EPE > 3 px and EPE > 5 % of the true flow's
   magnitude (KITTI devkit).
 
+A prediction with missing pixels (NaN, or invalid in a KITTI PNG) is filled
+as the KITTI devkit does (``interpolateBackground``): along each row, a gap
+between two valid pixels takes the smaller of their values (per component),
+gaps at the row ends take the nearest valid value, then columns are
+extrapolated up and down; ``pred_density`` reports the share of predicted
+pixels.
+
 A ground truth with a single validity mask (the synthetic world: NaN where the
 flow is undefined, which already excludes occlusions) serves as both: its
 ``epe_noc`` and ``epe_all`` are then the same figure.
@@ -34,6 +41,31 @@ def flow_valid_mask(flow: np.ndarray) -> np.ndarray:
     return np.all(np.isfinite(flow), axis=-1) & np.all(np.abs(np.nan_to_num(flow)) < 1e9, axis=-1)
 
 
+def interpolate_background(flow: np.ndarray) -> np.ndarray:
+    """Fill non-finite pixels of H×W×2 flow as the KITTI devkit's ``interpolateBackground``."""
+    flow = np.array(flow, np.float32)
+    valid = np.all(np.isfinite(flow), axis=-1)
+    height, width = valid.shape
+    for v in range(height):
+        cols = np.flatnonzero(valid[v])
+        if len(cols) == 0:
+            continue
+        row = flow[v]
+        for a, b in zip(cols[:-1], cols[1:]):
+            if b - a > 1:
+                row[a + 1:b] = np.minimum(row[a], row[b])
+        row[:cols[0]] = row[cols[0]]
+        row[cols[-1] + 1:] = row[cols[-1]]
+        valid[v] = True
+    rows = np.flatnonzero(valid[:, 0])
+    if len(rows) == 0:
+        raise ValueError("predicted flow has no valid pixel")
+    flow[:rows[0]] = flow[rows[0]]
+    flow[rows[-1] + 1:] = flow[rows[-1]]
+    # Rows still empty between filled ones (the devkit leaves them unset) count as zero flow.
+    return np.nan_to_num(flow, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 class FlowEvaluator:
     """Accumulates KITTI flow metrics over a stream of (prediction, ground truth) pairs."""
 
@@ -42,6 +74,8 @@ class FlowEvaluator:
         self.epe_all: list[float] = []
         self.outliers = 0
         self.valid_all = 0
+        self.predicted = 0
+        self.pixels = 0
 
     def add(self, pred: np.ndarray, gt_all: np.ndarray, valid_all: np.ndarray | None = None,
             gt_noc: np.ndarray | None = None, valid_noc: np.ndarray | None = None) -> dict:
@@ -68,8 +102,11 @@ class FlowEvaluator:
             valid_noc = flow_valid_mask(gt_noc) if valid_noc is None else (np.asarray(valid_noc, bool) & flow_valid_mask(gt_noc))
         if not valid_all.any():
             raise ValueError("flow ground truth has no valid pixel")
-        if not np.all(np.isfinite(pred)):
-            raise ValueError(f"predicted flow has {int(np.sum(~np.isfinite(pred)))} non-finite values")
+        predicted = np.all(np.isfinite(pred), axis=-1)
+        self.predicted += int(predicted.sum())
+        self.pixels += predicted.size
+        if not predicted.all():
+            pred = interpolate_background(pred)
 
         epe_all = np.linalg.norm(pred - gt_all, axis=-1)[valid_all]
         magnitude = np.linalg.norm(gt_all, axis=-1)[valid_all]
@@ -93,6 +130,7 @@ class FlowEvaluator:
             "fl_all": 100.0 * self.outliers / self.valid_all,
             "num_images": len(self.epe_all),
             "num_valid_pixels": self.valid_all,
+            "pred_density": self.predicted / self.pixels,
         }
 
 

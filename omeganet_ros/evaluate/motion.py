@@ -10,7 +10,8 @@ whole dataset (rows ground truth, columns prediction; 0 static, 1 moving):
 * ``fw_iou``    = Σ over classes of (row sum / Σ all) · IoU
 
 Ground-truth values other than 0 and 1 (e.g. 255) are ignored; any non-zero
-prediction counts as moving. Classes absent from both sides are left out of
+prediction counts as moving (a floating-point prediction is read as a
+motion probability: moving where > 0.5). Classes absent from both sides are left out of
 the means (NaN).
 """
 from __future__ import annotations
@@ -27,11 +28,13 @@ class MotionEvaluator:
         self.num_images = 0
 
     def add(self, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> None:
-        """H×W prediction (bool or 0/non-zero) and ground truth (0 static, 1 moving, else ignored)."""
+        """H×W prediction (bool, 0/non-zero, or probability) and ground truth (0 static, 1 moving, else ignored)."""
         pred = np.asarray(pred).squeeze()
         gt = np.asarray(gt).squeeze()
         if pred.ndim != 2 or gt.ndim != 2:
             raise ValueError(f"motion masks must be H×W, got prediction {pred.shape} and ground truth {gt.shape}")
+        if pred.dtype.kind == "f":
+            pred = (pred > 0.5).astype(np.uint8)  # a probability map
         pred = pred.astype(np.uint8) if pred.dtype == bool else pred
         if pred.shape != gt.shape:
             pred = cv2.resize(pred.astype(np.float32), (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
