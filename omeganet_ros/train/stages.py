@@ -1,0 +1,269 @@
+"""The ΩNet training stages: which networks learn, from which losses, with which frozen helpers.
+
+1. ``DepthPoseStage``: DSNet + CamNet from the photometric reprojection loss
+   (monodepth2) and the semantic cross-entropy against proxy labels.
+   Intrinsics: learned by CamNet, or the dataset's K where it is known.
+2. ``TeacherFlowStage``: OFNet from the photometric loss with forward–backward
+   occlusion handling and smoothness.
+3. ``DistilledFlowStage``: a student OFNet supervised by the teacher's flow
+   where the distillation mask M is 1 and by the rigid flow of the (frozen)
+   stage-1 DSNet + CamNet where it is 0, plus the photometric term.
+4. ``calibrate_motion_threshold``: no training; picks the motion threshold τ
+   that maximises the moving-object IoU where motion ground truth exists.
+
+Every stage computes ``task losses`` (a dict of scalars) that the
+multi-task weighting (``weighting.py``) combines.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .. import geometry
+from ..classes import IGNORE_ID
+from ..motion import motion_mask, motion_probability
+from . import losses
+
+STAGE_NAMES = {1: "depth_pose", 2: "teacher_flow", 3: "distilled_flow", 4: "calibrate_motion"}
+
+
+def camera_motions(motion_vecs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """CamNet's B×2×6 pose vectors → camera motions (t→t−1, t→t+1) as B×4×4, i.e. target → each source."""
+    prev_to_cur = geometry.pose_vec_to_mat(motion_vecs[:, 0])
+    cur_to_next = geometry.pose_vec_to_mat(motion_vecs[:, 1])
+    return geometry.invert_rigid(prev_to_cur), cur_to_next
+
+
+def choose_intrinsics(mode: str, predicted: torch.Tensor, given: torch.Tensor, has_given: torch.Tensor) -> torch.Tensor:
+    """K per sample: ``learned`` (CamNet's), ``given`` (the dataset's; error where unknown) or ``auto`` (given where known)."""
+    if mode == "learned":
+        return predicted
+    if mode == "given":
+        if not bool(has_given.all()):
+            raise ValueError("intrinsics: 'given' but some training frames have no known K; use 'auto' or 'learned'")
+        return given
+    if mode == "auto":
+        return torch.where(has_given.view(-1, 1, 1), given.to(predicted.dtype), predicted)
+    raise ValueError(f"intrinsics mode must be learned, given or auto, got {mode!r}")
+
+
+class Stage:
+    """Base class. ``trained``: network names the optimiser updates; ``used``: all networks the stage runs."""
+
+    number = 0
+    trained: tuple[str, ...] = ()
+    used: tuple[str, ...] = ()
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.loss_cfg = config.get("loss", {})
+
+    def tasks(self, has_labels: bool) -> list[str]:
+        raise NotImplementedError
+
+    def compute(self, batch: dict, nets: dict[str, nn.Module], tasks: list[str], autocast) -> tuple[dict, dict]:
+        """(task losses {name: scalar}, logs {name: float}) for one batch."""
+        raise NotImplementedError
+
+
+def _float(outputs):
+    """Network outputs (possibly fp16/bf16 under autocast) → float32, keeping the structure."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float()
+    if isinstance(outputs, dict):
+        return {k: _float(v) for k, v in outputs.items()}
+    if isinstance(outputs, (list, tuple)):
+        return [_float(v) for v in outputs]
+    return outputs
+
+
+class DepthPoseStage(Stage):
+    number = 1
+    trained = ("dsnet", "camnet")
+    used = ("dsnet", "camnet")
+
+    def tasks(self, has_labels: bool) -> list[str]:
+        return ["depth", "semantic"] if has_labels else ["depth"]
+
+    def compute(self, batch, nets, tasks, autocast):
+        cfg = self.loss_cfg
+        with autocast():
+            ds = nets["dsnet"](batch["cur_aug"])
+            cam = nets["camnet"](batch["prev_aug"], batch["cur_aug"], batch["next_aug"])
+        ds, cam = _float(ds), _float(cam)
+        K = choose_intrinsics(self.config.get("intrinsics", "auto"), cam["K"], batch["K"], batch["has_K"])
+        to_prev, to_next = camera_motions(cam["motion"])
+        scales = int(cfg.get("scales", 4))
+        depth = losses.depth_pose_loss(batch["cur"], [batch["prev"], batch["next"]], ds["disp"][:scales], K,
+                                       [to_prev, to_next], automask=bool(cfg.get("automask", True)),
+                                       smoothness_weight=float(cfg.get("disp_smoothness", losses.DISP_SMOOTHNESS_WEIGHT)))
+        task_losses = {"depth": depth["loss"]}
+        logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
+                "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].mean())}
+        if "semantic" in tasks:
+            task_losses["semantic"] = losses.semantic_loss(ds["semantic"], batch["labels"])
+        return task_losses, logs
+
+
+class TeacherFlowStage(Stage):
+    number = 2
+    trained = ("ofnet",)
+    used = ("ofnet",)
+
+    def tasks(self, has_labels: bool) -> list[str]:
+        return ["flow"]
+
+    def compute(self, batch, nets, tasks, autocast):
+        cfg = self.loss_cfg
+        with autocast():
+            out = nets["ofnet"](batch["prev_aug"], batch["cur_aug"], batch["next_aug"])
+        out = _float(out)
+        reverse = [None, None]
+        if cfg.get("occlusion", "fwd_bwd") == "fwd_bwd":
+            reverse = reverse_flows(unwrap(nets["ofnet"]), batch, autocast)
+        flow = losses.optical_flow_loss(
+            batch["cur"], [batch["next"], batch["prev"]], [out["flow_fw"], out["flow_bw"]], reverse,
+            smoothness_weight=float(cfg.get("flow_smoothness", 0.02)),
+            alpha1=float(cfg.get("occlusion_alpha1", losses.OCCLUSION_ALPHA1)),
+            alpha2=float(cfg.get("occlusion_alpha2", losses.OCCLUSION_ALPHA2)))
+        logs = {"photometric": float(flow["photometric"].detach()), "smoothness": float(flow["smoothness"].detach()),
+                "visible": float(flow["visible"].mean())}
+        return {"flow": flow["loss"]}, logs
+
+
+def unwrap(net: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    return net.module if hasattr(net, "module") else net
+
+
+@torch.no_grad()
+def reverse_flows(ofnet: nn.Module, batch: dict, autocast) -> list[torch.Tensor]:
+    """Full-resolution flows t+1→t and t−1→t for the forward–backward check (no gradient).
+
+    OFNet estimates flows from the centre frame of a triplet, so the reverse
+    flows come from the triplets (t, t+1, t) and (t, t−1, t), whose centre is
+    the source frame and whose neighbours are both the target (one batched pass).
+    """
+    cur = torch.cat([batch["cur"], batch["cur"]])
+    centre = torch.cat([batch["next"], batch["prev"]])
+    with autocast():
+        out = ofnet(cur, centre, cur, backward=False)
+    flows = out["flow_fw"][0].float()
+    b = batch["cur"].shape[0]
+    return [flows[:b], flows[b:]]
+
+
+class DistilledFlowStage(Stage):
+    number = 3
+    trained = ("ofnet",)
+    used = ("ofnet", "teacher", "dsnet", "camnet")
+
+    def tasks(self, has_labels: bool) -> list[str]:
+        return ["distillation", "photometric"]
+
+    @torch.no_grad()
+    def targets(self, batch, nets, autocast) -> dict:
+        """Teacher flows, rigid flows and distillation masks for both directions (frozen networks)."""
+        with autocast():
+            teacher = nets["teacher"](batch["prev"], batch["cur"], batch["next"])
+            ds = nets["dsnet"](batch["cur"])
+            cam = nets["camnet"](batch["prev"], batch["cur"], batch["next"])
+        teacher, ds, cam = _float(teacher), _float(ds), _float(cam)
+        K = choose_intrinsics(self.config.get("intrinsics", "auto"), cam["K"], batch["K"], batch["has_K"])
+        to_prev, to_next = camera_motions(cam["motion"])
+        depth = geometry.disp_to_depth(ds["disp_full"])
+        semantic = ds["semantic"].argmax(1)
+        if self.config.get("distillation_semantics", "dsnet") == "labels":
+            semantic = torch.where(batch["labels"] != IGNORE_ID, batch["labels"], semantic)
+        xi = float(self.loss_cfg.get("consistency_threshold", 0.5))
+        out = {}
+        for name, to_source, flows in (("fw", to_next, teacher["flow_fw"]), ("bw", to_prev, teacher["flow_bw"])):
+            rigid = geometry.rigid_flow(depth, K, to_source)
+            parts = losses.distillation_mask(flows[0], rigid, semantic, consistency_threshold=xi)
+            out[name] = {"teacher": flows[0], "rigid": rigid, "mask": parts["mask"]}
+        reverse = reverse_flows(nets["teacher"], batch, autocast)
+        a1 = float(self.loss_cfg.get("occlusion_alpha1", losses.OCCLUSION_ALPHA1))
+        a2 = float(self.loss_cfg.get("occlusion_alpha2", losses.OCCLUSION_ALPHA2))
+        out["fw"]["visible"] = losses.occlusion_mask(out["fw"]["teacher"], reverse[0], a1, a2)
+        out["bw"]["visible"] = losses.occlusion_mask(out["bw"]["teacher"], reverse[1], a1, a2)
+        return out
+
+    def compute(self, batch, nets, tasks, autocast):
+        targets = self.targets(batch, nets, autocast)
+        with autocast():
+            student = nets["ofnet"](batch["prev_aug"], batch["cur_aug"], batch["next_aug"])
+        student = _float(student)
+        distill = photometric = 0.0
+        h, w = batch["cur"].shape[-2:]
+        for name, source, flows in (("fw", batch["next"], student["flow_fw"]), ("bw", batch["prev"], student["flow_bw"])):
+            t = targets[name]
+            distill = distill + losses.distillation_loss(flows, t["teacher"], t["rigid"], t["mask"]) / 2
+            for flow in losses.flow_levels_full_res(flows, h, w):
+                photometric = photometric + losses.flow_photometric_loss(batch["cur"], source, flow, t["visible"]) / (
+                    2 * len(losses.flow_levels_full_res(flows, h, w)))
+        logs = {"mask_teacher": float(targets["fw"]["mask"].mean())}
+        return {"distillation": distill, "photometric": photometric}, logs
+
+
+STAGES = {1: DepthPoseStage, 2: TeacherFlowStage, 3: DistilledFlowStage}
+
+
+def build_stage(config: dict) -> Stage:
+    number = int(config.get("stage", 1))
+    if number not in STAGES:
+        raise ValueError(f"stage must be 1, 2 or 3 for training (4 = calibrate τ), got {number}")
+    return STAGES[number](config)
+
+
+@torch.no_grad()
+def predict_motion_probability(nets: dict[str, nn.Module], prev: torch.Tensor, cur: torch.Tensor, nxt: torch.Tensor,
+                               K: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(motion probability B×H×W, semantic trainIds B×H×W) of the centre frame, from the trained networks."""
+    ds = nets["dsnet"](cur)
+    cam = nets["camnet"](prev, cur, nxt)
+    flow = nets["ofnet"](prev, cur, nxt, backward=False)["flow_fw"][0]
+    K = cam["K"] if K is None else K
+    _, to_next = camera_motions(cam["motion"])
+    rigid = geometry.rigid_flow(geometry.disp_to_depth(ds["disp_full"]), K, to_next)
+    return motion_probability(flow, rigid), ds["semantic"].argmax(1)
+
+
+def calibrate_motion_threshold(nets: dict[str, nn.Module], dataset, device="cpu", max_items: int = 200,
+                               thresholds=None) -> dict:
+    """Stage 4: the τ in ``thresholds`` that maximises the moving-class IoU against motion ground truth.
+
+    ``dataset`` a :class:`~omeganet_ros.train.data.TripletDataset` (no augmentation) whose
+    frames carry motion ground truth. Returns {"threshold", "iou_moving", "per_threshold", "num_images"}.
+    """
+    from ..evaluate.motion import MotionEvaluator
+
+    thresholds = np.round(np.arange(0.05, 0.951, 0.05), 3) if thresholds is None else np.asarray(thresholds)
+    evaluators = [MotionEvaluator() for _ in thresholds]
+    for net in nets.values():
+        net.eval()
+    used = 0
+    for index in range(len(dataset)):
+        if used >= max_items:
+            break
+        s, c = dataset.items[index]
+        record = dataset.sequences[s].frames[c]
+        if record.motion is None:
+            continue
+        item = dataset[index]
+        if item is None:
+            continue
+        gt = np.asarray(record.motion())
+        K = item["K"][None].to(device) if bool(item["has_K"]) else None
+        prob, semantic = predict_motion_probability(
+            nets, item["prev"][None].to(device), item["cur"][None].to(device), item["next"][None].to(device), K)
+        for tau, evaluator in zip(thresholds, evaluators):
+            evaluator.add(motion_mask(prob, semantic, float(tau))[0].cpu().numpy(), gt)
+        used += 1
+    if not used:
+        raise ValueError("no frame with motion ground truth to calibrate the motion threshold on")
+    results = [e.result() for e in evaluators]
+    ious = [r["iou_moving"] if r["iou_moving"] is not None else 0.0 for r in results]
+    best = int(np.argmax(ious))
+    return {"threshold": float(thresholds[best]), "iou_moving": float(ious[best]), "num_images": used,
+            "per_threshold": {f"{float(t):.2f}": float(i) for t, i in zip(thresholds, ious)}}

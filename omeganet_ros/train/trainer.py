@@ -1,0 +1,562 @@
+"""The trainer: one loop for the three ΩNet stages, on CPU or CUDA (AMP), one process or many (DDP).
+
+* Checkpoints (``OUT/last.pt``, atomic) in the package format
+  (``checkpoint.py``) with full provenance — config, data specs, git commit,
+  step, metrics — and, under ``extra["trainer"]``, everything an exact resume
+  needs: optimiser, LR schedule, AMP scaler, loss weighting, RNG state and the
+  position in the epoch. All plain tensors and containers, so the file loads
+  with ``torch.load(weights_only=True)`` like any model file.
+* Resume (``resume=``): same data order, same augmentation, same RNG, so a
+  resumed CPU run is bit-identical to an uninterrupted one.
+* A non-finite loss stops the run with :class:`TrainingError`; ``last.pt``
+  keeps the last good state (it is only written after good steps).
+* Unreadable frames are skipped and counted (``skipped_triplets`` in logs
+  and provenance). Ctrl-C saves ``last.pt`` before stopping.
+* Logs: ``OUT/log.csv`` always; TensorBoard (``OUT/tensorboard``) when the
+  ``tensorboard`` package is installed. A tqdm bar shows losses and ETA.
+* Validation with the evaluation suite wherever ground truth exists (depth,
+  flow, semantics), on ``val_specs`` or else on the training sequences.
+* Multi-process: launched by ``torchrun`` (env ``WORLD_SIZE`` > 1), networks
+  are wrapped in DistributedDataParallel (NCCL on CUDA, gloo on CPU); each
+  rank reads its own shard of every epoch; rank 0 logs, validates and saves.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import datetime
+import os
+import subprocess
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from .. import geometry
+from ..checkpoint import load_checkpoint, load_state_checked, save_checkpoint
+from ..nets import build_networks
+from . import stages as stages_mod
+from .data import SemanticTeacher, TripletDataset, build_dataset, collate_triplets
+from .weighting import build_weighting
+
+DEFAULT_CONFIG: dict = {
+    "stage": 1,
+    "size": [192, 64],  # W, H of the network input
+    "batch_size": 4,
+    "steps": 1000,
+    "seed": 0,
+    "intrinsics": "auto",  # learned | given | auto (given where the data knows K)
+    "init": None,  # checkpoint to start from (stage 2: the stage-1 result; stage 3: the stage-2 result)
+    "optimizer": {"lr": 1e-4, "weight_decay": 0.0, "lr_decay_steps": 0, "lr_decay": 0.1, "grad_clip": 0.0},
+    "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
+    "loss": {"scales": 4, "automask": True, "disp_smoothness": 1e-3, "flow_smoothness": 0.02,
+             "occlusion": "fwd_bwd", "occlusion_alpha1": 0.01, "occlusion_alpha2": 0.5,
+             "consistency_threshold": 0.5},
+    "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
+    "student_init": "teacher",  # stage 3: teacher | scratch
+    "data": {"stride": 1, "augment": True, "num_workers": 0},
+    "amp": True,  # CUDA only
+    "checkpoint_every": 500,
+    "log_every": 10,
+    "validate_every": 0,  # 0: only at the end
+    "validation": {"max_items": 50},
+}
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, …); the message says why and where the last good checkpoint is."""
+
+
+def merge_config(base: dict, override: dict) -> dict:
+    """Deep merge of ``override`` into a copy of ``base``; unknown top-level keys are an error."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if key not in base:
+            raise ValueError(f"unknown training config key {key!r}; known: {sorted(base)}")
+        if isinstance(base[key], dict) and isinstance(value, dict):
+            unknown = set(value) - set(base[key])
+            if unknown:
+                raise ValueError(f"unknown training config keys {sorted(unknown)} under {key!r}; known: {sorted(base[key])}")
+            out[key].update(value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path) -> dict:
+    """A YAML training config merged over :data:`DEFAULT_CONFIG`."""
+    import yaml
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"training config {path}: cannot be read ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"training config {path}: expected a mapping at the top level")
+    return merge_config(DEFAULT_CONFIG, raw)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).resolve().parent,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def resolve_device(name: str | None) -> torch.device:
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+class CsvLog:
+    """Append-only CSV of training/validation scalars (the columns grow as new names appear)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict] = []
+        if path.is_file():
+            with path.open() as f:
+                self.rows = list(csv.DictReader(f))
+
+    def write(self, row: dict) -> None:
+        self.rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        fields: list[str] = []
+        for r in self.rows:
+            fields += [k for k in r if k not in fields]
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(tmp, self.path)
+
+
+class EpochBatches:
+    """Batches of dataset indices for one epoch: a permutation from (seed, epoch), this rank's shard, drop_last."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                 shuffle: bool = True):
+        gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(size, generator=gen).tolist() if shuffle else list(range(size))
+        per_rank = size // world
+        shard = order[rank * per_rank:(rank + 1) * per_rank]
+        self.batches = [shard[i:i + batch_size] for i in range(0, len(shard) - batch_size + 1, batch_size)]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class Trainer:
+    """Train one ΩNet stage.
+
+    ``config``: a dict as :data:`DEFAULT_CONFIG` (see ``load_config``);
+    ``data_specs`` / ``val_specs``: ``--data`` specs (``train/data.py``);
+    ``out_dir``: checkpoints and logs; ``resume``: a ``last.pt`` to continue;
+    ``semantic_teacher``: a :class:`~omeganet_ros.train.data.SemanticTeacher`
+    labelling frames that have no proxy labels; ``device``: "cpu", "cuda",
+    "cuda:1" or "auto". Under ``torchrun`` each process is one rank.
+    """
+
+    def __init__(self, config: dict, data_specs: list[str], out_dir, *, val_specs: list[str] | None = None,
+                 resume=None, semantic_teacher: SemanticTeacher | None = None, device: str | None = None,
+                 progress: bool = True, dataset: TripletDataset | None = None):
+        self.config = merge_config(DEFAULT_CONFIG, config)
+        self.data_specs = list(data_specs)
+        self.val_specs = list(val_specs or [])
+        self.out_dir = Path(out_dir)
+        self.resume_path = Path(resume) if resume else None
+        self.semantic_teacher = semantic_teacher
+        self.progress = progress
+        self._dataset = dataset
+        self._device_name = device
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.skipped = 0
+        self.metrics: dict = {}
+        self.last_checkpoint: Path | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _setup_distributed(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.owns_process_group = False
+        if self.world > 1 and not dist.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            dist.init_process_group(backend=backend)
+            self.owns_process_group = True
+        self.is_main = self.rank == 0
+
+    def _setup(self) -> None:
+        cfg = self.config
+        self.device = resolve_device(self._device_name)
+        self._setup_distributed()
+        if self.device.type == "cuda" and self.world > 1 and self._device_name in (None, "", "auto", "cuda"):
+            self.device = torch.device("cuda", self.local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        torch.manual_seed(int(cfg["seed"]))
+        self.size = (int(cfg["size"][0]), int(cfg["size"][1]))
+        self.stage = stages_mod.build_stage(cfg)
+        self.dataset = self._dataset or build_dataset(self.data_specs, self.size, stride=int(cfg["data"]["stride"]),
+                                                      augment=bool(cfg["data"]["augment"]), seed=int(cfg["seed"]))
+        has_labels = self.dataset.has_any_labels or self.semantic_teacher is not None
+        if self.stage.number == 1 and not has_labels:
+            warnings.warn("no proxy semantic labels (no labels= folder, no teacher): the semantic loss is off")
+        self.tasks = self.stage.tasks(has_labels)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+
+        self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in build_networks().items()}
+        resume_ckpt = load_checkpoint(self.resume_path) if self.resume_path else None
+        init_path = cfg.get("init")
+        if resume_ckpt is None and init_path:
+            self._load_networks(load_checkpoint(init_path), strict_names=False)
+        if self.stage.number == 3:
+            self.nets["teacher"] = copy.deepcopy(self.nets["ofnet"])
+            if cfg.get("student_init", "teacher") == "scratch" and resume_ckpt is None:
+                torch.manual_seed(int(cfg["seed"]) + 1)
+                self.nets["ofnet"] = build_networks()["ofnet"].to(self.device)
+        if resume_ckpt is not None:
+            self._load_networks(resume_ckpt, strict_names=True)
+        for name, net in self.nets.items():
+            net.train(name in self.stage.trained)
+            net.requires_grad_(name in self.stage.trained)
+
+        wcfg = cfg["weighting"]
+        self.weighting = build_weighting(wcfg["name"], self.tasks, temperature=wcfg.get("temperature", 2.0),
+                                         period=wcfg.get("period", 100)).to(self.device)
+        params = [p for name in self.stage.trained for p in self.nets[name].parameters()]
+        params += list(self.weighting.parameters())
+        ocfg = cfg["optimizer"]
+        self.optimizer = torch.optim.Adam(params, lr=float(ocfg["lr"]), weight_decay=float(ocfg.get("weight_decay", 0)))
+        decay_steps = int(ocfg.get("lr_decay_steps", 0) or 0)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=decay_steps or 10 ** 12,
+                                                         gamma=float(ocfg.get("lr_decay", 0.1)))
+        self.use_amp = bool(cfg["amp"]) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+
+        self.train_nets = dict(self.nets)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            for name in self.stage.trained:
+                self.train_nets[name] = DDP(self.nets[name], device_ids=ids, find_unused_parameters=True)
+
+        if resume_ckpt is not None:
+            self._load_trainer_state(resume_ckpt)
+        self.provenance_base = {
+            "stage": self.stage.number, "stage_name": stages_mod.STAGE_NAMES[self.stage.number],
+            "config": cfg, "data": self.data_specs, "val_data": self.val_specs, "git_commit": git_commit(),
+            "torch": torch.__version__, "world_size": self.world, "device": self.device.type,
+            "trained": list(self.stage.trained), "tasks": self.tasks,
+            "init": str(init_path) if init_path else None,
+        }
+
+    def _load_networks(self, ckpt, strict_names: bool) -> None:
+        where = f"checkpoint {ckpt.path}"
+        for name, net in self.nets.items():
+            if name in ckpt.state_dicts:
+                load_state_checked(net, ckpt.state_dicts[name], where=f"{where}, network {name!r}")
+            elif strict_names:
+                raise ValueError(f"{where}: no weights for network {name!r} needed to resume")
+        if "teacher" in self.nets and "teacher_ofnet" in ckpt.extra:
+            load_state_checked(self.nets["teacher"], ckpt.extra["teacher_ofnet"], where=f"{where}, teacher OFNet")
+
+    def _load_trainer_state(self, ckpt) -> None:
+        state = ckpt.extra.get("trainer")
+        if not state:
+            raise ValueError(f"checkpoint {ckpt.path}: has no trainer state; use it as config 'init', not --resume")
+        saved_stage = ckpt.provenance.get("stage")
+        if saved_stage != self.stage.number:
+            raise ValueError(f"checkpoint {ckpt.path} is from stage {saved_stage}, the config trains stage {self.stage.number}")
+        if list(state["tasks"]) != self.tasks:
+            raise ValueError(f"checkpoint {ckpt.path} trained tasks {state['tasks']}, this run has {self.tasks} "
+                             "(proxy labels present in one and not the other?)")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.weighting.load_state_dict(state["weighting"])
+        self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
+        self.skipped = int(state.get("skipped", 0))
+        self.metrics = dict(ckpt.provenance.get("metrics", {}))
+        rng = state["rng"]
+        torch.set_rng_state(rng["cpu"][self.rank] if self.rank < len(rng["cpu"]) else rng["cpu"][0])
+        if self.device.type == "cuda" and rng.get("cuda"):
+            torch.cuda.set_rng_state(rng["cuda"][min(self.rank, len(rng["cuda"]) - 1)], self.device)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _gather_rng(self) -> dict:
+        cpu = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        if self.world > 1:
+            cpu_all = [torch.empty_like(cpu) for _ in range(self.world)]
+            dist.all_gather_object(cpu_all, cpu)
+            cuda_all = [None] * self.world
+            dist.all_gather_object(cuda_all, cuda.cpu() if cuda is not None else None)
+        else:
+            cpu_all, cuda_all = [cpu], [cuda.cpu() if cuda is not None else None]
+        return {"cpu": cpu_all, "cuda": [c for c in cuda_all if c is not None]}
+
+    def save(self, name: str = "last.pt") -> Path | None:
+        """Write a checkpoint (rank 0; all ranks must call it, for the RNG gather)."""
+        rng = self._gather_rng()
+        if not self.is_main:
+            return None
+        networks = {k: v for k, v in self.nets.items() if k in ("dsnet", "camnet", "ofnet")}
+        extra = {"trainer": {
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "skipped": self.skipped,
+            "tasks": self.tasks, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "weighting": self.weighting.state_dict(), "rng": rng,
+        }}
+        if "teacher" in self.nets:
+            extra["teacher_ofnet"] = {k: v.detach().cpu() for k, v in self.nets["teacher"].state_dict().items()}
+        provenance = dict(self.provenance_base, step=self.step, epoch=self.epoch, skipped_triplets=self.skipped,
+                          metrics=self.metrics, loss_weights=self.weighting.weights(),
+                          saved=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        path = save_checkpoint(self.out_dir / name, networks, input_size=self.size, provenance=provenance, extra=extra)
+        self.last_checkpoint = path
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def _autocast(self):
+        if self.use_amp:
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def _prepare(self, batch: dict) -> dict:
+        batch = {k: (v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        if self.semantic_teacher is not None and "semantic" in self.tasks:
+            missing = ~batch["has_labels"]
+            if bool(missing.any()):
+                with torch.no_grad():
+                    labels = self.semantic_teacher(batch["cur"][missing]).long()
+                if labels.shape[-2:] != batch["labels"].shape[-2:]:
+                    raise ValueError(f"semantic teacher returned labels of size {tuple(labels.shape[-2:])}, "
+                                     f"expected {tuple(batch['labels'].shape[-2:])}")
+                batch["labels"][missing] = labels
+        return batch
+
+    def _all_finite(self, value: torch.Tensor) -> bool:
+        ok = torch.tensor([1.0 if bool(torch.isfinite(value)) else 0.0], device=self.device)
+        if self.world > 1:
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item() > 0)
+
+    def _train_step(self, batch: dict) -> dict:
+        task_losses, logs = self.stage.compute(batch, self.train_nets, self.tasks, self._autocast)
+        total = self.weighting(task_losses)
+        if not self._all_finite(total.detach()):
+            parts = {k: float(v) for k, v in task_losses.items()}
+            where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was written yet"
+            raise TrainingError(f"non-finite training loss at step {self.step + 1} (task losses {parts}); "
+                                f"stopping, {where}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        clip = float(self.config["optimizer"].get("grad_clip", 0) or 0)
+        if clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]], clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        row = {"loss": float(total.detach())}
+        row.update({f"loss_{k}": float(v.detach()) for k, v in task_losses.items()})
+        row.update(logs)
+        row.update({f"weight_{k}": v for k, v in self.weighting.weights().items()})
+        return row
+
+    def train(self, steps: int | None = None) -> dict:
+        """Train up to ``steps`` (default: the config's) total steps; returns the final metrics."""
+        self._setup()
+        total_steps = int(steps if steps is not None else self.config["steps"])
+        batch_size = int(self.config["batch_size"])
+        n = len(self.dataset)
+        if n < batch_size * self.world:
+            raise ValueError(f"the training data has {n} triplets, fewer than batch_size × processes = "
+                             f"{batch_size} × {self.world}; lower batch_size or add data")
+        log = CsvLog(self.out_dir / "log.csv") if self.is_main else None
+        tb = self._tensorboard() if self.is_main else None
+        bar = None
+        if self.is_main and self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_steps, initial=self.step, desc=f"stage {self.stage.number}", dynamic_ncols=True)
+        num_workers = int(self.config["data"]["num_workers"])
+        ckpt_every = int(self.config["checkpoint_every"])
+        log_every = max(1, int(self.config["log_every"]))
+        val_every = int(self.config["validate_every"])
+        started = time.monotonic()
+        try:
+            while self.step < total_steps:
+                self.dataset.set_epoch(self.epoch)
+                batches = EpochBatches(n, batch_size, int(self.config["seed"]), self.epoch, self.rank, self.world)
+                todo = batches.batches[self.batch_in_epoch:]
+                loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=todo, collate_fn=collate_triplets,
+                                                     num_workers=num_workers)
+                for batch in loader:
+                    if self.step >= total_steps:
+                        break
+                    self.batch_in_epoch += 1
+                    self.skipped += int(batch.pop("skipped"))
+                    if "cur" not in batch:
+                        continue  # every triplet of this batch was unreadable
+                    row = self._train_step(self._prepare(batch))
+                    self.step += 1
+                    if self.is_main and (self.step % log_every == 0 or self.step == total_steps):
+                        row = {"step": self.step, "epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+                               "skipped_triplets": self.skipped, "seconds": round(time.monotonic() - started, 2), **row}
+                        log.write(row)
+                        if tb is not None:
+                            for k, v in row.items():
+                                if isinstance(v, float) and k not in ("step",):
+                                    tb.add_scalar(f"train/{k}", v, self.step)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.startswith("loss")}, refresh=False)
+                    if val_every and self.step % val_every == 0 and self.step < total_steps:
+                        self._validate_and_log(log, tb)
+                    if ckpt_every and self.step % ckpt_every == 0 and self.step < total_steps:
+                        self.save()
+                else:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    continue
+                break
+            self._validate_and_log(log, tb)
+            self.save()
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+                bar = None
+            path = self.save()
+            if self.is_main:
+                print(f"\ninterrupted at step {self.step}: checkpoint saved to {path}; resume with --resume {path}")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            if tb is not None:
+                tb.close()
+            self._teardown()
+        if self.skipped and self.is_main:
+            warnings.warn(f"{self.skipped} triplets skipped because a frame could not be read")
+        return self.metrics
+
+    def _teardown(self) -> None:
+        if getattr(self, "owns_process_group", False) and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except (ImportError, ModuleNotFoundError):
+            return None
+        return SummaryWriter(str(self.out_dir / "tensorboard"))
+
+    # ------------------------------------------------------------------ validation
+    def _validate_and_log(self, log, tb) -> None:
+        metrics = self.validate() if self.is_main else {}
+        if self.world > 1:
+            box = [metrics]
+            dist.broadcast_object_list(box, src=0)
+            metrics = box[0]
+        self.metrics = metrics
+        if self.is_main and metrics:
+            flat = {f"val_{k}": v for k, v in metrics.items() if isinstance(v, (int, float))}
+            log.write({"step": self.step, **flat})
+            if tb is not None:
+                for k, v in flat.items():
+                    tb.add_scalar(k.replace("val_", "val/"), v, self.step)
+
+    def _validation_dataset(self) -> TripletDataset:
+        if not hasattr(self, "_val_dataset"):
+            if self.val_specs:
+                self._val_dataset = build_dataset(self.val_specs, self.size, stride=int(self.config["data"]["stride"]),
+                                                  augment=False)
+            else:
+                self._val_dataset = TripletDataset(self.dataset.sequences, self.size, stride=self.dataset.stride,
+                                                   augment=False)
+        return self._val_dataset
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Metrics of the current networks where ground truth exists: depth (median-scaled), flow EPE, semantic mIoU."""
+        from ..evaluate.depth import DepthEvaluator
+        from ..evaluate.flow import FlowEvaluator
+        from ..evaluate.semantic import SemanticEvaluator
+
+        dataset = self._validation_dataset()
+        max_items = int(self.config["validation"]["max_items"])
+        nets = {k: v for k, v in self.nets.items()}
+        modes = {k: v.training for k, v in nets.items()}
+        for v in nets.values():
+            v.eval()
+        depth_evals: dict = {}
+        flow_eval, sem_eval = FlowEvaluator(), SemanticEvaluator()
+        n_flow = 0
+        step = max(1, len(dataset) // max_items) if max_items > 0 else 1
+        for index in range(0, len(dataset), step):
+            s, c = dataset.items[index]
+            seq = dataset.sequences[s]
+            record = seq.frames[c]
+            if record.depth is None and record.flow_fw is None and record.semantic is None:
+                continue
+            item = dataset[index]
+            if item is None:
+                continue
+            prev, cur, nxt = (item[k][None].to(self.device) for k in ("prev", "cur", "next"))
+            if record.depth is not None or record.semantic is not None:
+                ds = nets["dsnet"](cur)
+                if record.depth is not None:
+                    pred = geometry.disp_to_depth(ds["disp_full"])[0, 0].float().cpu().numpy()
+                    ev = depth_evals.setdefault(seq.depth_crop, DepthEvaluator(median_scaling=True, crop=seq.depth_crop))
+                    ev.add(pred, np.asarray(record.depth(), np.float32))
+                if record.semantic is not None:
+                    sem_eval.add(ds["semantic"].argmax(1)[0].cpu().numpy(), np.asarray(record.semantic()))
+            if record.flow_fw is not None and self.stage.number >= 2:
+                flow = nets["ofnet"](prev, cur, nxt, backward=False)["flow_fw"][0][0].permute(1, 2, 0).float().cpu().numpy()
+                flow_eval.add(flow, np.asarray(record.flow_fw(), np.float32))
+                n_flow += 1
+        for name, v in nets.items():
+            v.train(modes[name])
+        metrics: dict = {"val_source": "val_data" if self.val_specs else "train_data"}
+        for crop, ev in depth_evals.items():
+            if ev.per_image:
+                res = ev.result()
+                metrics.update({f"depth_{k}": res[k] for k in ("abs_rel", "sq_rel", "rmse", "a1")})
+                metrics["depth_images"] = res["num_images"]
+        if sem_eval.num_images and sem_eval.confusion.sum():
+            res = sem_eval.result()
+            metrics.update({"semantic_miou": res["miou"], "semantic_pixel_acc": res["pixel_acc"]})
+        if n_flow:
+            res = flow_eval.result()
+            metrics.update({f"flow_{k}": v for k, v in res.items() if isinstance(v, (int, float))})
+        return metrics
+
+
+def train_from_config(config: dict, data_specs: list[str], out_dir, **kwargs) -> dict:
+    """Convenience: build a :class:`Trainer` and run it; returns the final validation metrics."""
+    steps = kwargs.pop("steps", None)
+    return Trainer(config, data_specs, out_dir, **kwargs).train(steps)
+
+
+__all__ = ["Trainer", "TrainingError", "DEFAULT_CONFIG", "load_config", "merge_config", "train_from_config"]
