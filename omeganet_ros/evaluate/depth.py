@@ -24,6 +24,15 @@ CROPS = {
 }
 
 
+def as_2d(array: np.ndarray) -> np.ndarray:
+    """H×W from H×W, 1×H×W or H×W×1 (a single channel); anything else is returned as is."""
+    if array.ndim == 3 and array.shape[0] == 1:
+        return array[0]
+    if array.ndim == 3 and array.shape[-1] == 1:
+        return array[..., 0]
+    return array
+
+
 def crop_mask(height: int, width: int, crop: str | None = "garg") -> np.ndarray:
     """H×W bool mask of the evaluation crop (all True when ``crop`` is None)."""
     mask = np.zeros((height, width), bool)
@@ -90,8 +99,8 @@ class DepthEvaluator:
 
         Returns the image's metrics, or None when it has no valid pixel (counted in ``skipped``).
         """
-        pred = np.asarray(pred, np.float32).squeeze()
-        gt = np.asarray(gt, np.float32).squeeze()
+        pred = as_2d(np.asarray(pred, np.float32))
+        gt = as_2d(np.asarray(gt, np.float32))
         if pred.ndim != 2 or gt.ndim != 2:
             raise ValueError(f"depth maps must be H×W, got prediction {pred.shape} and ground truth {gt.shape}")
         height, width = gt.shape

@@ -19,6 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from omeganet_ros.evaluate.depth import as_2d
+
 
 class MotionEvaluator:
     """Accumulates the 2×2 moving/static confusion matrix over a stream of masks."""
@@ -29,8 +31,8 @@ class MotionEvaluator:
 
     def add(self, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> None:
         """H×W prediction (bool, 0/non-zero, or probability) and ground truth (0 static, 1 moving, else ignored)."""
-        pred = np.asarray(pred).squeeze()
-        gt = np.asarray(gt).squeeze()
+        pred = as_2d(np.asarray(pred))
+        gt = as_2d(np.asarray(gt))
         if pred.ndim != 2 or gt.ndim != 2:
             raise ValueError(f"motion masks must be H×W, got prediction {pred.shape} and ground truth {gt.shape}")
         if pred.dtype.kind == "f":

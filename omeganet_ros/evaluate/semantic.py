@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from omeganet_ros.classes import CATEGORY_NAMES, CLASS_NAMES, NUM_CLASSES, train_id_to_category
+from omeganet_ros.evaluate.depth import as_2d
 
 
 def confusion_matrix(pred: np.ndarray, gt: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
@@ -86,8 +87,8 @@ class SemanticEvaluator:
 
     def add(self, pred: np.ndarray, gt: np.ndarray) -> None:
         """H×W trainIds each (255 = none); a prediction of another size is resized (nearest)."""
-        pred = np.asarray(pred).squeeze()
-        gt = np.asarray(gt).squeeze()
+        pred = as_2d(np.asarray(pred))
+        gt = as_2d(np.asarray(gt))
         if pred.ndim != 2 or gt.ndim != 2:
             raise ValueError(f"semantic maps must be H×W trainIds, got prediction {pred.shape} and ground truth {gt.shape}")
         if pred.shape != gt.shape:
