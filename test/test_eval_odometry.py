@@ -99,3 +99,28 @@ def test_bad_input():
         evaluate_odometry(gt, gt, alignment="8dof")
     with pytest.raises(ValueError, match="N×4×4"):
         evaluate_odometry(gt, np.zeros((5, 4)))
+
+
+def test_short_trajectory_has_no_segments_and_custom_lengths():
+    gt = _trajectory(50)  # ~50 m: shorter than the shortest KITTI segment
+    pred = gt.copy()
+    pred[:, :3, 3] *= 1.1
+    kitti = evaluate_odometry(gt, pred, alignment=None)
+    assert kitti["num_segments"] == 0 and np.isnan(kitti["t_err"]) and np.isnan(kitti["r_err"])
+    short = evaluate_odometry(gt, pred, alignment=None, lengths=(10, 20))
+    assert short["num_segments"] > 0 and short["t_err"] == pytest.approx(10.0, rel=0.15)
+
+
+def test_trajectory_evaluator_streams():
+    from omeganet_ros.evaluate.trajectory import TrajectoryEvaluator
+
+    gt = _trajectory(30)
+    evaluator = TrajectoryEvaluator()
+    for i, pose in enumerate(gt):
+        evaluator.add(pose, None if i == 0 else pose)  # first frame without a prediction
+    result = evaluator.result()
+    assert result["odometry"]["num_frames"] == 29
+    assert result["odometry"]["ate"] == pytest.approx(0.0, abs=1e-9)
+    assert result["pose"]["ate_mean"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="4×4"):
+        evaluator.add(np.eye(3), None)

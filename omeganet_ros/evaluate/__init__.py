@@ -12,9 +12,10 @@ from omeganet_ros.evaluate.odometry import evaluate_odometry, umeyama_alignment
 from omeganet_ros.evaluate.pose import evaluate_pose, evaluate_pose_snippets
 from omeganet_ros.evaluate.runner import METRICS, TASKS, evaluate_paths, markdown_table
 from omeganet_ros.evaluate.semantic import SemanticEvaluator, evaluate_semantic
+from omeganet_ros.evaluate.trajectory import TrajectoryEvaluator
 
 __all__ = [
-    "DepthEvaluator", "FlowEvaluator", "MotionEvaluator", "SemanticEvaluator", "METRICS", "TASKS",
+    "DepthEvaluator", "FlowEvaluator", "MotionEvaluator", "SemanticEvaluator", "TrajectoryEvaluator", "METRICS", "TASKS",
     "compute_depth_errors", "evaluate_depth", "evaluate_flow", "evaluate_motion", "evaluate_odometry",
     "evaluate_paths", "evaluate_pose", "evaluate_pose_snippets", "evaluate_semantic", "markdown_table",
     "umeyama_alignment",

@@ -149,7 +149,7 @@ def _load_array_file(path: Path) -> np.ndarray:
                          f"save one array per frame or a numeric N×H×W stack instead): {err}") from err
 
 
-def _stack_frames(stack: np.ndarray, origin: str, per_frame_ndim: int) -> Frames:
+def _stack_frames(stack: np.ndarray, origin: str) -> Frames:
     return Frames("position", {i: (lambda a=stack[i]: a) for i in range(len(stack))}, origin)
 
 
@@ -197,7 +197,7 @@ def _depth_frames(path: Path, topic: str | None, cam: int) -> Frames:
             if data.ndim == 2:
                 return Frames("position", {0: lambda d=data: d}, str(path))
             if data.ndim == 3:
-                return _stack_frames(data, str(path), 2)
+                return _stack_frames(data, str(path))
             raise ValueError(f"{path}: depth array must be H×W or N×H×W, got {data.shape}")
         return Frames("position", {0: lambda: kitti.read_depth_file(path)}, str(path))
     seq = SequenceFolder(path)

@@ -137,7 +137,7 @@ def segment_errors(gt: np.ndarray, pred: np.ndarray, gt_valid: np.ndarray,
 
 
 def evaluate_odometry(gt_poses: np.ndarray, pred_poses: np.ndarray, pred_indices=None,
-                      alignment: str | None = "7dof") -> dict:
+                      alignment: str | None = "7dof", lengths=SEGMENT_LENGTHS) -> dict:
     """KITTI odometry metrics of one sequence.
 
     ``gt_poses``: N×4×4 camera-to-world, one per frame 0…N−1. ``pred_poses``:
@@ -145,6 +145,9 @@ def evaluate_odometry(gt_poses: np.ndarray, pred_poses: np.ndarray, pred_indices
     Returns ``t_err`` (%), ``r_err`` (deg/100 m), ``ate`` (m), ``rpe_trans`` (m),
     ``rpe_rot`` (deg), plus ``num_segments``, ``num_frames`` and ``scale``
     (the scale applied to the prediction by the alignment, 1 if none).
+    ``lengths``: segment lengths in metres (KITTI: 100…800). A trajectory
+    shorter than the shortest segment has no segment: ``t_err`` and ``r_err``
+    are then NaN (kitti-odom-eval reports 0, which would read as perfect).
     """
     gt_poses = _check_poses("ground-truth poses", gt_poses)
     pred_poses = _check_poses("predicted poses", pred_poses)
@@ -179,9 +182,9 @@ def evaluate_odometry(gt_poses: np.ndarray, pred_poses: np.ndarray, pred_indices
     pred_full[pred_indices] = aligned
     valid = np.zeros(len(gt), bool)
     valid[pred_indices] = True
-    segments = segment_errors(gt, pred_full, valid)
-    t_err = float(segments[:, 2].mean()) if len(segments) else 0.0
-    r_err = float(segments[:, 1].mean()) if len(segments) else 0.0
+    segments = segment_errors(gt, pred_full, valid, lengths)
+    t_err = float(segments[:, 2].mean()) if len(segments) else float("nan")
+    r_err = float(segments[:, 1].mean()) if len(segments) else float("nan")
 
     ate = float(np.sqrt(np.mean(np.sum((matched_gt[:, :3, 3] - aligned[:, :3, 3]) ** 2, axis=1))))
 
