@@ -169,3 +169,16 @@ def test_kitti_depth_drive(shared_data, capsys):
     drive = shared_data / "kitti_raw_tiny/2011_09_26/2011_09_26_drive_0023_sync"
     result = _run(capsys, "depth", "--pred", str(drive), "--gt", str(drive), "--json", "--metric")
     assert result["abs_rel"] == 0.0 and result["a1"] == 1.0 and result["num_images"] == 7
+
+
+def test_median_scaling_follows_metric_flag(tmp_path, capsys, worlds, written):
+    gt, pred = worlds
+    auto = _run(capsys, "depth", "--pred", str(written["pred_dir"]), "--gt", str(written["gt_dir"]), "--json")
+    assert auto["median_scaling"] is True
+    metric_dir = _write_folder(tmp_path / "metric", pred)
+    SequenceFolder(metric_dir).write_meta({"depth_metric": True})
+    metric = _run(capsys, "depth", "--pred", str(metric_dir), "--gt", str(written["gt_dir"]), "--json")
+    assert metric["median_scaling"] is False and metric["abs_rel"] > auto["abs_rel"]  # predictions are 10× off
+    forced = _run(capsys, "depth", "--pred", str(metric_dir), "--gt", str(written["gt_dir"]), "--json",
+                  "--median-scaling")
+    assert forced["abs_rel"] == pytest.approx(auto["abs_rel"])

@@ -18,7 +18,7 @@ from omeganet_ros.evaluate.runner import METRICS, TASKS, evaluate_paths, markdow
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="omeganet-eval", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="omeganet-eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=TASKS, help="the protocol to run")
     parser.add_argument("--pred", required=True, help="predictions: sequence folder, files, KITTI folder or bag")
@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--align", choices=("6dof", "7dof", "scale", "scale_7dof", "none"), default="7dof",
                         help="odometry: alignment of the prediction to the ground truth (default 7dof)")
     scaling = parser.add_mutually_exclusive_group()
-    scaling.add_argument("--median-scaling", dest="median_scaling", action="store_true", default=True,
-                         help="depth: per-image median scaling (default; for up-to-scale monocular depth)")
+    scaling.add_argument("--median-scaling", dest="median_scaling", action="store_true", default=None,
+                         help="depth: per-image median scaling (for up-to-scale monocular depth; the default "
+                              "unless the prediction folder's meta.json says depth_metric)")
     scaling.add_argument("--metric", dest="median_scaling", action="store_false",
                          help="depth: predictions are metric (or already scaled): no median scaling")
     parser.add_argument("--crop", choices=("garg", "eigen", "none"), default="garg", help="depth: evaluation crop")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from omeganet_ros.data.layout import SequenceFolder
 from omeganet_ros.evaluate import inputs
 from omeganet_ros.evaluate.depth import DepthEvaluator
 from omeganet_ros.evaluate.flow import FlowEvaluator
@@ -35,23 +36,27 @@ def _gt_topic(task: str, gt_topic: str | None) -> str:
 
 
 def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | None = None,
-                   gt_topic: str | None = None, *, median_scaling: bool = True, crop: str | None = "garg",
+                   gt_topic: str | None = None, *, median_scaling: bool | None = None, crop: str | None = "garg",
                    disparity: bool = False, cam: int = 2, label_format: str = "auto",
                    gt_label_format: str = "auto", alignment: str | None = "7dof") -> dict:
     """Evaluate predictions at ``pred`` against ground truth at ``gt`` with the protocol ``task``.
 
     ``topic`` / ``gt_topic``: topics when a side is a bag (``gt_topic``
-    defaults to the synthetic world's ``/gt/<task>``). Returns the metric dict.
+    defaults to the synthetic world's ``/gt/<task>``). ``median_scaling``:
+    None = automatic, i.e. on unless the prediction is a sequence folder whose
+    ``meta.json`` says ``"depth_metric": true``. Returns the metric dict.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     if task == "depth":
         pairs = inputs.match_frames(inputs.depth_frames(pred, topic, cam, disparity),
                                     inputs.depth_frames(gt, _gt_topic(task, gt_topic), cam))
+        if median_scaling is None:
+            median_scaling = not predictions_are_metric(pred)
         evaluator = DepthEvaluator(median_scaling=median_scaling, crop=crop)
         for _, load_pred, load_gt in pairs:
             evaluator.add(load_pred(), load_gt())
-        return evaluator.result()
+        return {**evaluator.result(), "median_scaling": median_scaling}
     if task == "flow":
         pred_frames, _ = inputs.flow_frames(pred, topic)
         gt_all, gt_noc = inputs.flow_frames(gt, _gt_topic(task, gt_topic))
@@ -88,6 +93,14 @@ def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | Non
     if task == "pose":
         return evaluate_pose(pred_poses, gt_poses[indices])
     return evaluate_odometry(gt_poses, pred_poses, indices, alignment)
+
+
+def predictions_are_metric(pred: str | Path) -> bool:
+    """True when ``pred`` is a sequence folder whose meta.json declares metric depth."""
+    path = Path(pred)
+    if path.is_dir() and (path / "meta.json").is_file():
+        return bool(SequenceFolder(path).meta().get("depth_metric", False))
+    return False
 
 
 def evaluate_odometry_folders(pred_dir: Path, gt_dir: Path, alignment: str | None = "7dof") -> dict:
