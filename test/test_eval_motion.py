@@ -28,3 +28,14 @@ def test_ignore_probability_and_all_static():
     assert static["mean_iou"] == 1.0 and static["fw_iou"] == 1.0 and static["iou_moving"] is None
     with pytest.raises(ValueError, match="no pixel"):
         evaluate_motion([np.zeros((2, 2))], [np.full((2, 2), 7, np.uint8)])
+
+
+def test_ground_truth_formats():
+    from omeganet_ros.evaluate.inputs import normalise_motion_gt
+
+    assert normalise_motion_gt(np.array([[0, 255]], np.uint8)).tolist() == [[0, 1]]
+    assert normalise_motion_gt(np.array([[0, 1, 255]], np.uint8)).tolist() == [[0, 1, 255]]  # 255 = ignore
+    instances = np.array([[0, 3, 7]], np.uint8)  # KITTI obj_map: instance ids
+    assert normalise_motion_gt(instances, "nonzero").tolist() == [[0, 1, 1]]
+    with pytest.raises(ValueError, match="format"):
+        normalise_motion_gt(instances, "ids")

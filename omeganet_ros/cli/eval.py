@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="semantic: how prediction PNGs encode classes")
     parser.add_argument("--gt-label-format", choices=("auto", "trainids", "labelids", "color"), default="auto",
                         help="semantic: how ground-truth PNGs encode classes (KITTI semantics: labelids)")
+    parser.add_argument("--motion-gt", choices=("auto", "nonzero"), default="auto",
+                        help="motion: ground truth 0/1 (255 = ignore; 0/255 masks accepted) or any non-zero = moving "
+                             "(KITTI 2015 obj_map)")
     return parser
 
 
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             args.task, args.pred, args.gt, args.topic, args.gt_topic,
             median_scaling=args.median_scaling, crop=None if args.crop == "none" else args.crop,
             disparity=args.disparity, cam=args.cam, label_format=args.label_format,
-            gt_label_format=args.gt_label_format, alignment=None if args.align == "none" else args.align)
+            gt_label_format=args.gt_label_format, motion_gt=args.motion_gt, alignment=None if args.align == "none" else args.align)
     except (ValueError, OSError) as err:
         print(f"omeganet-eval {args.task}: error: {err}", file=sys.stderr)
         return 2

@@ -311,9 +311,20 @@ def read_motion_png(path: Path) -> np.ndarray:
     return mask
 
 
-def normalise_motion_gt(mask: np.ndarray) -> np.ndarray:
-    """Ground-truth motion mask → 0 static / 1 moving / other = ignored. A pure 0/255 mask
-    (the node's mono8 output convention) is read as 0/1."""
+MOTION_GT_FORMATS = ("auto", "nonzero")
+
+
+def normalise_motion_gt(mask: np.ndarray, motion_format: str = "auto") -> np.ndarray:
+    """Ground-truth motion mask → 0 static / 1 moving / other = ignored.
+
+    ``auto``: 0/1 as is (other values ignored), and a pure 0/255 mask (the
+    node's mono8 output convention) read as 0/1. ``nonzero``: every non-zero
+    pixel is moving (e.g. KITTI 2015 ``obj_map`` instance ids, as EPC++ uses it).
+    """
+    if motion_format not in MOTION_GT_FORMATS:
+        raise ValueError(f"unknown motion ground-truth format {motion_format!r}; expected one of {MOTION_GT_FORMATS}")
+    if motion_format == "nonzero":
+        return (mask != 0).astype(np.uint8)
     values = np.unique(mask)
     if values.size and set(values.tolist()) <= {0, 255} and 255 in values:
         return (mask == 255).astype(np.uint8)

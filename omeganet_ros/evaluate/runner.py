@@ -38,7 +38,8 @@ def _gt_topic(task: str, gt_topic: str | None) -> str:
 def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | None = None,
                    gt_topic: str | None = None, *, median_scaling: bool | None = None, crop: str | None = "garg",
                    disparity: bool = False, cam: int = 2, label_format: str = "auto",
-                   gt_label_format: str = "auto", alignment: str | None = "7dof") -> dict:
+                   gt_label_format: str = "auto", motion_gt: str = "auto",
+                   alignment: str | None = "7dof") -> dict:
     """Evaluate predictions at ``pred`` against ground truth at ``gt`` with the protocol ``task``.
 
     ``topic`` / ``gt_topic``: topics when a side is a bag (``gt_topic``
@@ -80,7 +81,7 @@ def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | Non
                                     inputs.motion_frames(gt, _gt_topic(task, gt_topic)))
         evaluator = MotionEvaluator()
         for _, load_pred, load_gt in pairs:
-            evaluator.add(load_pred(), inputs.normalise_motion_gt(load_gt()))
+            evaluator.add(load_pred(), inputs.normalise_motion_gt(load_gt(), motion_gt))
         return evaluator.result()
     if task == "odometry":
         pred_dir, gt_dir = Path(pred), Path(gt)
