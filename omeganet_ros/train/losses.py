@@ -173,7 +173,13 @@ def edge_aware_smoothness(values: torch.Tensor, image: torch.Tensor) -> torch.Te
     grad_y = (values[:, :, :-1, :] - values[:, :, 1:, :]).abs()
     grad_img_x = (image[:, :, :, :-1] - image[:, :, :, 1:]).abs().mean(1, keepdim=True)
     grad_img_y = (image[:, :, :-1, :] - image[:, :, 1:, :]).abs().mean(1, keepdim=True)
-    return (grad_x * torch.exp(-grad_img_x)).mean() + (grad_y * torch.exp(-grad_img_y)).mean()
+    # A 1-pixel-wide or -high map (the coarsest flow levels at tiny sizes) has no gradient in that direction.
+    loss = values.new_zeros(())
+    if grad_x.numel():
+        loss = loss + (grad_x * torch.exp(-grad_img_x)).mean()
+    if grad_y.numel():
+        loss = loss + (grad_y * torch.exp(-grad_img_y)).mean()
+    return loss
 
 
 def disparity_smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

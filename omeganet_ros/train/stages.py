@@ -58,6 +58,7 @@ class Stage:
     def __init__(self, config: dict):
         self.config = config
         self.loss_cfg = config.get("loss", {})
+        self.current_step = 0  # set by the trainer before each step (for schedules such as warm-ups)
 
     def tasks(self, has_labels: bool) -> list[str]:
         raise NotImplementedError
@@ -100,7 +101,7 @@ class DepthPoseStage(Stage):
                                        smoothness_weight=float(cfg.get("disp_smoothness", losses.DISP_SMOOTHNESS_WEIGHT)))
         task_losses = {"depth": depth["loss"]}
         logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
-                "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].mean())}
+                "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].detach().mean())}
         if "semantic" in tasks:
             task_losses["semantic"] = losses.semantic_loss(ds["semantic"], batch["labels"])
         return task_losses, logs
@@ -120,7 +121,10 @@ class TeacherFlowStage(Stage):
             out = nets["ofnet"](batch["prev_aug"], batch["cur_aug"], batch["next_aug"])
         out = _float(out)
         reverse = [None, None]
-        if cfg.get("occlusion", "fwd_bwd") == "fwd_bwd":
+        # An untrained OFNet's forward and backward flows disagree everywhere, so the check would
+        # mask every pixel and nothing would learn: it starts after a warm-up (UnFlow-style schedules).
+        warm = self.current_step >= int(cfg.get("occlusion_warmup_steps", 100))
+        if cfg.get("occlusion", "fwd_bwd") == "fwd_bwd" and warm:
             reverse = reverse_flows(unwrap(nets["ofnet"]), batch, autocast)
         flow = losses.optical_flow_loss(
             batch["cur"], [batch["next"], batch["prev"]], [out["flow_fw"], out["flow_bw"]], reverse,

@@ -55,7 +55,7 @@ DEFAULT_CONFIG: dict = {
     "optimizer": {"lr": 1e-4, "weight_decay": 0.0, "lr_decay_steps": 0, "lr_decay": 0.1, "grad_clip": 0.0},
     "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
     "loss": {"scales": 4, "automask": True, "disp_smoothness": 1e-3, "flow_smoothness": 0.02,
-             "occlusion": "fwd_bwd", "occlusion_alpha1": 0.01, "occlusion_alpha2": 0.5,
+             "occlusion": "fwd_bwd", "occlusion_alpha1": 0.01, "occlusion_alpha2": 0.5, "occlusion_warmup_steps": 100,
              "consistency_threshold": 0.5},
     "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
     "student_init": "teacher",  # stage 3: teacher | scratch
@@ -265,7 +265,7 @@ class Trainer:
         self.provenance_base = {
             "stage": self.stage.number, "stage_name": stages_mod.STAGE_NAMES[self.stage.number],
             "config": cfg, "data": self.data_specs, "val_data": self.val_specs, "git_commit": git_commit(),
-            "torch": torch.__version__, "world_size": self.world, "device": self.device.type,
+            "torch": str(torch.__version__), "world_size": self.world, "device": self.device.type,
             "trained": list(self.stage.trained), "tasks": self.tasks,
             "init": str(init_path) if init_path else None,
         }
@@ -361,10 +361,11 @@ class Trainer:
         return bool(ok.item() > 0)
 
     def _train_step(self, batch: dict) -> dict:
+        self.stage.current_step = self.step
         task_losses, logs = self.stage.compute(batch, self.train_nets, self.tasks, self._autocast)
         total = self.weighting(task_losses)
         if not self._all_finite(total.detach()):
-            parts = {k: float(v) for k, v in task_losses.items()}
+            parts = {k: float(v.detach()) for k, v in task_losses.items()}
             where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was written yet"
             raise TrainingError(f"non-finite training loss at step {self.step + 1} (task losses {parts}); "
                                 f"stopping, {where}")
@@ -409,8 +410,11 @@ class Trainer:
                 self.dataset.set_epoch(self.epoch)
                 batches = EpochBatches(n, batch_size, int(self.config["seed"]), self.epoch, self.rank, self.world)
                 todo = batches.batches[self.batch_in_epoch:]
+                # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG,
+                # which would make a resumed run (one more loader) diverge from an uninterrupted one.
+                loader_rng = torch.Generator().manual_seed(int(self.config["seed"]) * 7_919 + self.epoch)
                 loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=todo, collate_fn=collate_triplets,
-                                                     num_workers=num_workers)
+                                                     num_workers=num_workers, generator=loader_rng)
                 for batch in loader:
                     if self.step >= total_steps:
                         break

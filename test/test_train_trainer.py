@@ -1,0 +1,143 @@
+"""The trainer: exact resume, NaN stop, Ctrl-C, unreadable frames, the three stages, the CLI."""
+import copy
+import csv
+import json
+
+import pytest
+import torch
+
+from omeganet_ros.checkpoint import load_checkpoint
+from omeganet_ros.cli.train import main as train_main
+from omeganet_ros.train import stages
+from omeganet_ros.train.trainer import Trainer, TrainingError, merge_config, DEFAULT_CONFIG
+from test_train_helpers import TINY, corridor, write_image_folder, write_sequence
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # fastest on the shared CI cores
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def sequence(tmp_path_factory):
+    images, depths, K = corridor(8)
+    return write_sequence(tmp_path_factory.mktemp("corridor"), images, depths, K)
+
+
+def config(**overrides):
+    return merge_config(merge_config(DEFAULT_CONFIG, TINY), overrides)
+
+
+def run(sequence, out, steps, resume=None, **overrides):
+    trainer = Trainer(config(**overrides), [f"sequence:{sequence}"], out, resume=resume, progress=False)
+    trainer.train(steps)
+    return trainer
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(sequence, tmp_path):
+    # 6 triplets, batch 2: 3 steps per epoch; stopping at step 2 resumes mid-epoch and crosses an epoch.
+    full = run(sequence, tmp_path / "full", 4, weighting={"name": "dwa", "period": 1})
+    run(sequence, tmp_path / "part", 2, weighting={"name": "dwa", "period": 1})
+    resumed = run(sequence, tmp_path / "part", 4, resume=tmp_path / "part" / "last.pt",
+                  weighting={"name": "dwa", "period": 1})
+    assert resumed.step == 4
+    for name in ("dsnet", "camnet"):
+        a, b = full.nets[name].state_dict(), resumed.nets[name].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), f"{name} differs after resume"
+    assert full.weighting.weights() == resumed.weighting.weights()
+    ckpt = load_checkpoint(tmp_path / "part" / "last.pt")
+    assert ckpt.provenance["step"] == 4 and ckpt.provenance["stage"] == 1
+    assert ckpt.provenance["data"] == [f"sequence:{sequence}"]
+    assert ckpt.provenance["config"]["size"] == [128, 64]
+    assert "git_commit" in ckpt.provenance and "depth_abs_rel" in ckpt.provenance["metrics"]
+
+
+def _failing_compute(monkeypatch, at_call, action):
+    original = stages.DepthPoseStage.compute
+    calls = {"n": 0}
+
+    def compute(self, *args, **kwargs):
+        calls["n"] += 1
+        task_losses, logs = original(self, *args, **kwargs)
+        if calls["n"] >= at_call:
+            if action == "nan":
+                task_losses["depth"] = task_losses["depth"] * float("nan")
+            else:
+                raise KeyboardInterrupt
+        return task_losses, logs
+
+    monkeypatch.setattr(stages.DepthPoseStage, "compute", compute)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(sequence, tmp_path, monkeypatch):
+    _failing_compute(monkeypatch, at_call=4, action="nan")
+    with pytest.raises(TrainingError, match=r"non-finite training loss at step 4.*last good checkpoint: .*last.pt"):
+        run(sequence, tmp_path, 10, checkpoint_every=2)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt.provenance["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt.state_dicts["dsnet"].values() if v.is_floating_point())
+
+
+def test_ctrl_c_saves_a_checkpoint(sequence, tmp_path, monkeypatch):
+    _failing_compute(monkeypatch, at_call=3, action="interrupt")
+    with pytest.raises(KeyboardInterrupt):
+        run(sequence, tmp_path, 10)
+    assert load_checkpoint(tmp_path / "last.pt").extra["trainer"]["step"] == 2
+
+
+def test_unreadable_frames_are_skipped_and_counted(tmp_path):
+    images, _, _ = corridor(8)
+    folder = write_image_folder(tmp_path / "frames", images)
+    broken = sorted(folder.iterdir())[4]
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    with pytest.warns(UserWarning, match="skipping triplet"):
+        trainer = Trainer(config(), [f"folder:{folder}"], tmp_path / "out", progress=False)
+        trainer.train(4)
+    assert trainer.step == 4
+    assert trainer.skipped >= 3  # centres 3, 4, 5 need the broken frame; each epoch meets them
+    ckpt = load_checkpoint(tmp_path / "out" / "last.pt")
+    assert ckpt.provenance["skipped_triplets"] == trainer.skipped
+    rows = list(csv.DictReader((tmp_path / "out" / "log.csv").open()))
+    assert int(rows[-2]["skipped_triplets"]) == trainer.skipped
+
+
+def test_three_stages_chain_and_freeze_what_they_should(sequence, tmp_path):
+    s1 = run(sequence, tmp_path / "s1", 1)
+    s2 = run(sequence, tmp_path / "s2", 2, stage=2, init=str(tmp_path / "s1" / "last.pt"))
+    c1, c2 = load_checkpoint(tmp_path / "s1" / "last.pt"), load_checkpoint(tmp_path / "s2" / "last.pt")
+    assert c2.provenance["stage"] == 2 and c2.provenance["trained"] == ["ofnet"]
+    assert all(torch.equal(c1.state_dicts["dsnet"][k], c2.state_dicts["dsnet"][k]) for k in c1.state_dicts["dsnet"])
+    assert any(not torch.equal(c1.state_dicts["ofnet"][k], c2.state_dicts["ofnet"][k]) for k in c1.state_dicts["ofnet"])
+    assert "flow_epe_all" not in s2.metrics  # no flow ground truth in this sequence
+    s3 = run(sequence, tmp_path / "s3", 2, stage=3, init=str(tmp_path / "s2" / "last.pt"))
+    c3 = load_checkpoint(tmp_path / "s3" / "last.pt")
+    assert c3.provenance["stage"] == 3 and c3.provenance["tasks"] == ["distillation", "photometric"]
+    teacher = c3.extra["teacher_ofnet"]
+    assert all(torch.equal(teacher[k], c2.state_dicts["ofnet"][k]) for k in teacher)  # the teacher stays frozen
+    assert any(not torch.equal(c3.state_dicts["ofnet"][k], teacher[k]) for k in teacher)  # the student learns
+    assert s1.metrics["depth_abs_rel"] > 0 and s3.step == 2
+
+
+def test_cli_trains_and_reports_json(sequence, tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("stage: 1\nsize: [128, 64]\nbatch_size: 2\nsteps: 2\nvalidation:\n  max_items: 2\n")
+    code = train_main(["--config", str(cfg), "--data", f"sequence:{sequence}", "--out", str(tmp_path / "o"),
+                       "--no-progress", "--device", "cpu"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["step"] == 2 and report["checkpoint"].endswith("last.pt")
+    assert train_main(["--config", str(cfg), "--data", "nonsense:/x", "--out", str(tmp_path / "o2")]) == 2
+    assert "data spec 'nonsense:/x'" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage: 1\nlearning_rate: 3\n")
+    assert train_main(["--config", str(bad), "--data", f"sequence:{sequence}", "--out", str(tmp_path / "o3")]) == 2
+    assert "unknown training config key 'learning_rate'" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_checkpoint_of_another_stage(sequence, tmp_path):
+    run(sequence, tmp_path / "s1", 1)
+    with pytest.raises(ValueError, match="stage 1"):
+        run(sequence, tmp_path / "s2", 2, stage=2, resume=tmp_path / "s1" / "last.pt")
