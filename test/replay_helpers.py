@@ -1,0 +1,104 @@
+"""Small bags for the replay and report tests: a camera sequence with ground truth, and fake node outputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from omeganet_ros.data.rosbag_io import BagWriter, rotation_to_quaternion
+
+WIDTH, HEIGHT = 192, 64
+FPS = 10.0
+T0_NS = 1_700_000_000_000_000_000
+K = np.array([[110.0, 0.0, 95.5], [0.0, 110.0, 31.5], [0.0, 0.0, 1.0]])
+
+
+def stamp(i: int) -> int:
+    return T0_NS + int(round(i * 1e9 / FPS))
+
+
+def gt_pose(i: int) -> np.ndarray:
+    """Camera-to-world: driving forward along z at 1 m per frame while turning slowly."""
+    yaw = 0.02 * i
+    pose = np.eye(4)
+    pose[:3, :3] = [[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]]
+    pose[:3, 3] = [0.3 * np.sin(0.1 * i), 0.0, 1.0 * i]
+    return pose
+
+
+def gt_arrays(i: int, rng: np.random.Generator) -> dict:
+    depth = np.linspace(4.0, 40.0, HEIGHT, dtype=np.float32)[::-1, None].repeat(WIDTH, 1)
+    depth = depth * (1.0 + 0.1 * rng.random((HEIGHT, WIDTH), dtype=np.float32))
+    flow = np.stack([np.full((HEIGHT, WIDTH), 1.5), np.full((HEIGHT, WIDTH), -0.5)], -1).astype(np.float32)
+    semantic = np.zeros((HEIGHT, WIDTH), np.uint8)
+    semantic[: HEIGHT // 3] = 10   # sky
+    semantic[HEIGHT // 3: HEIGHT // 2] = 2   # building
+    motion = np.zeros((HEIGHT, WIDTH), np.uint8)
+    motion[HEIGHT // 2:, (5 * i) % WIDTH: (5 * i) % WIDTH + 20] = 1
+    semantic[motion == 1] = 13  # car
+    return {"depth": depth, "flow": flow, "semantic": semantic, "motion": motion}
+
+
+def write_camera_bag(path: Path, frames: int = 10, gt: bool = True, storage: str = "mcap", seed: int = 0) -> Path:
+    """A bag like omeganet-synth writes: /camera/image_raw (rgb8), /camera/camera_info, and /gt/* when ``gt``."""
+    rng = np.random.default_rng(seed)
+    with BagWriter(path, storage=storage) as bag:
+        for i in range(frames):
+            t = stamp(i)
+            image = rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+            image[: HEIGHT // 3] = (120, 160, 220)
+            bag.write_image("/camera/image_raw", t, image, "rgb8", "camera_optical_frame")
+            bag.write_camera_info("/camera/camera_info", t, K, WIDTH, HEIGHT, "camera_optical_frame")
+            if gt:
+                arrays = gt_arrays(i, rng)
+                bag.write_image("/gt/depth", t, arrays["depth"], "32FC1", "camera_optical_frame")
+                bag.write_image("/gt/flow", t, arrays["flow"], "32FC2", "camera_optical_frame")
+                bag.write_image("/gt/semantic", t, arrays["semantic"], "mono8", "camera_optical_frame")
+                bag.write_image("/gt/motion", t, arrays["motion"], "mono8", "camera_optical_frame")
+                bag.write_pose("/gt/pose", t, gt_pose(i), "world")
+    return bag.path
+
+
+def _odometry(bag: BagWriter, t: int, pose: np.ndarray):
+    types = bag.typestore.types
+    x, y, z, w = rotation_to_quaternion(pose[:3, :3])
+    header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9),
+                                          frame_id="odom")
+    pose_msg = types["geometry_msgs/msg/Pose"](
+        position=types["geometry_msgs/msg/Point"](x=float(pose[0, 3]), y=float(pose[1, 3]), z=float(pose[2, 3])),
+        orientation=types["geometry_msgs/msg/Quaternion"](x=float(x), y=float(y), z=float(z), w=float(w)))
+    cov = np.zeros(36)
+    twist = types["geometry_msgs/msg/Twist"](linear=types["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0),
+                                             angular=types["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0))
+    return types["nav_msgs/msg/Odometry"](
+        header=header, child_frame_id="camera_optical_frame",
+        pose=types["geometry_msgs/msg/PoseWithCovariance"](pose=pose_msg, covariance=cov),
+        twist=types["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=cov))
+
+
+def write_prediction_bag(path: Path, frames: int = 10, skip: tuple[int, ...] = (0, 9), seed: int = 1) -> Path:
+    """Outputs as the node records them (depth, flow, semantic, motion/mask, odometry) for every frame but ``skip``:
+    the ground truth perturbed with noise, relative depth (×0.1), drifting poses."""
+    rng = np.random.default_rng(seed)
+    gt_rng = np.random.default_rng(0)
+    with BagWriter(path) as bag:
+        for i in range(frames):
+            gt_rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)  # keep the ground-truth stream in step
+            arrays = gt_arrays(i, gt_rng)
+            if i in skip:
+                continue
+            t = stamp(i)
+            depth = arrays["depth"] * 0.1 * rng.uniform(0.8, 1.2, (HEIGHT, WIDTH)).astype(np.float32)
+            flow = arrays["flow"] + rng.normal(0, 0.8, arrays["flow"].shape).astype(np.float32)
+            semantic = arrays["semantic"].copy()
+            semantic[rng.random((HEIGHT, WIDTH)) < 0.2] = 0
+            mask = (arrays["motion"] * 255).astype(np.uint8)
+            mask[:, :10] = 255
+            pose = gt_pose(i)
+            pose[:3, 3] = pose[:3, 3] * 0.5 + rng.normal(0, 0.05, 3)
+            bag.write_image("/depth", t, depth, "32FC1", "camera_optical_frame")
+            bag.write_image("/flow", t, flow, "32FC2", "camera_optical_frame")
+            bag.write_image("/semantic", t, semantic, "mono8", "camera_optical_frame")
+            bag.write_image("/motion/mask", t, mask, "mono8", "camera_optical_frame")
+            bag.write("/odometry", "nav_msgs/msg/Odometry", _odometry(bag, t, pose), t)
+    return bag.path
