@@ -1,0 +1,381 @@
+"""Vectorised ray casting of the street: per pixel the nearest surface, its depth, class, instance and colour.
+
+One ray per pixel centre. Rays are ``K⁻¹ (u, v, 1)`` (z = 1 in the camera), so
+the ray parameter of a hit is its z-depth in metres. Objects are culled to the
+view frustum and each part is tested only on the pixels of its projected
+bounding rectangle (clipped at the near plane); all (pixel, part) pairs of a
+primitive kind are tested in one vectorised pass. Arrays are kept as separate
+x/y/z components: NumPy's N×3 @ 3×3 products are an order of magnitude slower.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..classes import ROAD, SIDEWALK, SKY, TERRAIN
+from .objects import BOX, CYLINDER, SPHERE
+from .road import (FIRST_PART_SURFACE, HALF_WIDTH, LANE_WIDTH, SIDEWALK_OUTER, SURFACE_KERB_LEFT, SURFACE_KERB_RIGHT,
+                   SURFACE_RAISED, SURFACE_ROAD, SURFACE_SKY, RoadProfile)
+from .scene import Scene
+from .textures import TextureBank
+
+NEAR = 0.05  # metres
+_CORNERS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float64)
+_EDGES = np.array([(a, b) for a in range(8) for b in range(a + 1, 8) if np.abs(_CORNERS[a] - _CORNERS[b]).sum() == 2])
+
+
+@dataclass
+class Render:
+    """One frame as seen by the camera; arrays are flat over H·W pixels (row-major)."""
+
+    k: int
+    pose: np.ndarray  # 4×4 camera-to-map
+    depth: np.ndarray  # float32 z-depth, metres; inf for sky
+    surface: np.ndarray  # int32 surface id (road.SURFACE_*, or FIRST_PART_SURFACE + part index)
+    part: np.ndarray  # int64 part index, −1 for ground and sky
+    normal: np.ndarray  # 3×N float32 map-frame unit normals (zeros for sky)
+    rgb: np.ndarray  # N×3 float32 colour in [0, 1]
+    train_id: np.ndarray  # uint8 Cityscapes trainIds
+    instance: np.ndarray  # uint16, 0 for ground and sky
+    object_position: np.ndarray  # O×3 map positions of all objects at this frame
+    object_yaw: np.ndarray  # (O,) yaws at this frame
+
+
+def _to_local(c, s, x, y, z):
+    """R_y(yaw)ᵀ applied to components (map axes → object axes)."""
+    return c * x - s * z, y, s * x + c * z
+
+
+def _to_map(c, s, x, y, z):
+    """R_y(yaw) applied to components (object axes → map axes)."""
+    return c * x + s * z, y, -s * x + c * z
+
+
+class Renderer:
+    def __init__(self, width: int, height: int, K: np.ndarray, road: RoadProfile, scene: Scene, textures: TextureBank,
+                 sun_direction: np.ndarray, draw_distance: float = 160.0, ambient: float = 0.45, sky_seed: int = 0):
+        self.width, self.height = int(width), int(height)
+        self.K = np.asarray(K, np.float64)
+        self.road, self.scene, self.textures = road, scene, textures
+        self.draw_distance = float(draw_distance)
+        self.ambient = float(ambient)
+        sun = np.asarray(sun_direction, np.float64)
+        self.sun = (sun / np.linalg.norm(sun)).astype(np.float32)
+        v, u = np.mgrid[0:self.height, 0:self.width]
+        k_inv = np.linalg.inv(self.K)
+        pixels = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], axis=0).astype(np.float64)
+        rays = k_inv @ pixels
+        self.ray_x = rays[0].astype(np.float32)
+        self.ray_y = rays[1].astype(np.float32)
+        self.focal = float(np.sqrt(self.K[0, 0] * self.K[1, 1]))
+        sky_rng = np.random.default_rng(sky_seed)
+        self.sky_zenith = (np.array([0.25, 0.45, 0.80]) * sky_rng.uniform(0.9, 1.1)).astype(np.float32)
+        self.sky_horizon = np.array([0.75, 0.82, 0.90], np.float32)
+        self.cloud_material = textures.material("asphalt")  # its noise doubles as cloud cover
+        m = textures.material
+        self.materials = {name: m(name) for name in ("asphalt", "paving", "grass", "kerb")}
+
+    @property
+    def rays(self) -> np.ndarray:
+        """N×3 camera rays (z = 1)."""
+        return np.stack([self.ray_x, self.ray_y, np.ones_like(self.ray_x)], axis=1)
+
+    # ------------------------------------------------------------------ geometry
+
+    def _part_world(self, position: np.ndarray, yaw: np.ndarray, parts: np.ndarray | None = None):
+        """World centres P×3 and yaw cos/sin of parts (all, or ``parts``)."""
+        s = self.scene
+        obj = s.part_object if parts is None else s.part_object[parts]
+        lc = s.part_centre if parts is None else s.part_centre[parts]
+        c, sn = np.cos(yaw)[obj], np.sin(yaw)[obj]
+        x, y, z = _to_map(c, sn, lc[:, 0], lc[:, 1], lc[:, 2])
+        return position[obj] + np.stack([x, y, z], axis=1), c, sn
+
+    def _visible_parts(self, pose, position, yaw):
+        """Indices of parts in the frustum and their pixel rectangles (u0, u1, v0, v1), end exclusive."""
+        s = self.scene
+        rot_t = pose[:3, :3].T
+        cam = pose[:3, 3]
+        obj_cam = (position - cam) @ rot_t.T
+        fx, fy, cx, cy = self.K[0, 0], self.K[1, 1], self.K[0, 2], self.K[1, 2]
+        r = s.radius
+        z = obj_cam[:, 2]
+        tan_x = max(cx + 0.5, self.width - 0.5 - cx) / fx
+        tan_y = max(cy + 0.5, self.height - 0.5 - cy) / fy
+        keep = (z > -r) & (z - r < self.draw_distance)
+        keep &= np.abs(obj_cam[:, 0]) - r * np.sqrt(1 + tan_x ** 2) < z * tan_x
+        keep &= np.abs(obj_cam[:, 1]) - r * np.sqrt(1 + tan_y ** 2) < z * tan_y
+        parts = np.nonzero(keep[s.part_object])[0]
+        if parts.size == 0:
+            return parts, np.zeros((0, 4), np.int64)
+        centre, c, sn = self._part_world(position, yaw, parts)
+        local = _CORNERS[None] * s.part_half[parts][:, None, :]  # P×8×3
+        x, y, zz = _to_map(c[:, None], sn[:, None], local[..., 0], local[..., 1], local[..., 2])
+        corners = centre[:, None, :] + np.stack([x, y, zz], axis=-1)
+        cc = (corners - cam) @ rot_t.T  # P×8×3 camera frame
+        # Clip the box at the near plane: keep corners in front plus edge crossings of the plane.
+        a, b = cc[:, _EDGES[:, 0]], cc[:, _EDGES[:, 1]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = (NEAR - a[..., 2]) / (b[..., 2] - a[..., 2])
+        crossing = (f > 0) & (f < 1)
+        cross_pts = a + np.where(crossing, f, 0)[..., None] * (b - a)
+        pts = np.concatenate([cc, cross_pts], axis=1)
+        usable = np.concatenate([cc[..., 2] > NEAR - 1e-9, crossing], axis=1)
+        zp = np.where(usable, np.maximum(pts[..., 2], NEAR), 1.0)
+        u = fx * pts[..., 0] / zp + cx
+        v = fy * pts[..., 1] / zp + cy
+        big = 1e9
+        u0 = np.floor(np.where(usable, u, big).min(axis=1))
+        u1 = np.ceil(np.where(usable, u, -big).max(axis=1)) + 1
+        v0 = np.floor(np.where(usable, v, big).min(axis=1))
+        v1 = np.ceil(np.where(usable, v, -big).max(axis=1)) + 1
+        rect = np.stack([np.clip(u0, 0, self.width), np.clip(u1, 0, self.width),
+                         np.clip(v0, 0, self.height), np.clip(v1, 0, self.height)], axis=1).astype(np.int64)
+        ok = usable.any(axis=1) & (rect[:, 1] > rect[:, 0]) & (rect[:, 3] > rect[:, 2])
+        ok &= cc[..., 2].min(axis=1) < self.draw_distance
+        return parts[ok], rect[ok]
+
+    def _pairs(self, rect: np.ndarray):
+        """(pixel index, rectangle index) pairs covering the rectangles."""
+        widths = rect[:, 1] - rect[:, 0]
+        counts = widths * (rect[:, 3] - rect[:, 2])
+        total = int(counts.sum())
+        owner = np.repeat(np.arange(rect.shape[0]), counts)
+        local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        w = widths[owner]
+        rows = rect[owner, 2] + local // w
+        cols = rect[owner, 0] + local % w
+        return rows * self.width + cols, owner
+
+    def _cast_objects(self, cam, dx, dy, dz, position, yaw, pose):
+        """Nearest object hit per pixel: t (inf where none) and part index (−1)."""
+        n = dx.shape[0]
+        t_best = np.full(n, np.inf, np.float32)
+        part_best = np.full(n, -1, np.int64)
+        parts, rect = self._visible_parts(pose, position, yaw)
+        if parts.size == 0:
+            return t_best, part_best
+        s = self.scene
+        centre, c, sn = self._part_world(position, yaw, parts)
+        oc = (cam[None, :] - centre).astype(np.float32)  # P×3 camera centre relative to the part, map axes
+        half = s.part_half[parts].astype(np.float32)
+        kinds = s.part_kind[parts]
+        all_pix, all_t, all_part = [], [], []
+        for kind in (BOX, SPHERE, CYLINDER):
+            sel = np.nonzero(kinds == kind)[0]
+            if sel.size == 0:
+                continue
+            pix, owner = self._pairs(rect[sel])
+            q = sel[owner]  # index into `parts`
+            px, py, pz = dx[pix], dy[pix], dz[pix]
+            if kind == BOX:
+                cq, sq = c[sel].astype(np.float32), sn[sel].astype(np.float32)
+                ox, oy, oz = _to_local(cq, sq, oc[sel, 0], oc[sel, 1], oc[sel, 2])
+                lx, ly, lz = _to_local(cq[owner], sq[owner], px, py, pz)
+                near = far = None
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    for o_, d_, h_ in ((ox, lx, half[sel, 0]), (oy, ly, half[sel, 1]), (oz, lz, half[sel, 2])):
+                        inv = 1.0 / d_
+                        ta = (-h_ - o_)[owner] * inv
+                        tb = (h_ - o_)[owner] * inv
+                        lo, hi = np.minimum(ta, tb), np.maximum(ta, tb)
+                        near = lo if near is None else np.maximum(near, lo)
+                        far = hi if far is None else np.minimum(far, hi)
+                t = np.where((near <= far) & (near > NEAR), near, np.inf)
+            elif kind == SPHERE:
+                o = oc[sel]
+                r = half[sel, 0]
+                a = px * px + py * py + pz * pz
+                b = px * o[owner, 0] + py * o[owner, 1] + pz * o[owner, 2]
+                cc = ((o * o).sum(1) - r * r)[owner]
+                disc = b * b - a * cc
+                with np.errstate(invalid="ignore"):
+                    root = (-b - np.sqrt(disc)) / a
+                t = np.where((disc >= 0) & (root > NEAR), root, np.inf)
+            else:
+                o = oc[sel]
+                r, hh = half[sel, 0], half[sel, 1]
+                ox, oy, oz = o[owner, 0], o[owner, 1], o[owner, 2]
+                a = px * px + pz * pz
+                b = px * ox + pz * oz
+                cc = (o[:, 0] ** 2 + o[:, 2] ** 2 - r * r)[owner]
+                disc = b * b - a * cc
+                hq = hh[owner]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    side = (-b - np.sqrt(disc)) / a
+                    side_ok = (disc >= 0) & (side > NEAR) & (np.abs(oy + side * py) <= hq)
+                    cap = (-hq - oy) / py  # top cap at y = −hh (y points down)
+                    cap_ok = (cap > NEAR) & ((ox + cap * px) ** 2 + (oz + cap * pz) ** 2 <= (r * r)[owner])
+                t = np.minimum(np.where(side_ok, side, np.inf), np.where(cap_ok, cap, np.inf))
+            hit = np.nonzero(np.isfinite(t))[0]
+            all_pix.append(pix[hit])
+            all_t.append(t[hit].astype(np.float32))
+            all_part.append(parts[q[hit]])
+        pix, t, part = np.concatenate(all_pix), np.concatenate(all_t), np.concatenate(all_part)
+        np.minimum.at(t_best, pix, t)
+        win = t == t_best[pix]
+        part_best[pix[win]] = part[win]
+        return t_best, part_best
+
+    # ------------------------------------------------------------------ frame
+
+    def render(self, k: int, pose: np.ndarray, position: np.ndarray, yaw: np.ndarray) -> Render:
+        """Render frame ``k`` from camera-to-map ``pose`` with objects at ``position``/``yaw``."""
+        R = pose[:3, :3].astype(np.float32)
+        cam = pose[:3, 3]
+        rx, ry = self.ray_x, self.ray_y
+        dx = R[0, 0] * rx + R[0, 1] * ry + R[0, 2]
+        dy = R[1, 0] * rx + R[1, 1] * ry + R[1, 2]
+        dz = R[2, 0] * rx + R[2, 1] * ry + R[2, 2]
+        t_ground, surf_ground = self.road.intersect(cam, dx, dy, dz)
+        t_obj, part = self._cast_objects(cam, dx, dy, dz, position, yaw, pose)
+        use_obj = t_obj < t_ground
+        depth = np.where(use_obj, t_obj, t_ground).astype(np.float32)
+        part = np.where(use_obj, part, -1)
+        surface = np.where(use_obj, FIRST_PART_SURFACE + part, surf_ground).astype(np.int32)
+        sky = ~np.isfinite(depth)
+        surface[sky] = SURFACE_SKY
+        n = dx.shape[0]
+        normal = np.zeros((3, n), np.float32)
+        material = np.zeros(n, np.int64)
+        tex_u = np.zeros(n, np.float32)
+        tex_v = np.zeros(n, np.float32)
+        footprint = np.zeros(n, np.float32)
+        train_id = np.full(n, SKY, np.uint8)
+        instance = np.zeros(n, np.uint16)
+        ground = np.nonzero((part < 0) & ~sky)[0]
+        objs = np.nonzero(part >= 0)[0]
+        paint = self._ground_surface(ground, cam, dx, dy, dz, depth, surface, normal, material, tex_u, tex_v, train_id)
+        self._object_surface(objs, cam, dx, dy, dz, depth, part, position, yaw, normal, material, tex_u, tex_v)
+        train_id[objs] = self.scene.part_train_id[part[objs]]
+        instance[objs] = self.scene.instance[self.scene.part_object[part[objs]]]
+        solid = np.nonzero(~sky)[0]
+        d2 = dx[solid] ** 2 + dy[solid] ** 2 + dz[solid] ** 2
+        dn = np.abs(dx[solid] * normal[0, solid] + dy[solid] * normal[1, solid] + dz[solid] * normal[2, solid])
+        cos = np.clip(dn / np.sqrt(d2), 0.05, 1)
+        # Metres per pixel on the surface (geometric mean of the two directions) picks the mip level.
+        footprint[solid] = depth[solid] * np.sqrt(d2) / self.focal / np.sqrt(cos)
+        sky_idx = np.nonzero(sky)[0]
+        elevation = self._sky_coordinates(sky_idx, dx, dy, dz, material, tex_u, tex_v, footprint)
+        rgb = self.textures.sample(material, tex_u, tex_v, footprint)
+        if paint is not None:
+            rgb[ground] = rgb[ground] * (1 - paint[:, None]) + 0.85 * paint[:, None]
+        lambert = np.clip(normal[0] * self.sun[0] + normal[1] * self.sun[1] + normal[2] * self.sun[2], 0, None)
+        rgb *= (self.ambient + (1 - self.ambient) * 1.15 * lambert)[:, None]
+        if sky_idx.size:
+            blend = np.clip(elevation * 2.5, 0, 1)[:, None]
+            base = self.sky_horizon * (1 - blend) + self.sky_zenith * blend
+            cloud = np.clip((rgb[sky_idx, 1] - 0.13) * 6.0, 0, 1)[:, None] * np.clip(elevation * 6, 0, 1)[:, None]
+            rgb[sky_idx] = base * (1 - 0.7 * cloud) + 0.95 * 0.7 * cloud
+        return Render(k, pose, depth, surface, part, normal, rgb, train_id, instance, position, yaw)
+
+    def _sky_coordinates(self, idx, dx, dy, dz, material, tex_u, tex_v, footprint):
+        """Texture coordinates of the sky from the ray direction only (at infinity); returns elevation."""
+        if idx.size == 0:
+            return np.zeros(0, np.float32)
+        x, y, z = dx[idx], dy[idx], dz[idx]
+        elevation = np.clip(-y / np.sqrt(x * x + y * y + z * z), -1, 1)
+        material[idx] = self.cloud_material
+        tex_u[idx] = np.arctan2(x, z) * 12.0
+        tex_v[idx] = elevation * 12.0
+        footprint[idx] = 12.0 / self.focal
+        return elevation
+
+    def _ground_surface(self, idx, cam, dx, dy, dz, depth, surface, normal, material, tex_u, tex_v, train_id):
+        """Materials, texture coordinates, normals and trainIds of ground pixels; returns lane-paint coverage."""
+        if idx.size == 0:
+            return None
+        t = depth[idx].astype(np.float64)
+        x = cam[0] + t * dx[idx]
+        y = cam[1] + t * dy[idx]
+        z = cam[2] + t * dz[idx]
+        off = x - self.road.centre(z)
+        surf = surface[idx]
+        normal[1, idx] = -1.0
+        kerb = (surf == SURFACE_KERB_LEFT) | (surf == SURFACE_KERB_RIGHT)
+        if kerb.any():
+            slope = self.road.slope(z[kerb])
+            toward_road = np.where(surf[kerb] == SURFACE_KERB_RIGHT, -1.0, 1.0)
+            norm = np.sqrt(1 + slope * slope)
+            kidx = idx[kerb]
+            normal[0, kidx] = toward_road / norm
+            normal[1, kidx] = 0.0
+            normal[2, kidx] = -toward_road * slope / norm
+        raised = surf == SURFACE_RAISED
+        walk = raised & (np.abs(off) < SIDEWALK_OUTER)
+        verge = raised & ~walk
+        mat = np.full(idx.size, self.materials["asphalt"])
+        mat[walk] = self.materials["paving"]
+        mat[verge] = self.materials["grass"]
+        mat[kerb] = self.materials["kerb"]
+        material[idx] = mat
+        tex_u[idx] = np.where(kerb, z, x)
+        tex_v[idx] = np.where(kerb, y, z)
+        ids = np.full(idx.size, ROAD, np.uint8)
+        ids[kerb | walk] = SIDEWALK
+        ids[verge] = TERRAIN
+        train_id[idx] = ids
+        road = surf == SURFACE_ROAD
+        # Pixel footprint across the markings, for their anti-aliased edges.
+        pixel = (t * np.sqrt(dx[idx] ** 2 + dy[idx] ** 2 + dz[idx] ** 2) / self.focal).astype(np.float32)
+        paint = np.zeros(idx.size, np.float32)
+        paint[road] = self._lane_paint(off[road], z[road], pixel[road])
+        return paint
+
+    @staticmethod
+    def _lane_paint(off, z, footprint):
+        """Coverage in [0, 1] of lane markings: solid double centre line and edge lines, dashed lane dividers."""
+        footprint = np.maximum(footprint, 1e-3)
+
+        def line(centre, half_width):
+            return np.clip((half_width - np.abs(off - centre)) / footprint + 0.5, 0, 1)
+
+        cover = np.maximum(line(-0.12, 0.06), line(0.12, 0.06))
+        dash = ((z % 9.0) < 3.0).astype(np.float32)
+        for side in (-1, 1):
+            cover = np.maximum(cover, line(side * LANE_WIDTH, 0.075) * dash)
+            cover = np.maximum(cover, line(side * 2 * LANE_WIDTH, 0.1))
+        return (cover * (np.abs(off) < HALF_WIDTH)).astype(np.float32)
+
+    def _object_surface(self, idx, cam, dx, dy, dz, depth, part, position, yaw, normal, material, tex_u, tex_v):
+        """Materials, texture coordinates (part-local metres) and normals of object pixels."""
+        if idx.size == 0:
+            return
+        s = self.scene
+        p = part[idx]
+        centre, c, sn = self._part_world(position, yaw, p)
+        t = depth[idx].astype(np.float64)
+        rx = cam[0] + t * dx[idx] - centre[:, 0]
+        ry = cam[1] + t * dy[idx] - centre[:, 1]
+        rz = cam[2] + t * dz[idx] - centre[:, 2]
+        q = np.stack(_to_local(c, sn, rx, ry, rz), axis=1)
+        half = s.part_half[p]
+        kind = s.part_kind[p]
+        rows = np.arange(idx.size)
+        n_local = np.zeros_like(q)
+        box = kind == BOX
+        axis = np.argmax(np.abs(q) / half, axis=1)
+        n_local[box, axis[box]] = np.sign(q[box, axis[box]])
+        sph = kind == SPHERE
+        n_local[sph] = q[sph] / half[sph, :1]
+        cyl = kind == CYLINDER
+        if cyl.any():
+            top = cyl & (np.abs(q[:, 1] + half[:, 1]) < 1e-4 * np.maximum(1.0, t))
+            side = cyl & ~top
+            n_local[top, 1] = -1.0
+            n_local[side, 0] = q[side, 0] / half[side, 0]
+            n_local[side, 2] = q[side, 2] / half[side, 0]
+        # Texture on the plane of the dominant normal axis, measured from the part's min corner.
+        n_axis = np.argmax(np.abs(n_local), axis=1)
+        corner = q + half
+        u = corner[rows, np.where(n_axis == 0, 2, 0)]
+        v = corner[rows, np.where(n_axis == 1, 2, 1)]
+        if cyl.any():
+            side = cyl & (n_axis != 1)
+            u[side] = np.arctan2(q[side, 0], q[side, 2]) * half[side, 0]
+        nx, ny, nz = _to_map(c, sn, n_local[:, 0], n_local[:, 1], n_local[:, 2])
+        normal[0, idx], normal[1, idx], normal[2, idx] = nx, ny, nz
+        material[idx] = s.part_material[p]
+        tex_u[idx] = u
+        tex_v[idx] = v
