@@ -1,0 +1,345 @@
+"""ROS 2 messages ↔ numpy for the node: input checks, output images, camera info, poses, point clouds.
+
+Everything here is a pure function of its arguments (no node state), so it is
+unit-tested without DDS. Frames: REP 103 optical frame for the camera (x right,
+y down, z forward); the odometry frame follows REP 103/105 body axes (x
+forward, y left, z up), see :data:`OPTICAL_TO_BODY`.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ..classes import CLASS_NAMES, colorize
+from ..data import rosbag_io
+from . import compat
+
+# Rotation taking optical-frame coordinates (x right, y down, z forward) to body
+# coordinates (x forward, y left, z up): body = OPTICAL_TO_BODY @ optical.
+OPTICAL_TO_BODY = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+SKY_TRAIN_ID = 10
+
+
+# ------------------------------------------------------------------------------------------- input
+
+def stamp_seconds(stamp) -> float:
+    """builtin_interfaces/Time → float seconds."""
+    return int(stamp.sec) + int(stamp.nanosec) * 1e-9
+
+
+def decode_image(msg) -> np.ndarray:
+    """sensor_msgs/Image → H×W×3 uint8 RGB.
+
+    Raises ``ValueError`` naming the problem for zero sizes, an unknown or
+    non-colour encoding (32FC1, …), a step shorter than a row, or
+    ``len(data) != step × height``; the checks run before either backend.
+    """
+    rosbag_io.image_to_numpy(msg)  # field checks (sizes, encoding, step, data length), same for both backends
+    return compat.image_msg_to_rgb8(msg)
+
+
+def decode_compressed(msg) -> np.ndarray:
+    """sensor_msgs/CompressedImage → H×W×3 uint8 RGB; ``ValueError`` when it does not decode."""
+    return compat.compressed_msg_to_rgb8(msg)
+
+
+def camera_info_to_K(msg, image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """sensor_msgs/CameraInfo → 3×3 K in pixels of an image of ``image_size`` (W, H).
+
+    Raises ``ValueError`` for NaN/infinite entries, fx or fy ≤ 0, zero image
+    size, or a principal point outside the image. When the camera_info was
+    made for another resolution than the image, K is scaled to the image
+    (pixel-centre convention of :func:`omeganet_ros.geometry.scale_intrinsics`).
+    """
+    K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    width, height = int(msg.width), int(msg.height)
+    if not np.isfinite(K).all():
+        raise ValueError(f"camera_info K has NaN or infinite entries: {K.ravel().tolist()}")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ValueError(f"camera_info K has fx = {K[0, 0]}, fy = {K[1, 1]}; both must be positive")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"camera_info has zero image size {width}×{height}")
+    if not (0 <= K[0, 2] <= width and 0 <= K[1, 2] <= height):
+        raise ValueError(f"camera_info principal point ({K[0, 2]}, {K[1, 2]}) lies outside the {width}×{height} image")
+    if image_size is not None and tuple(image_size) != (width, height):
+        sx, sy = image_size[0] / width, image_size[1] / height
+        K = K.copy()
+        K[0, 0] *= sx
+        K[1, 1] *= sy
+        K[0, 1] *= sx
+        K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+        K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+    return K
+
+
+# ------------------------------------------------------------------------------------------ output
+
+def K_to_camera_info(K: np.ndarray, width: int, height: int, header):
+    """3×3 K (pixels) → sensor_msgs/CameraInfo of a distortion-free (rectified) ``width``×``height`` image."""
+    from sensor_msgs.msg import CameraInfo
+
+    K = np.asarray(K, dtype=np.float64)
+    msg = CameraInfo()
+    msg.header = header
+    msg.width, msg.height = int(width), int(height)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in K.ravel()]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [float(K[0, 0]), float(K[0, 1]), float(K[0, 2]), 0.0,
+             float(K[1, 0]), float(K[1, 1]), float(K[1, 2]), 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
+
+
+def image_msg(array: np.ndarray, encoding: str, header):
+    """numpy → sensor_msgs/Image with ``header`` (see :func:`compat.array_to_image_msg`)."""
+    return compat.array_to_image_msg(array, encoding, header)
+
+
+def empty_image(header):
+    """An Image with no pixels (a disabled output in SceneUnderstanding)."""
+    from sensor_msgs.msg import Image
+
+    msg = Image()
+    msg.header = header
+    return msg
+
+
+def colorize_depth(depth: np.ndarray) -> np.ndarray:
+    """Depth H×W (any units) → H×W×3 uint8 RGB: inverse depth in the magma colour map, black where invalid.
+
+    Inverse depth is normalised by its 95th percentile (as monodepth2's
+    visualisations), so near is bright and far is dark whatever the scale.
+    """
+    depth = np.asarray(depth, dtype=np.float32)
+    valid = np.isfinite(depth) & (depth > 0)
+    inverse = np.zeros_like(depth)
+    inverse[valid] = 1.0 / depth[valid]
+    top = float(np.percentile(inverse[valid], 95)) if valid.any() else 1.0
+    scaled = np.clip(inverse / max(top, 1e-12) * 255.0, 0, 255).astype(np.uint8)
+    rgb = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
+    rgb[~valid] = 0
+    return rgb
+
+
+def _middlebury_color_wheel() -> np.ndarray:
+    """The 55 RGB colours of the Middlebury flow colour wheel (Baker et al., ICCV 2007), 55×3 float in [0, 255]."""
+    segments = (("RY", 15), ("YG", 6), ("GC", 4), ("CB", 11), ("BM", 13), ("MR", 6))
+    wheel = []
+    for name, count in segments:
+        ramp = np.floor(255 * np.arange(count) / count)
+        for value in ramp:
+            up, down = value, 255 - value
+            wheel.append({"RY": (255, up, 0), "YG": (down, 255, 0), "GC": (0, 255, up),
+                          "CB": (0, down, 255), "BM": (up, 0, 255), "MR": (255, 0, down)}[name])
+    return np.array(wheel, dtype=np.float64)
+
+
+COLOR_WHEEL = _middlebury_color_wheel()
+
+
+def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """Flow H×W×2 (pixels) → H×W×3 uint8 RGB in the Middlebury colour coding.
+
+    Hue gives the direction (right = red, down = yellow-green… as in the
+    Middlebury and KITTI tools), saturation the magnitude relative to
+    ``max_magnitude`` (default: the largest finite magnitude in the image);
+    non-finite flow is black.
+    """
+    flow = np.asarray(flow, dtype=np.float64)
+    u, v = flow[..., 0], flow[..., 1]
+    valid = np.isfinite(u) & np.isfinite(v)
+    u, v = np.where(valid, u, 0.0), np.where(valid, v, 0.0)
+    magnitude = np.hypot(u, v)
+    if max_magnitude is None:
+        max_magnitude = float(magnitude.max()) if magnitude.size else 0.0
+    radius = magnitude / max(max_magnitude, 1e-9)
+    angle = np.arctan2(-v, -u) / np.pi  # in [-1, 1]
+    ncols = len(COLOR_WHEEL)
+    position = (angle + 1) / 2 * (ncols - 1)
+    k0 = np.floor(position).astype(int)
+    k1 = (k0 + 1) % ncols
+    f = (position - k0)[..., None]
+    colour = ((1 - f) * COLOR_WHEEL[k0] + f * COLOR_WHEEL[k1]) / 255.0
+    r = radius[..., None]
+    inside = r <= 1
+    colour = np.where(inside, 1 - r * (1 - colour), colour * 0.75)  # beyond the max: dimmed
+    rgb = np.floor(255 * colour).astype(np.uint8)
+    rgb[~valid] = 0
+    return rgb
+
+
+def colorize_semantic(semantic: np.ndarray) -> np.ndarray:
+    """H×W uint8 trainIds → H×W×3 uint8 RGB (Cityscapes palette; 255 = black)."""
+    return colorize(np.asarray(semantic, dtype=np.uint8))
+
+
+def mask_to_mono8(mask: np.ndarray) -> np.ndarray:
+    """Boolean H×W → uint8 0/255."""
+    return np.asarray(mask, dtype=bool).astype(np.uint8) * 255
+
+
+# ------------------------------------------------------------------------------------------- poses
+
+def matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
+    """3×3 rotation → unit quaternion (x, y, z, w), w ≥ 0."""
+    return rosbag_io.rotation_to_quaternion(rotation)
+
+
+def fill_transform(transform, matrix: np.ndarray) -> None:
+    """Fill a geometry_msgs/Transform from a 4×4 rigid matrix."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    transform.translation.x, transform.translation.y, transform.translation.z = (float(v) for v in matrix[:3, 3])
+    q = matrix_to_quaternion(matrix[:3, :3])
+    transform.rotation.x, transform.rotation.y, transform.rotation.z, transform.rotation.w = (float(v) for v in q)
+
+
+def transform_to_matrix(transform) -> np.ndarray:
+    """geometry_msgs/Transform → 4×4 matrix."""
+    matrix = np.eye(4)
+    r = transform.rotation
+    matrix[:3, :3] = rosbag_io.quaternion_to_rotation((r.x, r.y, r.z, r.w))
+    matrix[:3, 3] = (transform.translation.x, transform.translation.y, transform.translation.z)
+    return matrix
+
+
+def optical_pose_in_odom(pose_optical: np.ndarray) -> np.ndarray:
+    """Camera pose chained in the first camera's optical frame → pose of the optical frame in ``odom``.
+
+    ``odom`` has its origin at the first camera pose and REP 103 body axes
+    (x forward, y left, z up, for a level camera), as REP 105 expects of an
+    odometry frame; the child frame stays the camera's optical frame.
+    """
+    to_body = np.eye(4)
+    to_body[:3, :3] = OPTICAL_TO_BODY
+    return to_body @ np.asarray(pose_optical, dtype=np.float64)
+
+
+def ego_motion_msg(header, motion: np.ndarray, stamp_to, metric: bool, confidence: float = math.nan):
+    """omeganet_ros/EgoMotion: ``motion`` (4×4) = pose of the camera at ``stamp_to`` in the camera at ``header.stamp``."""
+    from omeganet_ros.msg import EgoMotion
+
+    msg = EgoMotion()
+    msg.header = header
+    msg.stamp_from = header.stamp
+    msg.stamp_to = stamp_to
+    msg.child_frame_id = header.frame_id
+    fill_transform(msg.transform, motion)
+    msg.metric = bool(metric)
+    msg.confidence = float(confidence)
+    return msg
+
+
+def odometry_msg(header, odom_frame: str, child_frame: str, pose_in_odom: np.ndarray,
+                 motion_from_previous: np.ndarray | None, dt: float | None):
+    """nav_msgs/Odometry of the camera optical frame in ``odom`` (pose) with its velocity in the child frame.
+
+    The twist is the motion from the previous processed frame divided by ``dt``
+    (seconds); zero when unknown. Covariances are unknown: the diagonal is -1
+    is not a convention of nav_msgs, so they stay zero and consumers must not
+    take them as certainty.
+    """
+    from nav_msgs.msg import Odometry
+
+    msg = Odometry()
+    msg.header.stamp = header.stamp
+    msg.header.frame_id = odom_frame
+    msg.child_frame_id = child_frame
+    p = msg.pose.pose
+    pose_in_odom = np.asarray(pose_in_odom, dtype=np.float64)
+    p.position.x, p.position.y, p.position.z = (float(v) for v in pose_in_odom[:3, 3])
+    q = matrix_to_quaternion(pose_in_odom[:3, :3])
+    p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = (float(v) for v in q)
+    if motion_from_previous is not None and dt and dt > 0:
+        from scipy.spatial.transform import Rotation
+
+        # Motion previous→this expressed in the previous camera frame; as a velocity of the
+        # child frame it is expressed in this frame: rotate by Rᵀ.
+        R = motion_from_previous[:3, :3]
+        linear = R.T @ motion_from_previous[:3, 3] / dt
+        angular = Rotation.from_matrix(R).as_rotvec() / dt
+        t = msg.twist.twist
+        t.linear.x, t.linear.y, t.linear.z = (float(v) for v in linear)
+        t.angular.x, t.angular.y, t.angular.z = (float(v) for v in angular)
+    return msg
+
+
+def transform_stamped(header_stamp, parent: str, child: str, matrix: np.ndarray):
+    """geometry_msgs/TransformStamped parent → child from a 4×4 matrix (pose of child in parent)."""
+    from geometry_msgs.msg import TransformStamped
+
+    msg = TransformStamped()
+    msg.header.stamp = header_stamp
+    msg.header.frame_id = parent
+    msg.child_frame_id = child
+    fill_transform(msg.transform, matrix)
+    return msg
+
+
+# ------------------------------------------------------------------------------------ point clouds
+
+POINT_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb", "label"],
+                        "formats": ["<f4", "<f4", "<f4", "<f4", "<u4"],
+                        "offsets": [0, 4, 8, 12, 16], "itemsize": 20})
+
+
+def point_fields():
+    """PointField list of :data:`POINT_DTYPE`: x, y, z (FLOAT32, metres or relative), rgb (packed FLOAT32), label (UINT32 trainId)."""
+    from sensor_msgs.msg import PointField
+
+    return [PointField(name="x", offset=0, datatype=PointField.FLOAT32, count=1),
+            PointField(name="y", offset=4, datatype=PointField.FLOAT32, count=1),
+            PointField(name="z", offset=8, datatype=PointField.FLOAT32, count=1),
+            PointField(name="rgb", offset=12, datatype=PointField.FLOAT32, count=1),
+            PointField(name="label", offset=16, datatype=PointField.UINT32, count=1)]
+
+
+def depth_to_points(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray, semantic: np.ndarray, *,
+                    stride: int = 4, max_depth: float = math.inf, skip_sky: bool = True) -> np.ndarray:
+    """Back-project every ``stride``-th pixel (rows and columns) → N structured points (:data:`POINT_DTYPE`).
+
+    ``depth`` H×W (along z), ``K`` 3×3 at that resolution, ``rgb`` H×W×3
+    uint8, ``semantic`` H×W trainIds. Points with invalid depth, depth beyond
+    ``max_depth`` or labelled sky are left out. Coordinates in the camera
+    optical frame; rgb packed as 0x00RRGGBB in a float32 (rviz convention).
+    """
+    if stride < 1:
+        raise ValueError(f"point cloud stride must be ≥ 1, got {stride}")
+    depth = np.asarray(depth)
+    if rgb.shape[:2] != depth.shape or semantic.shape != depth.shape:
+        raise ValueError(f"depth {depth.shape}, rgb {rgb.shape} and semantic {semantic.shape} must share H×W")
+    d = depth[::stride, ::stride].astype(np.float32)
+    colours = rgb[::stride, ::stride].astype(np.uint32)
+    labels = semantic[::stride, ::stride]
+    v, u = np.mgrid[0:depth.shape[0]:stride, 0:depth.shape[1]:stride]
+    keep = np.isfinite(d) & (d > 0) & (d <= max_depth)
+    if skip_sky:
+        keep &= labels != SKY_TRAIN_ID
+    z = d[keep]
+    points = np.empty(z.size, POINT_DTYPE)
+    points["x"] = (u[keep] - K[0, 2]) / K[0, 0] * z
+    points["y"] = (v[keep] - K[1, 2]) / K[1, 1] * z
+    points["z"] = z
+    c = colours[keep]
+    points["rgb"] = ((c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]).astype(np.uint32).view(np.float32)
+    points["label"] = labels[keep]
+    return points
+
+
+def point_cloud_msg(points: np.ndarray, header):
+    """N structured points (:data:`POINT_DTYPE`) → sensor_msgs/PointCloud2 with ``header``."""
+    return compat.create_cloud(header, point_fields(), points)
+
+
+def point_cloud_to_array(msg) -> np.ndarray:
+    """sensor_msgs/PointCloud2 with :func:`point_fields` → N structured array (for consumers and tests)."""
+    names = [f.name for f in msg.fields]
+    if names != list(POINT_DTYPE.names) or msg.point_step != POINT_DTYPE.itemsize:
+        raise ValueError(f"point cloud fields {names} (step {msg.point_step}) are not omeganet_ros's layout")
+    return np.frombuffer(bytes(msg.data), POINT_DTYPE, count=msg.width * msg.height)
+
+
+def class_names() -> list[str]:
+    return list(CLASS_NAMES)

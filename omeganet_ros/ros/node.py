@@ -1,0 +1,636 @@
+"""``omeganet_node``: a ROS 2 lifecycle node running the ΩNet SceneEngine on a camera stream.
+
+Lifecycle: *configure* loads the model and creates the publishers (it fails
+cleanly, naming the file and the reason, when the model cannot be loaded);
+*activate* subscribes and starts the inference thread; *deactivate* stops
+both; *cleanup* releases the model and its memory. With ``autostart`` (the
+default) the node configures and activates itself.
+
+Threads: the image callback only checks the header and leaves the message in a
+one-slot mailbox (newest frame wins, an unprocessed frame it replaces is
+counted as dropped); a dedicated inference thread takes frames from the
+mailbox, decodes them, runs the engine and publishes. The subscription is
+never blocked by inference and no queue builds up.
+
+Topics, parameters and conventions: ``omeganet_ros/ros/README_node.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import math
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from . import compat, conversions, parameters
+
+NODE_NAME = "omeganet_node"
+
+
+@dataclass
+class _Frame:
+    """An image waiting in the mailbox."""
+
+    msg: object
+    received: float  # time.monotonic() at the callback
+
+
+@dataclass
+class _Pushed:
+    """What the node remembers of a frame pushed into the engine (the engine keeps three)."""
+
+    stamp: float
+    header: object
+    rgb: np.ndarray
+    received: float
+    intrinsics_given: bool
+
+
+@dataclass
+class _Stats:
+    """Counters for /diagnostics (totals, plus a window reset at each diagnostics message)."""
+
+    received: int = 0
+    processed: int = 0           # frames pushed into the engine
+    published: int = 0           # output sets published
+    dropped_busy: int = 0        # replaced in the mailbox before the engine could take them
+    bad: dict = field(default_factory=dict)  # reason → count
+    buffer_resets: dict = field(default_factory=dict)  # reason → count
+    window_received: int = 0
+    window_processed: int = 0
+    window_latency_ms: list = field(default_factory=list)
+    window_engine_ms: list = field(default_factory=list)
+    window_start: float = field(default_factory=time.monotonic)
+
+    def count_bad(self, reason: str) -> None:
+        self.bad[reason] = self.bad.get(reason, 0) + 1
+
+
+def _release_memory() -> None:
+    """Return freed memory to the OS (glibc keeps it otherwise) and empty the CUDA cache."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except Exception:
+        pass
+
+
+class OmeganetNode(LifecycleNode):
+    """The lifecycle node; see the module docstring and README_node.md."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        parameters.declare(self)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._mailbox: _Frame | None = None
+        self._running = False
+        self._worker: threading.Thread | None = None
+        self._engine = None
+        self._config: dict = {}
+        self._model_status = "not loaded (node not configured)"
+        self._model_ok = False
+        self._outputs: dict = {}
+        self._inputs: list = []
+        self._camera_info = None
+        self._tf = None
+        self._scale = None
+        self._stats = _Stats()
+        self._last_error_log: dict[str, float] = {}
+        self._last_stamp_ns: int | None = None
+        self._pushed: deque[_Pushed] = deque(maxlen=3)
+        self._pose_optical = np.eye(4)
+        self._state_name = "unconfigured"
+        self._last_scale_status = "-"
+        self._diag_group = MutuallyExclusiveCallbackGroup()
+        self._image_group = MutuallyExclusiveCallbackGroup()
+        self._info_group = MutuallyExclusiveCallbackGroup()
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        period = float(self.get_parameter("diagnostics_period").value)
+        self._diag_timer = self.create_timer(period, self._publish_diagnostics, callback_group=self._diag_group)
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._config = parameters.read(self)
+        except ValueError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            self._model_status = f"not loaded: {exc}"
+            return TransitionCallbackReturn.FAILURE
+        cfg = self._config
+        try:
+            self._engine = self._build_engine(cfg)
+        except Exception as exc:  # CheckpointError (names the file), ValueError, OSError, RuntimeError
+            where = cfg["model"] or "the bundled reference checkpoint"
+            self._model_status = f"not loaded: {exc}"
+            self.get_logger().error(f"configure failed: cannot load model {where}: {type(exc).__name__}: {exc}")
+            self._engine = None
+            _release_memory()
+            return TransitionCallbackReturn.FAILURE
+        from ..scale_recovery import ScaleRecovery
+
+        try:
+            self._scale = ScaleRecovery(cfg["scale_recovery"], camera_height=cfg["camera_height"],
+                                        fixed_scale=cfg["fixed_scale"], window=cfg["scale_window"])
+        except ValueError as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            self._engine = None
+            _release_memory()
+            return TransitionCallbackReturn.FAILURE
+        self._create_publishers(cfg)
+        self._state_name = "inactive"
+        self.get_logger().info(f"configured: {self._model_status}; device {self._engine.device}, "
+                               f"network {cfg['network_width']}×{cfg['network_height']}, {cfg['precision']}; "
+                               f"backends {compat.BACKENDS}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        cfg = self._config
+        self._reset_sequence("activate")
+        self._stats = _Stats()
+        self._running = True
+        self._worker = threading.Thread(target=self._process_loop, name="omeganet_inference", daemon=True)
+        self._worker.start()
+        qos = self._image_qos(cfg)
+        if cfg["image_transport"] == "compressed":
+            sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos,
+                                           callback_group=self._image_group)
+        else:
+            sub = self.create_subscription(Image, "image", self._on_image, qos, callback_group=self._image_group)
+        self._inputs = [sub]
+        if cfg["use_camera_info"]:
+            self._camera_info = compat.CameraInfoSource(self, CameraInfo, "camera_info", qos, self._on_camera_info,
+                                                        callback_group=self._info_group)
+        self._state_name = "active"
+        self.get_logger().info(f"active: subscribed to {sub.topic_name}"
+                               + (" and camera_info" if cfg["use_camera_info"] else ""))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._state_name = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._destroy_publishers()
+        self._engine = None
+        self._scale = None
+        self._model_ok = False
+        self._model_status = "not loaded (cleaned up)"
+        self._state_name = "unconfigured"
+        _release_memory()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_processing()
+        self._destroy_publishers()
+        self._engine = None
+        self._state_name = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error("lifecycle error: stopping processing and releasing the model")
+        self._stop_processing()
+        self._destroy_publishers()
+        self._engine = None
+        _release_memory()
+        self._state_name = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    # ---------------------------------------------------------------------------------------- setup
+
+    def _build_engine(self, cfg: dict):
+        import warnings
+
+        from ..checkpoint import DEFAULT_CHECKPOINT
+        from ..engine import SceneEngine
+
+        checkpoint = cfg["model"] or None
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            engine = SceneEngine(
+                checkpoint=checkpoint, device=cfg["device"], precision=cfg["precision"],
+                size=(cfg["network_width"], cfg["network_height"]), compile=cfg["compile"],
+                output_resolution=cfg["output_resolution"], motion_threshold=cfg["motion_threshold"],
+                dynamic_classes=cfg["dynamic_classes"] or None, causal=cfg["causal"],
+                num_threads=cfg["num_threads"] or None)
+        if engine.random_weights:
+            reason = ("requested (model: random)" if checkpoint == "random"
+                      else f"no checkpoint given and none installed at {DEFAULT_CHECKPOINT}")
+            self._model_status = f"RANDOM WEIGHTS ({reason}): outputs are meaningless"
+            self._model_ok = False
+            self.get_logger().warning(f"model: {self._model_status}")
+        else:
+            self._model_status = f"loaded {engine.checkpoint_path}"
+            self._model_ok = True
+        return engine
+
+    def _image_qos(self, cfg: dict) -> QoSProfile:
+        if cfg["image_qos"] == "reliable":
+            return QoSProfile(depth=cfg["image_queue_depth"], reliability=ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(**{k: getattr(qos_profile_sensor_data, k) for k in ("history", "reliability", "durability")},
+                         depth=cfg["image_queue_depth"])
+        return qos
+
+    def _create_publishers(self, cfg: dict) -> None:
+        from omeganet_ros.msg import EgoMotion, SceneUnderstanding
+
+        qos = QoSProfile(depth=cfg["output_queue_depth"], reliability=ReliabilityPolicy.RELIABLE)
+        topics: dict[str, tuple] = {}
+        if cfg["publish_depth"]:
+            topics.update({"depth": (Image, "depth"), "depth/colored": (Image, "depth/colored"),
+                           "depth/camera_info": (CameraInfo, "depth/camera_info")})
+        if cfg["publish_flow"]:
+            topics.update({"flow": (Image, "flow"), "flow/colored": (Image, "flow/colored")})
+        if cfg["publish_semantic"]:
+            topics.update({"semantic": (Image, "semantic"), "semantic/colored": (Image, "semantic/colored")})
+        if cfg["publish_motion"]:
+            topics.update({"motion/probability": (Image, "motion/probability"), "motion/mask": (Image, "motion/mask")})
+        if cfg["publish_ego_motion"]:
+            topics["ego_motion"] = (EgoMotion, "ego_motion")
+        if cfg["publish_odometry"]:
+            topics["odometry"] = (Odometry, "odometry")
+        if cfg["publish_camera_info"]:
+            topics["camera_info/estimated"] = (CameraInfo, "camera_info/estimated")
+        if cfg["publish_points"]:
+            topics["points"] = (PointCloud2, "points")
+        if cfg["publish_scene"]:
+            topics["scene"] = (SceneUnderstanding, "scene")
+        self._outputs = {key: self.create_publisher(msg_type, topic, qos) for key, (msg_type, topic) in topics.items()}
+        self._tf = compat.TransformPublisher(self) if cfg["publish_tf"] else None
+
+    def _destroy_publishers(self) -> None:
+        for pub in self._outputs.values():
+            self.destroy_publisher(pub)
+        self._outputs = {}
+        if self._tf is not None:
+            self._tf.destroy()
+            self._tf = None
+
+    def _stop_processing(self) -> None:
+        for sub in self._inputs:
+            self.destroy_subscription(sub)
+        self._inputs = []
+        if self._camera_info is not None:
+            self._camera_info.destroy()
+            self._camera_info = None
+        with self._wake:
+            self._running = False
+            self._mailbox = None
+            self._wake.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=60.0)
+        self._worker = None
+        self._reset_sequence("deactivate")
+
+    def _reset_sequence(self, reason: str) -> None:
+        """Restart the three-frame buffer (engine and node bookkeeping)."""
+        if self._engine is not None:
+            self._engine.reset()
+        self._pushed.clear()
+        self._last_stamp_ns = None
+
+    # ------------------------------------------------------------------------------------- callbacks
+
+    def _log_error(self, reason: str, text: str) -> None:
+        """An error log at most once per ``error_log_throttle`` seconds per reason."""
+        now = time.monotonic()
+        throttle = float(self._config.get("error_log_throttle", 5.0))
+        if now - self._last_error_log.get(reason, -math.inf) >= throttle:
+            self._last_error_log[reason] = now
+            self.get_logger().error(f"{text} (dropped; counted as '{reason}' on /diagnostics)")
+
+    def _on_camera_info(self, msg) -> None:
+        try:
+            conversions.camera_info_to_K(msg)
+        except ValueError as exc:
+            with self._lock:
+                self._stats.count_bad("bad_camera_info")
+            self._log_error("bad_camera_info", f"invalid camera_info: {exc}; using estimated intrinsics")
+
+    def _on_image(self, msg) -> None:
+        """Subscription callback: header checks only, then the newest-frame mailbox."""
+        received = time.monotonic()
+        stamp = compat.stamp_ns(msg.header.stamp)
+        with self._wake:
+            self._stats.received += 1
+            self._stats.window_received += 1
+            if stamp == 0:
+                self._stats.count_bad("zero_stamp")
+                reason = ("zero_stamp", "image with a zero stamp")
+            elif stamp == self._last_stamp_ns:
+                self._stats.count_bad("duplicate_stamp")
+                reason = ("duplicate_stamp", f"image with the same stamp as the previous one ({stamp} ns)")
+            else:
+                reason = None
+                self._last_stamp_ns = stamp
+                if self._mailbox is not None:
+                    self._stats.dropped_busy += 1
+                self._mailbox = _Frame(msg, received)
+                self._wake.notify()
+        if reason is not None:
+            self._log_error(*reason)
+
+    # ------------------------------------------------------------------------------------ inference
+
+    def _process_loop(self) -> None:
+        while True:
+            with self._wake:
+                while self._running and self._mailbox is None:
+                    self._wake.wait(timeout=0.5)
+                if not self._running:
+                    return
+                frame, self._mailbox = self._mailbox, None
+            try:
+                self._process(frame)
+            except Exception as exc:  # never let one frame stop the node
+                with self._lock:
+                    self._stats.count_bad("processing_error")
+                self._log_error("processing_error", f"processing a frame failed: {type(exc).__name__}: {exc}")
+                self._reset_sequence("error")
+
+    def _decode(self, frame: _Frame) -> np.ndarray | None:
+        msg = frame.msg
+        try:
+            if isinstance(msg, CompressedImage):
+                return conversions.decode_compressed(msg)
+            return conversions.decode_image(msg)
+        except ValueError as exc:
+            reason = "undecodable_compressed" if isinstance(msg, CompressedImage) else "bad_image"
+            with self._lock:
+                self._stats.count_bad(reason)
+            self._log_error(reason, f"bad input image: {exc}")
+            return None
+
+    def _intrinsics_for(self, header, size: tuple[int, int]) -> np.ndarray | None:
+        if self._camera_info is None:
+            return None
+        slop = int(self._config["camera_info_slop"] * 1e9)
+        info = self._camera_info.nearest(compat.stamp_ns(header.stamp), slop)
+        if info is None:
+            return None
+        try:
+            return conversions.camera_info_to_K(info, size)
+        except ValueError:
+            return None  # counted when it arrived
+
+    def _process(self, frame: _Frame) -> None:
+        rgb = self._decode(frame)
+        if rgb is None:
+            return
+        header = frame.msg.header
+        if self._config["camera_frame"]:
+            header.frame_id = self._config["camera_frame"]
+        stamp = conversions.stamp_seconds(header.stamp)
+        size = (rgb.shape[1], rgb.shape[0])
+        if self._pushed:
+            last = self._pushed[-1]
+            reason = None
+            if (last.rgb.shape[1], last.rgb.shape[0]) != size:
+                reason = "image_size_changed"
+            elif stamp <= last.stamp:
+                reason = "stamp_went_back"
+                self._pose_optical = np.eye(4)  # a looping or restarted bag: a new trajectory
+            elif stamp - last.stamp > self._config["max_frame_gap"]:
+                reason = "gap"
+            if reason is not None:
+                with self._lock:
+                    self._stats.buffer_resets[reason] = self._stats.buffer_resets.get(reason, 0) + 1
+                self.get_logger().info(f"restarting the frame buffer: {reason.replace('_', ' ')}")
+                self._engine.reset()
+                self._pushed.clear()
+        K = self._intrinsics_for(header, size)
+        outputs = self._engine.push(rgb, stamp, K=K)
+        self._pushed.append(_Pushed(stamp, header, rgb, frame.received, K is not None))
+        with self._lock:
+            self._stats.processed += 1
+            self._stats.window_processed += 1
+        if outputs is not None:
+            self._publish(outputs, frame.received)
+
+    # ------------------------------------------------------------------------------------ publishing
+
+    def _wanted(self, key: str) -> bool:
+        pub = self._outputs.get(key)
+        return pub is not None and pub.get_subscription_count() > 0
+
+    def _publish(self, out, triggered: float) -> None:
+        cfg = self._config
+        entries = list(self._pushed)
+        index = next((i for i, e in enumerate(entries) if e.stamp == out.stamp), None)
+        if index is None:
+            return
+        this = entries[index]
+        other = entries[index - 1] if out.direction == "backward" else entries[index + 1] if index + 1 < len(entries) else None
+        previous = entries[index - 1] if index > 0 else None
+        header = this.header
+
+        # Metric scale: the engine works in relative units; the node applies the scale to this frame.
+        estimate = self._scale.update(out.depth, out.intrinsics, out.semantic)
+        self._last_scale_status = estimate.status
+        depth = out.depth * np.float32(estimate.scale) if estimate.scale != 1.0 else out.depth
+        ego = out.ego_motion.copy()
+        ego[:3, 3] *= estimate.scale
+        from_previous = out.motion_from_previous.copy()
+        from_previous[:3, 3] *= estimate.scale
+        height, width = depth.shape
+
+        want_scene = self._wanted("scene")
+        images = {}
+
+        def image(key, array, encoding, topic_key):
+            if key not in images and (want_scene or self._wanted(topic_key)):
+                images[key] = conversions.image_msg(array, encoding, header)
+            return images.get(key)
+
+        depth_msg = image("depth", depth, "32FC1", "depth")
+        flow_msg = image("flow", out.flow, "32FC2", "flow")
+        semantic_msg = image("semantic", out.semantic, "mono8", "semantic")
+        prob_msg = image("motion_probability", out.motion_probability, "32FC1", "motion/probability")
+        mask_msg = image("motion_mask", conversions.mask_to_mono8(out.motion_mask), "mono8", "motion/mask")
+        info_msg = conversions.K_to_camera_info(out.intrinsics, width, height, header)
+
+        publish = self._outputs
+        for key, msg in (("depth", depth_msg), ("flow", flow_msg), ("semantic", semantic_msg),
+                         ("motion/probability", prob_msg), ("motion/mask", mask_msg)):
+            if msg is not None and key in publish and self._wanted(key):
+                publish[key].publish(msg)
+        if "depth/camera_info" in publish:
+            publish["depth/camera_info"].publish(info_msg)
+        if "camera_info/estimated" in publish and out.intrinsics_source == "camnet":
+            publish["camera_info/estimated"].publish(info_msg)
+        if self._wanted("depth/colored"):
+            publish["depth/colored"].publish(conversions.image_msg(conversions.colorize_depth(depth), "rgb8", header))
+        if self._wanted("flow/colored"):
+            publish["flow/colored"].publish(conversions.image_msg(conversions.flow_to_color(out.flow), "rgb8", header))
+        if self._wanted("semantic/colored"):
+            publish["semantic/colored"].publish(
+                conversions.image_msg(conversions.colorize_semantic(out.semantic), "rgb8", header))
+        if self._wanted("points"):
+            rgb = this.rgb
+            if rgb.shape[:2] != depth.shape:
+                import cv2
+
+                rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+            points = conversions.depth_to_points(depth, out.intrinsics, rgb, out.semantic, stride=cfg["points_stride"],
+                                                 max_depth=cfg["points_max_depth"] or math.inf)
+            publish["points"].publish(conversions.point_cloud_msg(points, header))
+
+        stamp_to = other.header.stamp if other is not None else header.stamp
+        ego_msg = conversions.ego_motion_msg(header, ego, stamp_to, estimate.metric)
+        if "ego_motion" in publish:
+            publish["ego_motion"].publish(ego_msg)
+
+        self._pose_optical = self._pose_optical @ from_previous
+        pose_in_odom = conversions.optical_pose_in_odom(self._pose_optical)
+        dt = this.stamp - previous.stamp if previous is not None else None
+        if "odometry" in publish:
+            publish["odometry"].publish(conversions.odometry_msg(header, cfg["odom_frame"], header.frame_id,
+                                                                 pose_in_odom, from_previous, dt))
+        if self._tf is not None:
+            self._tf.send(conversions.transform_stamped(header.stamp, cfg["odom_frame"], header.frame_id, pose_in_odom))
+
+        engine_ms = float(out.timings_ms.get("total", 0.0))
+        if want_scene:
+            from omeganet_ros.msg import SceneUnderstanding
+
+            scene = SceneUnderstanding()
+            scene.header = header
+            scene.depth = depth_msg
+            scene.depth_scale = float(estimate.scale)
+            scene.depth_is_metric = bool(estimate.metric)
+            scene.flow = flow_msg
+            scene.semantic = semantic_msg
+            scene.class_names = conversions.class_names()
+            scene.motion_probability = prob_msg
+            scene.motion_mask = mask_msg
+            scene.ego_motion = ego_msg
+            scene.camera_info = info_msg
+            scene.intrinsics_estimated = out.intrinsics_source == "camnet"
+            scene.engine_ms = engine_ms
+            scene.latency_ms = (time.monotonic() - triggered) * 1000.0
+            publish["scene"].publish(scene)
+        latency_ms = (time.monotonic() - triggered) * 1000.0
+        with self._lock:
+            self._stats.published += 1
+            self._stats.window_latency_ms.append(latency_ms)
+            self._stats.window_engine_ms.append(engine_ms)
+
+    # ----------------------------------------------------------------------------------- diagnostics
+
+    def _publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            s = self._stats
+            elapsed = max(now - s.window_start, 1e-6)
+            input_rate, processed_rate = s.window_received / elapsed, s.window_processed / elapsed
+            latencies, engine = s.window_latency_ms, s.window_engine_ms
+            values = {
+                "state": self._state_name,
+                "model": self._model_status,
+                "device": str(self._engine.device) if self._engine is not None else "-",
+                "precision": self._config.get("precision", "-"),
+                "input_rate_hz": f"{input_rate:.2f}",
+                "processed_rate_hz": f"{processed_rate:.2f}",
+                "frames_received": str(s.received),
+                "frames_processed": str(s.processed),
+                "outputs_published": str(s.published),
+                "dropped_busy": str(s.dropped_busy),
+                "dropped_bad_input": str(sum(s.bad.values())),
+                "latency_ms_mean": f"{np.mean(latencies):.1f}" if latencies else "-",
+                "latency_ms_max": f"{np.max(latencies):.1f}" if latencies else "-",
+                "engine_ms_mean": f"{np.mean(engine):.1f}" if engine else "-",
+                "buffer_resets": str(sum(s.buffer_resets.values())),
+                "scale_recovery": f"{self._config.get('scale_recovery', '-')}: {self._last_scale_status}",
+            }
+            for reason, count in sorted(s.bad.items()):
+                values[f"dropped_{reason}"] = str(count)
+            for reason, count in sorted(s.buffer_resets.items()):
+                values[f"buffer_reset_{reason}"] = str(count)
+            for name, backend in compat.BACKENDS.items():
+                values[f"backend_{name}"] = backend
+            s.window_received = s.window_processed = 0
+            s.window_latency_ms, s.window_engine_ms = [], []
+            s.window_start = now
+        status = DiagnosticStatus()
+        status.name = f"{self.get_name()}: processing"
+        status.hardware_id = values["device"]
+        if self._state_name != "active" or self._engine is None:
+            status.level, status.message = DiagnosticStatus.WARN, f"{self._state_name}; model {self._model_status}"
+        elif not self._model_ok:
+            status.level, status.message = DiagnosticStatus.WARN, f"running with {self._model_status}"
+        elif s.bad or s.dropped_busy:
+            status.level, status.message = DiagnosticStatus.OK, "running (some frames dropped, see values)"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "running"
+        if self._model_status.startswith("not loaded:"):
+            status.level = DiagnosticStatus.ERROR
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [status]
+        self._diagnostics_pub.publish(array)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``omeganet-node`` (and ``ros2 run omeganet_ros omeganet_node``): accepts ``--ros-args ...``."""
+    argv = sys.argv if argv is None else argv
+    non_ros = rclpy.utilities.remove_ros_args(args=argv)[1:]
+    parser = argparse.ArgumentParser(prog="omeganet-node", description=__doc__.split("\n\n")[0],
+                                     epilog="Parameters and remappings go after --ros-args "
+                                            "(e.g. --ros-args -p device:=cpu -r image:=/camera/image_raw).")
+    parser.parse_args(non_ros)
+    rclpy.init(args=argv)
+    try:
+        node = OmeganetNode()
+    except Exception as exc:  # e.g. a parameter outside its range
+        print(f"omeganet-node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = MultiThreadedExecutor(num_threads=3)
+    executor.add_node(node)
+    if node.get_parameter("autostart").value:
+        if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            node.trigger_activate()
+        else:
+            node.get_logger().error("autostart: configure failed; the node stays unconfigured "
+                                    "(fix the parameters and configure it again through its lifecycle services)")
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._stop_processing()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

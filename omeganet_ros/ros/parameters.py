@@ -1,0 +1,125 @@
+"""The node's parameters: names, defaults, descriptions and ranges, declared in one table.
+
+``config/omeganet.yaml`` lists the same names with their defaults, and
+``omeganet_ros/ros/README_node.md`` documents them; ``test_node_launch.py``
+checks that the three agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..classes import DYNAMIC_TRAIN_IDS
+from ..motion import MOTION_THRESHOLD
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    range: tuple | None = None          # (low, high) inclusive, ints or floats
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False
+
+
+OUTPUTS = ("depth", "flow", "semantic", "motion", "ego_motion", "odometry", "tf", "points", "scene", "camera_info")
+
+PARAMETERS: tuple[Param, ...] = (
+    Param("autostart", True, "Configure and activate the lifecycle node on start-up (false: wait for lifecycle "
+          "transitions from a manager)", read_only=True),
+    # --- model
+    Param("model", "", "Checkpoint file (omeganet_ros.checkpoint/1). Empty: the bundled reference checkpoint "
+          "(random weights with a warning while none is installed); 'random': random weights on purpose "
+          "(tests, benchmarks)"),
+    Param("device", "auto", "Where the networks run: auto (CUDA when available), cpu or cuda",
+          choices=("auto", "cpu", "cuda")),
+    Param("precision", "fp32", "Arithmetic: fp32, bf16 (autocast; CPU with AVX-512 bf16 or CUDA) or fp16 (CUDA only)",
+          choices=("fp32", "bf16", "fp16")),
+    Param("compile", False, "torch.compile the networks (faster after a slow first frames)"),
+    Param("num_threads", 0, "PyTorch CPU threads (0: PyTorch's default)", range=(0, 256)),
+    Param("network_width", 640, "Network input width in pixels (frames are resized to it); multiple of 64 "
+          "recommended", range=(64, 4096)),
+    Param("network_height", 192, "Network input height in pixels; multiple of 64 recommended", range=(64, 4096)),
+    Param("output_resolution", "input", "Resolution of every output image: input (the camera's) or network",
+          choices=("input", "network")),
+    Param("causal", False, "Describe the newest frame without the one-frame delay; flow and ego_motion then "
+          "point to the previous frame (t→t−1) instead of the next"),
+    Param("motion_threshold", float(MOTION_THRESHOLD), "τ: motion probability above which a pixel of a dynamic "
+          "class is marked moving", range=(0.0, 1.0)),
+    Param("dynamic_classes", list(DYNAMIC_TRAIN_IDS), "Cityscapes trainIds that may be marked moving (empty "
+          "list: any class)"),
+    # --- input
+    Param("image_transport", "raw", "Input: raw (sensor_msgs/Image on 'image') or compressed "
+          "(sensor_msgs/CompressedImage on 'image/compressed')", choices=("raw", "compressed")),
+    Param("image_qos", "sensor_data", "QoS of the image subscription: sensor_data (best effort, keep last) "
+          "or reliable", choices=("sensor_data", "reliable")),
+    Param("image_queue_depth", 5, "History depth of the image and camera_info subscriptions", range=(1, 100)),
+    Param("use_camera_info", True, "Use K from 'camera_info' when a valid one matches the image stamp "
+          "(else CamNet's estimate)"),
+    Param("camera_info_slop", 0.02, "Largest stamp difference (s) between an image and its camera_info",
+          range=(0.0, 10.0)),
+    Param("max_frame_gap", 0.5, "A stamp gap (s) larger than this restarts the three-frame buffer",
+          range=(0.0, 3600.0)),
+    # --- metric scale
+    Param("scale_recovery", "none", "Metric scale: none (relative depth), camera_height (ground-plane fit "
+          "to road pixels and the known camera height) or fixed (fixed_scale)",
+          choices=("none", "camera_height", "fixed")),
+    Param("camera_height", 1.65, "Height of the camera's optical centre above the road (m), for "
+          "scale_recovery: camera_height", range=(0.05, 20.0)),
+    Param("fixed_scale", 1.0, "Metres per network depth unit, for scale_recovery: fixed", range=(1e-6, 1e6)),
+    Param("scale_window", 15, "Frames whose median gives the camera_height scale", range=(1, 1000)),
+    # --- outputs
+    *(Param(f"publish_{name}", True, f"Publish the {name} output(s)") for name in OUTPUTS),
+    Param("output_queue_depth", 2, "History depth of the (reliable) output publishers", range=(1, 100)),
+    Param("points_stride", 4, "Keep every n-th pixel in rows and columns for 'points'", range=(1, 64)),
+    Param("points_max_depth", 80.0, "Leave out points farther than this (depth units) from 'points'",
+          range=(0.0, 1e6)),
+    Param("odom_frame", "odom", "Frame of the accumulated odometry (REP 105)"),
+    Param("camera_frame", "", "Camera optical frame for outputs (empty: the input image's frame_id)"),
+    Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", range=(0.05, 60.0)),
+    Param("error_log_throttle", 5.0, "At most one error log per reason every this many seconds",
+          range=(0.0, 3600.0)),
+)
+
+BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def declare(node) -> None:
+    """Declare every parameter on ``node`` with its description and range (rcl_interfaces descriptors)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    for p in PARAMETERS:
+        descriptor = ParameterDescriptor(name=p.name, description=p.description, read_only=p.read_only)
+        if isinstance(p.default, bool):
+            descriptor.type = ParameterType.PARAMETER_BOOL
+        elif isinstance(p.default, int):
+            descriptor.type = ParameterType.PARAMETER_INTEGER
+        elif isinstance(p.default, float):
+            descriptor.type = ParameterType.PARAMETER_DOUBLE
+        elif isinstance(p.default, str):
+            descriptor.type = ParameterType.PARAMETER_STRING
+        elif isinstance(p.default, list):
+            descriptor.type = ParameterType.PARAMETER_INTEGER_ARRAY
+        if p.range is not None:
+            low, high = p.range
+            if isinstance(p.default, float):
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+            else:
+                descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=1)]
+        if p.choices is not None:
+            descriptor.additional_constraints = "one of: " + ", ".join(p.choices)
+        node.declare_parameter(p.name, p.default, descriptor)
+
+
+def read(node) -> dict:
+    """Current values, checked: ``ValueError`` naming the parameter for a value outside its choices."""
+    values = {p.name: node.get_parameter(p.name).value for p in PARAMETERS}
+    for p in PARAMETERS:
+        if p.choices is not None and values[p.name] not in p.choices:
+            raise ValueError(f"parameter {p.name!r} = {values[p.name]!r}; must be one of {', '.join(p.choices)}")
+    values["dynamic_classes"] = [int(c) for c in (values["dynamic_classes"] or [])]
+    bad = [c for c in values["dynamic_classes"] if not 0 <= c < 19]
+    if bad:
+        raise ValueError(f"parameter 'dynamic_classes' has trainIds outside 0–18: {bad}")
+    return values
