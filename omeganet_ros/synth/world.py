@@ -124,6 +124,8 @@ class SyntheticSequence:
 
     def pose(self, k: int) -> np.ndarray:
         """Camera-to-world 4×4 of frame k (world = camera frame of frame 0)."""
+        if k == 0:
+            return np.eye(4)
         return self.world_from_map @ self.track.at(k)
 
     def _image(self, render: Render) -> np.ndarray:
