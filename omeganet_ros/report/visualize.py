@@ -1,7 +1,7 @@
 """Pictures of the outputs: depth, optical flow, semantics and motion as H×W×3 uint8 RGB, and mosaic rows.
 
 Conventions: depth is shown as inverse depth (near = bright) with the magma
-colour map, normalised per image by its 95th percentile; flow with the
+colour map, stretched per image between its 2nd and 98th percentiles; flow with the
 Middlebury colour wheel (Baker et al. 2011: hue = direction, saturation =
 magnitude), normalised per image unless ``max_flow`` is given; semantics in
 the Cityscapes palette (255 = black); motion as a red overlay on the input.
@@ -24,8 +24,10 @@ def colorize_depth(depth: np.ndarray) -> np.ndarray:
     valid = np.isfinite(depth) & (depth > 0)
     inverse = np.zeros_like(depth)
     inverse[valid] = 1.0 / depth[valid]
-    top = float(np.percentile(inverse[valid], 95)) if valid.any() else 1.0
-    scaled = np.clip(inverse / max(top, 1e-12), 0.0, 1.0)
+    low, top = (np.percentile(inverse[valid], [2, 98]) if valid.any() else (0.0, 1.0))
+    if top - low < 1e-6 * max(top, 1e-12):  # (nearly) constant depth: no contrast to stretch
+        low = 0.0
+    scaled = np.clip((inverse - low) / max(top - low, 1e-12), 0.0, 1.0)
     rgb = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_MAGMA)[..., ::-1]
     rgb = np.ascontiguousarray(rgb)
     rgb[~valid] = 0

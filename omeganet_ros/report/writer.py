@@ -86,12 +86,13 @@ def write_report(out_dir: str | Path, *, input_bag: str | Path, output_bag: str 
                  gt_topics: dict | None = None, pred_topics: dict | None = None, scene_topic: str = "scene",
                  depth_median_scaling: str = "auto", depth_crop: str | None = None,
                  throughput: dict | None = None, model: dict | None = None, run: dict | None = None,
-                 mosaic_samples: int = 4, video: bool = True) -> dict:
+                 mosaic_samples: int = 4, video: bool = True, recorded: dict | None = None) -> dict:
     """Write every report file into ``out_dir``; returns the report dict (as in report.json).
 
     ``depth_median_scaling``: "auto" (on unless the node says its depth is
     metric), "on" or "off". ``model``/``run``: free descriptions copied into
-    the report (checkpoint, random weights, pacing mode, …).
+    the report (checkpoint, random weights, pacing mode, …). ``recorded``:
+    {topic: messages received} during the run.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +101,8 @@ def write_report(out_dir: str | Path, *, input_bag: str | Path, output_bag: str 
     lookahead = {"forward": 1, "backward": 0}.get(scene.direction or "", 1)
 
     report: dict = {"input_bag": str(input_bag), "output_bag": str(output_bag) if output_bag else None,
-                    "image_topic": image_topic, "model": model or {}, "run": run or {}}
+                    "image_topic": image_topic, "model": model or {}, "run": run or {},
+                    "messages_recorded": dict(sorted((recorded or {}).items()))}
     files = {}
 
     # Timing
@@ -251,6 +253,11 @@ def render_markdown(report: dict) -> str:
             lines.append(f"| {_fmt(trial['rate_hz'], 2)} | {trial['frames_offered']} | {trial['frames_processed']} | "
                          f"{trial['frames_dropped']} | {_fmt(100 * trial['drop_fraction'], 1)} | "
                          f"{_fmt(trial['latency_p50_ms'], 1)} | {_fmt(trial['latency_p95_ms'], 1)} |")
+        lines.append("")
+
+    if report.get("messages_recorded"):
+        lines += ["## Recorded outputs", "", "| topic | messages |", "|---|---:|"]
+        lines += [f"| `{topic}` | {count} |" for topic, count in report["messages_recorded"].items()]
         lines.append("")
 
     if "trajectory" in files:
