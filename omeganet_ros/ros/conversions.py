@@ -237,9 +237,8 @@ def odometry_msg(header, odom_frame: str, child_frame: str, pose_in_odom: np.nda
     """nav_msgs/Odometry of the camera optical frame in ``odom`` (pose) with its velocity in the child frame.
 
     The twist is the motion from the previous processed frame divided by ``dt``
-    (seconds); zero when unknown. Covariances are unknown: the diagonal is -1
-    is not a convention of nav_msgs, so they stay zero and consumers must not
-    take them as certainty.
+    (seconds); zero when unknown. Covariances are not estimated and stay zero
+    (nav_msgs has no "unknown" convention): consumers must not read them as certainty.
     """
     from nav_msgs.msg import Odometry
 
