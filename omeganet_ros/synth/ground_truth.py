@@ -42,53 +42,81 @@ def moving_pixels(scene: Scene, render: Render) -> np.ndarray:
 
 def _apply(m: np.ndarray, x, y, z, translate: bool = True):
     """Rows of a 3×3 (or the rotation part of a 4×4) applied to components, plus its translation."""
+    m = m.astype(np.float32)
     out = [m[i, 0] * x + m[i, 1] * y + m[i, 2] * z for i in range(3)]
     if translate:
         out = [out[i] + m[i, 3] for i in range(3)]
     return out
 
 
-def optical_flow(scene: Scene, K: np.ndarray, rays: np.ndarray, width: int, a: Render, b: Render) -> np.ndarray:
-    """Flow from frame A to frame B, N×2 float32 pixels (NaN where undefined); ``rays`` N×3 with z = 1."""
-    n = rays.shape[0]
-    height = n // width
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    solid = a.surface != SURFACE_SKY
-    depth = np.where(solid, a.depth, 0.0).astype(np.float64)
-    ax, ay, az = rays[:, 0] * depth, rays[:, 1] * depth, depth
-    bx, by, bz = np.empty(n), np.empty(n), np.empty(n)
-    nbx, nby, nbz = np.zeros(n), np.zeros(n), np.zeros(n)
-    rot_b_t = b.pose[:3, :3].T
-    obj = np.where(a.part >= 0, scene.part_object[np.maximum(a.part, 0)], -1)
-    dynamic = (obj >= 0) & scene.moving[np.maximum(obj, 0)]
-    groups = [(None, np.nonzero(solid & ~dynamic)[0])]
-    dynamic_idx = np.nonzero(dynamic)[0]
-    if dynamic_idx.size:
-        sorted_idx = dynamic_idx[np.argsort(obj[dynamic_idx], kind="stable")]
-        ids, starts = np.unique(obj[sorted_idx], return_index=True)
-        groups += list(zip(ids.tolist(), np.split(sorted_idx, starts[1:])))
-    for o, idx in groups:
-        motion = point_motion(scene, a, b, o)
-        bx[idx], by[idx], bz[idx] = _apply(motion, ax[idx], ay[idx], az[idx])
-        # Normals are in the map frame: rotate with the object, then into camera B.
-        rotation = rot_b_t if o is None else rot_b_t @ rotation_y(b.object_yaw[o] - a.object_yaw[o])
-        nbx[idx], nby[idx], nbz[idx] = _apply(rotation, a.normal[0, idx], a.normal[1, idx], a.normal[2, idx], False)
-    sky = np.nonzero(~solid)[0]
-    if sky.size:
-        rel = rot_b_t @ a.pose[:3, :3]  # directions at infinity only rotate
-        bx[sky], by[sky], bz[sky] = _apply(rel, rays[sky, 0], rays[sky, 1], 1.0, False)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = fx * bx / bz + cx
-        v = fy * by / bz + cy
-    ui = np.round(u)
-    vi = np.round(v)
-    valid = np.where(solid, bz > NEAR, bz > 1e-6)
-    valid &= (ui >= 0) & (ui < width) & (vi >= 0) & (vi < height)
-    valid &= ~solid | (nbx * bx + nby * by + nbz * bz < 0)  # facing camera B
-    target = np.where(valid, vi * width + ui, 0).astype(np.int64)
-    valid &= b.surface[target] == a.surface  # the same surface is what camera B sees there
-    grid_v, grid_u = np.divmod(np.arange(n), width)
-    flow = np.full((n, 2), np.nan, np.float32)
-    flow[valid, 0] = u[valid] - grid_u[valid]
-    flow[valid, 1] = v[valid] - grid_v[valid]
-    return flow
+class FlowSolver:
+    """Exact flow between renders of one sequence (precomputes the pixel grid and camera rays)."""
+
+    def __init__(self, scene: Scene, K: np.ndarray, width: int, height: int):
+        self.scene, self.K = scene, np.asarray(K, np.float64)
+        self.width, self.height = int(width), int(height)
+        v, u = np.mgrid[0:height, 0:width]
+        self.grid_u = u.ravel().astype(np.float32)
+        self.grid_v = v.ravel().astype(np.float32)
+        k_inv = np.linalg.inv(self.K)
+        self.ray_x = (k_inv[0, 0] * self.grid_u + k_inv[0, 1] * self.grid_v + k_inv[0, 2]).astype(np.float32)
+        self.ray_y = (k_inv[1, 1] * self.grid_v + k_inv[1, 2]).astype(np.float32)
+
+    def _groups(self, a: Render):
+        """Pixels of A grouped by how they move: (None, static solid pixels), (object, its pixels)…"""
+        scene = self.scene
+        solid = a.surface != SURFACE_SKY
+        obj = np.where(a.part >= 0, scene.part_object[np.maximum(a.part, 0)], -1)
+        dynamic = (obj >= 0) & scene.moving[np.maximum(obj, 0)]
+        groups = [(None, np.nonzero(solid & ~dynamic)[0])]
+        dynamic_idx = np.nonzero(dynamic)[0]
+        if dynamic_idx.size:
+            sorted_idx = dynamic_idx[np.argsort(obj[dynamic_idx], kind="stable")]
+            ids, starts = np.unique(obj[sorted_idx], return_index=True)
+            groups += list(zip(ids.tolist(), np.split(sorted_idx, starts[1:])))
+        return solid, groups
+
+    def flows(self, a: Render, targets: list[Render]) -> list[np.ndarray]:
+        """Flows from frame A to each target frame, each N×2 float32 pixels (NaN where undefined)."""
+        solid, groups = self._groups(a)
+        depth = np.where(solid, a.depth, np.float32(0))
+        ax, ay, az = self.ray_x * depth, self.ray_y * depth, depth
+        return [self._flow(a, b, solid, groups, ax, ay, az) for b in targets]
+
+    def _flow(self, a: Render, b: Render, solid, groups, ax, ay, az) -> np.ndarray:
+        n = ax.shape[0]
+        fx, fy, cx, cy = (np.float32(v) for v in (self.K[0, 0], self.K[1, 1], self.K[0, 2], self.K[1, 2]))
+        bx, by, bz = np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.float32)
+        facing = np.zeros(n, np.float32)
+        rot_b_t = b.pose[:3, :3].T
+        for o, idx in groups:
+            motion = point_motion(self.scene, a, b, o)
+            px, py, pz = _apply(motion, ax[idx], ay[idx], az[idx])
+            bx[idx], by[idx], bz[idx] = px, py, pz
+            # Normals are in the map frame: rotate with the object, then into camera B.
+            rotation = rot_b_t if o is None else rot_b_t @ rotation_y(b.object_yaw[o] - a.object_yaw[o])
+            nx, ny, nz = _apply(rotation, a.normal[0, idx], a.normal[1, idx], a.normal[2, idx], False)
+            facing[idx] = nx * px + ny * py + nz * pz
+        sky = np.nonzero(~solid)[0]
+        if sky.size:
+            rel = rot_b_t @ a.pose[:3, :3]  # directions at infinity only rotate
+            bx[sky], by[sky], bz[sky] = _apply(rel, self.ray_x[sky], self.ray_y[sky], np.float32(1), False)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_z = 1 / bz
+            u = fx * bx * inv_z + cx
+            v = fy * by * inv_z + cy
+        ui = np.rint(u)
+        vi = np.rint(v)
+        valid = np.where(solid, (bz > NEAR) & (facing < 0), bz > 1e-6)  # in front of and facing camera B
+        valid &= (ui >= 0) & (ui < self.width) & (vi >= 0) & (vi < self.height)
+        target = np.where(valid, vi * self.width + ui, 0).astype(np.int32)
+        valid &= b.surface[target] == a.surface  # the same surface is what camera B sees there
+        flow = np.full((n, 2), np.nan, np.float32)
+        flow[valid, 0] = (u - self.grid_u)[valid]
+        flow[valid, 1] = (v - self.grid_v)[valid]
+        return flow
+
+
+def optical_flow(scene: Scene, K: np.ndarray, width: int, height: int, a: Render, b: Render) -> np.ndarray:
+    """Flow from render A to render B, N×2 float32 pixels (NaN where undefined)."""
+    return FlowSolver(scene, K, width, height).flows(a, [b])[0]

@@ -93,7 +93,7 @@ class Renderer:
         return position[obj] + np.stack([x, y, z], axis=1), c, sn
 
     def _visible_parts(self, pose, position, yaw):
-        """Indices of parts in the frustum and their pixel rectangles (u0, u1, v0, v1), end exclusive."""
+        """Parts in the frustum: indices, pixel rectangles (u0, u1, v0, v1; end exclusive), nearest z-depths."""
         s = self.scene
         rot_t = pose[:3, :3].T
         cam = pose[:3, 3]
@@ -108,7 +108,7 @@ class Renderer:
         keep &= np.abs(obj_cam[:, 1]) - r * np.sqrt(1 + tan_y ** 2) < z * tan_y
         parts = np.nonzero(keep[s.part_object])[0]
         if parts.size == 0:
-            return parts, np.zeros((0, 4), np.int64)
+            return parts, np.zeros((0, 4), np.int64), np.zeros(0)
         centre, c, sn = self._part_world(position, yaw, parts)
         local = _CORNERS[None] * s.part_half[parts][:, None, :]  # P×8×3
         x, y, zz = _to_map(c[:, None], sn[:, None], local[..., 0], local[..., 1], local[..., 2])
@@ -134,26 +134,33 @@ class Renderer:
                          np.clip(v0, 0, self.height), np.clip(v1, 0, self.height)], axis=1).astype(np.int64)
         ok = usable.any(axis=1) & (rect[:, 1] > rect[:, 0]) & (rect[:, 3] > rect[:, 2])
         ok &= cc[..., 2].min(axis=1) < self.draw_distance
-        return parts[ok], rect[ok]
-
+        zmin = np.maximum(cc[..., 2].min(axis=1), NEAR)  # no hit on the part can be nearer (t = z-depth)
+        return parts[ok], rect[ok], zmin[ok]
     def _pairs(self, rect: np.ndarray):
-        """(pixel index, rectangle index) pairs covering the rectangles."""
+        """(pixel index, rectangle index) pairs covering the rectangles (int32: faster integer division)."""
+        rect = rect.astype(np.int32)
         widths = rect[:, 1] - rect[:, 0]
         counts = widths * (rect[:, 3] - rect[:, 2])
         total = int(counts.sum())
-        owner = np.repeat(np.arange(rect.shape[0]), counts)
-        local = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-        w = widths[owner]
-        rows = rect[owner, 2] + local // w
-        cols = rect[owner, 0] + local % w
-        return rows * self.width + cols, owner
+        owner = np.repeat(np.arange(rect.shape[0], dtype=np.int32), counts)
+        local = np.arange(total, dtype=np.int32) - np.repeat((np.cumsum(counts) - counts).astype(np.int32), counts)
+        w = np.repeat(widths, counts)
+        rows = np.repeat(rect[:, 2], counts) + local // w
+        cols = np.repeat(rect[:, 0], counts) + local % w
+        return rows * np.int32(self.width) + cols, owner
 
-    def _cast_objects(self, cam, dx, dy, dz, position, yaw, pose):
-        """Nearest object hit per pixel: t (inf where none) and part index (−1)."""
+    CHUNK = 32768  # pairs per vectorised step: keeps the temporaries in cache and lets occlusion prune
+
+    def _cast_objects(self, cam, dx, dy, dz, position, yaw, pose, t_ground):
+        """Nearest hit per pixel among the ground (``t_ground``) and the objects: t and part index (−1: ground/sky).
+
+        Parts are processed front to back in chunks of (pixel, part) pairs; a pair is skipped when
+        the pixel already has a hit nearer than the part's nearest point (conservative: never wrong).
+        """
+        t_best = t_ground.astype(np.float32, copy=True)
         n = dx.shape[0]
-        t_best = np.full(n, np.inf, np.float32)
         part_best = np.full(n, -1, np.int64)
-        parts, rect = self._visible_parts(pose, position, yaw)
+        parts, rect, zmin = self._visible_parts(pose, position, yaw)
         if parts.size == 0:
             return t_best, part_best
         s = self.scene
@@ -161,61 +168,73 @@ class Renderer:
         oc = (cam[None, :] - centre).astype(np.float32)  # P×3 camera centre relative to the part, map axes
         half = s.part_half[parts].astype(np.float32)
         kinds = s.part_kind[parts]
-        all_pix, all_t, all_part = [], [], []
-        for kind in (BOX, SPHERE, CYLINDER):
+        c32, s32 = c.astype(np.float32), sn.astype(np.float32)
+        # Per-part constants of the ray tests.
+        o_local = np.stack(_to_local(c32, s32, oc[:, 0], oc[:, 1], oc[:, 2]), axis=1)
+        slab_lo, slab_hi = -half - o_local, half - o_local
+        sphere_c = (oc * oc).sum(1) - half[:, 0] ** 2
+        cyl_c = oc[:, 0] ** 2 + oc[:, 2] ** 2 - half[:, 0] ** 2
+        zmin32 = zmin.astype(np.float32)
+        hits_pix, hits_t, hits_part = [], [], []
+        for kind in (BOX, CYLINDER, SPHERE):
             sel = np.nonzero(kinds == kind)[0]
             if sel.size == 0:
                 continue
-            pix, owner = self._pairs(rect[sel])
-            q = sel[owner]  # index into `parts`
-            px, py, pz = dx[pix], dy[pix], dz[pix]
-            if kind == BOX:
-                cq, sq = c[sel].astype(np.float32), sn[sel].astype(np.float32)
-                ox, oy, oz = _to_local(cq, sq, oc[sel, 0], oc[sel, 1], oc[sel, 2])
-                lx, ly, lz = _to_local(cq[owner], sq[owner], px, py, pz)
-                near = far = None
+            sel = sel[np.argsort(zmin[sel], kind="stable")]
+            pix_all, owner_all = self._pairs(rect[sel])
+            for start in range(0, pix_all.size, self.CHUNK):
+                pix = pix_all[start:start + self.CHUNK]
+                q = sel[owner_all[start:start + self.CHUNK]]  # index into `parts`
+                keep = np.nonzero(zmin32[q] < t_best[pix])[0]
+                if keep.size == 0:
+                    continue
+                pix, q = pix[keep], q[keep]
+                px, py, pz = dx[pix], dy[pix], dz[pix]
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    for o_, d_, h_ in ((ox, lx, half[sel, 0]), (oy, ly, half[sel, 1]), (oz, lz, half[sel, 2])):
-                        inv = 1.0 / d_
-                        ta = (-h_ - o_)[owner] * inv
-                        tb = (h_ - o_)[owner] * inv
-                        lo, hi = np.minimum(ta, tb), np.maximum(ta, tb)
-                        near = lo if near is None else np.maximum(near, lo)
-                        far = hi if far is None else np.minimum(far, hi)
-                t = np.where((near <= far) & (near > NEAR), near, np.inf)
-            elif kind == SPHERE:
-                o = oc[sel]
-                r = half[sel, 0]
-                a = px * px + py * py + pz * pz
-                b = px * o[owner, 0] + py * o[owner, 1] + pz * o[owner, 2]
-                cc = ((o * o).sum(1) - r * r)[owner]
-                disc = b * b - a * cc
-                with np.errstate(invalid="ignore"):
-                    root = (-b - np.sqrt(disc)) / a
-                t = np.where((disc >= 0) & (root > NEAR), root, np.inf)
-            else:
-                o = oc[sel]
-                r, hh = half[sel, 0], half[sel, 1]
-                ox, oy, oz = o[owner, 0], o[owner, 1], o[owner, 2]
-                a = px * px + pz * pz
-                b = px * ox + pz * oz
-                cc = (o[:, 0] ** 2 + o[:, 2] ** 2 - r * r)[owner]
-                disc = b * b - a * cc
-                hq = hh[owner]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    side = (-b - np.sqrt(disc)) / a
-                    side_ok = (disc >= 0) & (side > NEAR) & (np.abs(oy + side * py) <= hq)
-                    cap = (-hq - oy) / py  # top cap at y = −hh (y points down)
-                    cap_ok = (cap > NEAR) & ((ox + cap * px) ** 2 + (oz + cap * pz) ** 2 <= (r * r)[owner])
-                t = np.minimum(np.where(side_ok, side, np.inf), np.where(cap_ok, cap, np.inf))
-            hit = np.nonzero(np.isfinite(t))[0]
-            all_pix.append(pix[hit])
-            all_t.append(t[hit].astype(np.float32))
-            all_part.append(parts[q[hit]])
-        pix, t, part = np.concatenate(all_pix), np.concatenate(all_t), np.concatenate(all_part)
-        np.minimum.at(t_best, pix, t)
-        win = t == t_best[pix]
-        part_best[pix[win]] = part[win]
+                    if kind == BOX:
+                        cq, sq = c32[q], s32[q]
+                        lx, lz = cq * px - sq * pz, sq * px + cq * pz
+                        near = far = None
+                        for axis, d_ in ((0, lx), (1, py), (2, lz)):
+                            inv = 1.0 / d_
+                            ta = slab_lo[q, axis] * inv
+                            tb = slab_hi[q, axis] * inv
+                            lo, hi = np.minimum(ta, tb), np.maximum(ta, tb)
+                            near = lo if near is None else np.maximum(near, lo)
+                            far = hi if far is None else np.minimum(far, hi)
+                        ok = (near <= far) & (near > NEAR)
+                        t = near
+                    elif kind == SPHERE:
+                        a = px * px + py * py + pz * pz
+                        b = px * oc[q, 0] + py * oc[q, 1] + pz * oc[q, 2]
+                        disc = b * b - a * sphere_c[q]
+                        t = (-b - np.sqrt(disc)) / a
+                        ok = (disc >= 0) & (t > NEAR)
+                    else:
+                        ox, oy, oz = oc[q, 0], oc[q, 1], oc[q, 2]
+                        hq, rq = half[q, 1], half[q, 0]
+                        a = px * px + pz * pz
+                        b = px * ox + pz * oz
+                        disc = b * b - a * cyl_c[q]
+                        side = (-b - np.sqrt(disc)) / a
+                        side_ok = (disc >= 0) & (side > NEAR) & (np.abs(oy + side * py) <= hq)
+                        cap = (-hq - oy) / py  # top cap at y = −hh (y points down)
+                        cap_ok = (cap > NEAR) & ((ox + cap * px) ** 2 + (oz + cap * pz) ** 2 <= rq * rq)
+                        t = np.minimum(np.where(side_ok, side, np.inf), np.where(cap_ok, cap, np.inf))
+                        ok = side_ok | cap_ok
+                ok &= t < t_best[pix]
+                hit = np.nonzero(ok)[0]
+                if hit.size == 0:
+                    continue
+                hp, ht = pix[hit], t[hit].astype(np.float32)
+                np.minimum.at(t_best, hp, ht)
+                hits_pix.append(hp)
+                hits_t.append(ht)
+                hits_part.append(parts[q[hit]])
+        if hits_pix:
+            pix, t, part = np.concatenate(hits_pix), np.concatenate(hits_t), np.concatenate(hits_part)
+            win = t == t_best[pix]
+            part_best[pix[win]] = part[win]
         return t_best, part_best
 
     # ------------------------------------------------------------------ frame
@@ -229,10 +248,8 @@ class Renderer:
         dy = R[1, 0] * rx + R[1, 1] * ry + R[1, 2]
         dz = R[2, 0] * rx + R[2, 1] * ry + R[2, 2]
         t_ground, surf_ground = self.road.intersect(cam, dx, dy, dz)
-        t_obj, part = self._cast_objects(cam, dx, dy, dz, position, yaw, pose)
-        use_obj = t_obj < t_ground
-        depth = np.where(use_obj, t_obj, t_ground).astype(np.float32)
-        part = np.where(use_obj, part, -1)
+        depth, part = self._cast_objects(cam, dx, dy, dz, position, yaw, pose, t_ground)
+        use_obj = part >= 0
         surface = np.where(use_obj, FIRST_PART_SURFACE + part, surf_ground).astype(np.int32)
         sky = ~np.isfinite(depth)
         surface[sky] = SURFACE_SKY
@@ -344,38 +361,39 @@ class Renderer:
             return
         s = self.scene
         p = part[idx]
-        centre, c, sn = self._part_world(position, yaw, p)
-        t = depth[idx].astype(np.float64)
-        rx = cam[0] + t * dx[idx] - centre[:, 0]
-        ry = cam[1] + t * dy[idx] - centre[:, 1]
-        rz = cam[2] + t * dz[idx] - centre[:, 2]
-        q = np.stack(_to_local(c, sn, rx, ry, rz), axis=1)
-        half = s.part_half[p]
+        centre, c_all, s_all = self._part_world(position, yaw)
+        c, sn = c_all[p].astype(np.float32), s_all[p].astype(np.float32)
+        rel = (cam[None, :] - centre).astype(np.float32)  # camera relative to each part centre
+        t = depth[idx]
+        q = _to_local(c, sn, rel[p, 0] + t * dx[idx], rel[p, 1] + t * dy[idx], rel[p, 2] + t * dz[idx])
+        qx, qy, qz = (np.asarray(a, np.float32) for a in q)
+        half = s.part_half.astype(np.float32)
+        hx, hy, hz = half[p, 0], half[p, 1], half[p, 2]
         kind = s.part_kind[p]
-        rows = np.arange(idx.size)
-        n_local = np.zeros_like(q)
-        box = kind == BOX
-        axis = np.argmax(np.abs(q) / half, axis=1)
-        n_local[box, axis[box]] = np.sign(q[box, axis[box]])
-        sph = kind == SPHERE
-        n_local[sph] = q[sph] / half[sph, :1]
-        cyl = kind == CYLINDER
-        if cyl.any():
-            top = cyl & (np.abs(q[:, 1] + half[:, 1]) < 1e-4 * np.maximum(1.0, t))
-            side = cyl & ~top
-            n_local[top, 1] = -1.0
-            n_local[side, 0] = q[side, 0] / half[side, 0]
-            n_local[side, 2] = q[side, 2] / half[side, 0]
+        box, sph, cyl = kind == BOX, kind == SPHERE, kind == CYLINDER
+        ax, ay, az = np.abs(qx) / hx, np.abs(qy) / hy, np.abs(qz) / hz
+        is_x = (ax >= ay) & (ax >= az)
+        is_y = ~is_x & (ay >= az)
+        is_z = ~is_x & ~is_y
+        # Box normals along the face's axis; sphere normals radial; cylinder radial or up on its top cap.
+        nx = np.where(box, np.sign(qx) * is_x, qx / hx)
+        ny = np.where(box, np.sign(qy) * is_y, qy / hx)
+        nz = np.where(box, np.sign(qz) * is_z, qz / hx)
+        top = cyl & (np.abs(qy + hy) < 1e-4 * np.maximum(1.0, t))
+        ny = np.where(cyl, np.where(top, -1.0, 0.0), ny).astype(np.float32)
+        nx = np.where(top, 0.0, nx).astype(np.float32)
+        nz = np.where(top, 0.0, nz).astype(np.float32)
         # Texture on the plane of the dominant normal axis, measured from the part's min corner.
-        n_axis = np.argmax(np.abs(n_local), axis=1)
-        corner = q + half
-        u = corner[rows, np.where(n_axis == 0, 2, 0)]
-        v = corner[rows, np.where(n_axis == 1, 2, 1)]
-        if cyl.any():
-            side = cyl & (n_axis != 1)
-            u[side] = np.arctan2(q[side, 0], q[side, 2]) * half[side, 0]
-        nx, ny, nz = _to_map(c, sn, n_local[:, 0], n_local[:, 1], n_local[:, 2])
-        normal[0, idx], normal[1, idx], normal[2, idx] = nx, ny, nz
+        major_x = np.where(sph, (np.abs(nx) >= np.abs(ny)) & (np.abs(nx) >= np.abs(nz)), is_x)
+        major_y = np.where(sph, ~major_x & (np.abs(ny) >= np.abs(nz)), is_y)
+        u = np.where(major_x, qz + hz, qx + hx)
+        v = np.where(major_y, qz + hz, qy + hy)
+        side = cyl & ~top
+        if side.any():
+            u[side] = np.arctan2(qx[side], qz[side]) * hx[side]
+            v[side] = qy[side] + hy[side]
+        mx, my, mz = _to_map(c, sn, nx, ny, nz)
+        normal[0, idx], normal[1, idx], normal[2, idx] = mx, my, mz
         material[idx] = s.part_material[p]
         tex_u[idx] = u
         tex_v[idx] = v

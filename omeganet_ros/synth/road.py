@@ -118,7 +118,7 @@ class RoadProfile:
             fb = off_r[k] * side - HALF_WIDTH
             kx, kz = ddx[k], ddz[k]
             tm = a
-            for _ in range(6):
+            for _ in range(3):
                 tm = a - fa * (b - a) / np.where(np.abs(fb - fa) > 1e-12, fb - fa, 1e-12)
                 tm = np.clip(tm, np.minimum(a, b), np.maximum(a, b))
                 fm = (origin[0] + tm * kx - self.centre(origin[2] + tm * kz)) * side - HALF_WIDTH

@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from ..classes import CLASS_NAMES
-from .ground_truth import moving_pixels, optical_flow
+from .ground_truth import FlowSolver, moving_pixels
 from .renderer import Render, Renderer
 from .road import RoadProfile
 from .scene import layout_street
@@ -111,7 +111,7 @@ class SyntheticSequence:
         self.renderer = Renderer(config.width, config.height, self.K, self.road, self.scene, self.textures, sun,
                                  config.draw_distance, sky_seed=int(seeds[5]))
         self._noise_seed = int(seeds[5])
-        self._rays = self.renderer.rays
+        self.flow_solver = FlowSolver(self.scene, self.K, config.width, config.height)
         self.world_from_map = np.linalg.inv(self.track.at(0))
 
     def __len__(self) -> int:
@@ -144,9 +144,7 @@ class SyntheticSequence:
         """The output dict of frame ``index`` from the renders of index−1, index, index+1."""
         cfg = self.config
         h, w = cfg.height, cfg.width
-        rays = self._rays
-        flow_fw = optical_flow(self.scene, self.K, rays, w, current, following)
-        flow_bw = optical_flow(self.scene, self.K, rays, w, current, previous)
+        flow_fw, flow_bw = self.flow_solver.flows(current, [following, previous])
         return {
             "index": index,
             "stamp_ns": cfg.stamp_ns(index),
