@@ -18,6 +18,7 @@ not end a run.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Iterator
 
@@ -207,16 +208,20 @@ class RosbagSource(FrameSource):
         with self._open() as reader:
             self._count = sum(c.msgcount for c in reader.connections if c.topic == topic)
 
+    @contextlib.contextmanager
     def _open(self):
         from rosbags.highlevel import AnyReader
 
         bag = self.path if self.path.is_dir() else self.path.parent  # a .db3/.mcap file lives in its bag folder
+        reader = AnyReader([bag], default_typestore=rosbag_io.default_typestore())
         try:
-            reader = AnyReader([bag], default_typestore=rosbag_io.default_typestore())
             reader.open()
         except Exception as exc:  # rosbags raises several unrelated error types
             raise OSError(f"bag {self.path} cannot be opened ({type(exc).__name__}: {exc})") from exc
-        return reader
+        try:
+            yield reader
+        finally:
+            reader.close()
 
     def __len__(self) -> int:
         return self._count
