@@ -141,3 +141,23 @@ def test_resume_refuses_a_checkpoint_of_another_stage(sequence, tmp_path):
     run(sequence, tmp_path / "s1", 1)
     with pytest.raises(ValueError, match="stage 1"):
         run(sequence, tmp_path / "s2", 2, stage=2, resume=tmp_path / "s1" / "last.pt")
+
+
+def test_synthetic_world_semantics_flow_validation_and_tau_calibration(tmp_path, capsys):
+    data = "synth:seed=3,frames=6,labels=gt"
+    s1 = Trainer(config(), [data], tmp_path / "s1", progress=False)
+    m1 = s1.train(1)
+    assert s1.tasks == ["depth", "semantic"]  # ground truth as proxy labels turns the semantic loss on
+    assert 0 <= m1["semantic_miou"] <= 1 and m1["depth_abs_rel"] > 0
+    m2 = Trainer(config(stage=2, init=str(tmp_path / "s1" / "last.pt")), ["synth:seed=3,frames=6"], tmp_path / "s2",
+                 progress=False).train(1)
+    assert m2["flow_epe_all"] > 0  # the synthetic world has flow ground truth
+    cfg = tmp_path / "stage4.yaml"
+    cfg.write_text("stage: 4\nsize: [128, 64]\n")
+    code = train_main(["--config", str(cfg), "--data", "synth:seed=4,frames=5", "--init", str(tmp_path / "s2" / "last.pt"),
+                       "--out", str(tmp_path / "s4"), "--device", "cpu"])
+    assert code == 0
+    result = json.loads((tmp_path / "s4" / "motion_threshold.json").read_text())
+    assert 0.05 <= result["threshold"] <= 0.95 and result["num_images"] == 3
+    assert len(result["per_threshold"]) == 19
+    assert load_checkpoint(tmp_path / "s4" / "calibrated.pt").provenance["motion_threshold"] == result["threshold"]

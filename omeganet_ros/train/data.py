@@ -222,11 +222,19 @@ def _sequence_folder(spec: DataSpec) -> FrameSequence:
 
 
 def _synth_sequence(spec: DataSpec, size: tuple[int, int]) -> FrameSequence:
-    """The synthetic world, generated in memory (``omeganet_ros.synth``)."""
+    """The synthetic world, generated in memory (``omeganet_ros.synth``) at the training size.
+
+    Options: ``seed``, ``frames``, ``size=WxH`` (render size, default the training
+    size), ``labels=gt`` (its semantic ground truth as proxy labels).
+    """
     try:
-        from ..synth import generate_sequence  # noqa: WPS433 (heavy, optional at import)
+        from ..synth import iterate_frames, parse_size
     except ImportError as exc:
         raise ValueError(f"data spec {spec.text!r}: the synthetic world (omeganet_ros.synth) is not available: {exc}") from exc
+    known = {"seed", "frames", "size", "labels"}
+    unknown = set(spec.options) - known
+    if unknown:
+        raise ValueError(f"data spec {spec.text!r}: unknown options {sorted(unknown)}; known: {sorted(known)}")
     try:
         seed = int(spec.options.get("seed", 0))
         frames = int(spec.options.get("frames", 50))
@@ -234,22 +242,20 @@ def _synth_sequence(spec: DataSpec, size: tuple[int, int]) -> FrameSequence:
         raise ValueError(f"data spec {spec.text!r}: seed and frames must be integers") from exc
     if frames < 3:
         raise ValueError(f"data spec {spec.text!r}: need at least 3 frames, got {frames}")
-    gen_size = size
-    if "size" in spec.options:
-        w, _, h = spec.options["size"].partition("x")
-        gen_size = (int(w), int(h))
-    sequence = generate_sequence(seed=seed, num_frames=frames, size=gen_size)
+    render_size = parse_size(spec.options["size"]) if "size" in spec.options else tuple(size)
     use_gt_labels = spec.options.get("labels") == "gt"
-    records = []
-    for i, frame in enumerate(sequence.frames):
+    records, K = [], None
+    for frame in iterate_frames(frames=frames, seed=seed, size=render_size):
+        K = frame["K"]
+        i = frame["index"]
         records.append(FrameRecord(
-            image=lambda a=frame.image: a, name=f"synth seed={seed} #{i}",
-            labels=(lambda a=frame.semantic: a) if use_gt_labels else None,
-            depth=lambda a=frame.depth: a,
-            flow_fw=(lambda a=frame.flow_fw: a) if frame.flow_fw is not None else None,
-            semantic=lambda a=frame.semantic: a,
-            motion=(lambda a=frame.motion: a) if frame.motion is not None else None))
-    return FrameSequence(spec.text, records, np.asarray(sequence.K, np.float64))
+            image=lambda a=frame["image"]: a, name=f"synth seed={seed} #{i}",
+            labels=(lambda a=frame["semantic"]: a) if use_gt_labels else None,
+            depth=lambda a=frame["depth"]: a,
+            flow_fw=lambda a=frame["flow_fw"]: a,
+            semantic=lambda a=frame["semantic"]: a,
+            motion=lambda a=frame["motion"]: a))
+    return FrameSequence(spec.text, records, np.asarray(K, np.float64))
 
 
 def _kitti_calibration(calib_file: Path, camera: str) -> np.ndarray:

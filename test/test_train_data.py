@@ -1,0 +1,140 @@
+"""Training data: --data specs, proxy labels, augmentation, videos, bags, KITTI, a semantic teacher."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from omeganet_ros.classes import IGNORE_ID, ROAD
+from omeganet_ros.train.data import SemanticTeacher, TripletDataset, build_dataset, collate_triplets, parse_spec
+from omeganet_ros.train.trainer import DEFAULT_CONFIG, Trainer, merge_config
+from test_train_helpers import TINY, corridor, write_image_folder, write_sequence
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return corridor(6)
+
+
+def test_spec_parsing_and_errors():
+    spec = parse_spec("folder:/data/a,b/imgs,labels=/data/labels,intrinsics=/k.txt")
+    assert spec.args == ["/data/a,b/imgs"] and spec.options == {"labels": "/data/labels", "intrinsics": "/k.txt"}
+    assert parse_spec("bag:/bags/run1:/camera/image_raw").args == ["/bags/run1", "/camera/image_raw"]
+    assert parse_spec("synth:seed=4,frames=20").options == {"seed": "4", "frames": "20"}
+    with pytest.raises(ValueError, match="expected KIND"):
+        parse_spec("/just/a/path")
+    with pytest.raises(ValueError, match="bag:PATH:TOPIC"):
+        parse_spec("bag:/only/a/bag")
+    with pytest.raises(OSError, match="does not exist"):
+        build_dataset(["folder:/no/such/folder"], (128, 64))
+    with pytest.raises(ValueError, match="unknown options"):
+        build_dataset(["synth:seed=1,frames=4,colour=red"], (128, 64))
+
+
+def test_label_folder_intrinsics_and_resize(frames, tmp_path):
+    images, _, K = frames
+    folder = write_image_folder(tmp_path / "img", images)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for p in sorted(folder.iterdir()):
+        cv2.imwrite(str(labels / (p.stem + ".png")), np.full((64, 128), ROAD, np.uint8))
+    np.savetxt(tmp_path / "K.txt", K)
+    ds = build_dataset([f"folder:{folder},labels={labels},intrinsics={tmp_path / 'K.txt'}"], (96, 64), augment=False)
+    item = ds[0]
+    assert ds.has_any_labels and item["cur"].shape == (3, 64, 96)
+    assert (item["labels"] == ROAD).all() and bool(item["has_labels"]) and bool(item["has_K"])
+    assert item["K"][0, 0] == pytest.approx(K[0, 0] * 96 / 128, rel=1e-5)  # K follows the resize
+    no_labels = build_dataset([f"folder:{folder}"], (96, 64), augment=False)
+    assert not no_labels.has_any_labels and (no_labels[0]["labels"] == IGNORE_ID).all()
+
+
+def test_augmentation_flips_consistently_and_is_deterministic(frames, tmp_path):
+    images, depths, K = frames
+    seq = write_sequence(tmp_path / "seq", images, depths, K)
+    clean = build_dataset([f"sequence:{seq}"], (128, 64), augment=False)
+    aug = build_dataset([f"sequence:{seq}"], (128, 64), augment=True, seed=1)
+    flipped = kept = jittered = 0
+    for epoch in range(3):
+        aug.set_epoch(epoch)
+        for i in range(len(aug)):
+            a, c = aug[i], clean[i]
+            assert torch.equal(a["cur"], aug[i]["cur"])  # a function of (seed, epoch, index) only
+            if torch.equal(a["cur"], c["cur"].flip(-1)):
+                flipped += 1
+                assert a["K"][0, 2] == pytest.approx(127 - c["K"][0, 2])
+                assert torch.equal(a["depth"], c["depth"].flip(-1))
+            else:
+                assert torch.equal(a["cur"], c["cur"]) and torch.equal(a["K"], c["K"])
+                kept += 1
+            if not torch.equal(a["cur_aug"], a["cur"]):
+                jittered += 1
+                # The same jitter for the three frames: the networks see a consistent sequence.
+                assert not torch.equal(a["prev_aug"], a["prev"]) and not torch.equal(a["next_aug"], a["next"])
+    assert flipped and kept and jittered
+
+
+def test_video_and_bag_specs(frames, tmp_path):
+    images, _, _ = frames
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (128, 64))
+    for image in images:
+        writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    ds = build_dataset([f"video:{video}"], (128, 64), augment=False)
+    assert len(ds) == len(images) - 2
+    assert np.abs(ds[0]["cur"].numpy() * 255 - images[1].transpose(2, 0, 1)).mean() < 12  # MJPG is lossy
+
+    from omeganet_ros.data.rosbag_io import BagWriter
+
+    bag = tmp_path / "bag"
+    with BagWriter(bag, storage="mcap") as w:
+        for i, image in enumerate(images):
+            w.write_image("/camera/image_raw", 1_000_000_000 + i * 100_000_000, image, "rgb8", "camera")
+    ds = build_dataset([f"bag:{bag}:/camera/image_raw"], (128, 64), augment=False)
+    assert len(ds) == len(images) - 2
+    assert np.abs(ds[0]["cur"].numpy() * 255 - images[1].transpose(2, 0, 1)).max() < 1.5
+    with pytest.raises(ValueError, match="no topic"):
+        build_dataset([f"bag:{bag}:/other"], (128, 64))
+
+
+@pytest.mark.skipif(not (SHARED / "kitti_raw_tiny").is_dir(), reason="../shared/data/kitti_raw_tiny not present")
+def test_kitti_split_file():
+    root = SHARED / "kitti_raw_tiny"
+    ds = build_dataset([f"kitti:{root}:{root / 'kitti_tiny.txt'}"], (192, 64), augment=False)
+    assert len(ds) == 5  # frames 1–5 listed, 0 and 6 only serve as neighbours
+    item = ds[0]
+    assert bool(item["has_K"]) and item["K"][0, 0] == pytest.approx(721.5377 * 192 / 1242, rel=1e-4)
+    assert bool(item["has_depth"]) and ds.sequences[0].depth_crop == "garg"
+
+
+class RoadTeacher:
+    """A stand-in proxy-label teacher (the real one is a pretrained network): everything is road."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, images):
+        self.calls += 1
+        return torch.full((images.shape[0], images.shape[2], images.shape[3]), ROAD, dtype=torch.long)
+
+
+def test_semantic_teacher_supplies_proxy_labels(frames, tmp_path):
+    torch.set_num_threads(1)
+    images, depths, K = frames
+    seq = write_sequence(tmp_path / "seq", images, depths, K)
+    teacher = RoadTeacher()
+    assert isinstance(teacher, SemanticTeacher)
+    config = merge_config(merge_config(DEFAULT_CONFIG, TINY), {})
+    trainer = Trainer(config, [f"sequence:{seq}"], tmp_path / "out", semantic_teacher=teacher, progress=False)
+    trainer.train(2)
+    assert trainer.tasks == ["depth", "semantic"] and teacher.calls == 2
+
+
+def test_collate_counts_unreadable_items(frames):
+    images, _, _ = frames
+    batch = collate_triplets([None, None])
+    assert batch == {"skipped": 2}
+    assert isinstance(TripletDataset, type)
