@@ -1,0 +1,263 @@
+"""Benchmark of omeganet_node over real DDS (loopback) and of its metric-scale recovery; prints JSON.
+
+Measures, with the node in its own process (``python -m omeganet_ros.ros.node``):
+
+* ``latency``: image published → ``scene`` received, minus the engine time the
+  node reports for that frame (``SceneUnderstanding.engine_ms``), i.e. what
+  the node and DDS add. Frames are sent one at a time (each once the previous
+  output arrived), so no frame waits behind another. In paper mode the output
+  of frame t is triggered by frame t+1: the latency is measured from
+  publishing frame t+1.
+* ``fps``: outputs per second while frames arrive faster than the engine runs
+  (newest-frame policy), with the dropped count.
+* ``memory``: the node's resident memory after ``--rss-frames`` processed frames
+  (e.g. 100 and 1000).
+* ``scale_recovery``: the ground-plane scale (``scale_recovery: camera_height``)
+  on the synthetic world, whose depth, labels and camera height are exact:
+  relative depth = true depth / an unknown factor (optionally with per-pixel
+  noise), and the recovered factor is compared to the true one.
+
+The machine's CPU may be shared: the JSON records the load average before and
+after, and figures from a loaded machine are upper bounds on time.
+
+    .venv/bin/python benchmarks/bench_node.py                     # everything, defaults below
+    .venv/bin/python benchmarks/bench_node.py --skip-node         # scale recovery only (no ROS)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "test"))
+
+
+def _ros_env() -> None:
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_local.xml"))
+    os.environ.setdefault("ROS_LOG_DIR", f"/tmp/omeganet_bench_ros_log_{os.getpid()}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _synth_frames(count: int, size: tuple[int, int], seed: int = 0) -> list[np.ndarray]:
+    from omeganet_ros.synth.world import iterate_frames
+
+    return [f["image"] for f in iterate_frames(frames=count, seed=seed, size=size)]
+
+
+def _stats(values) -> dict:
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return {"n": 0}
+    return {"n": int(values.size), "median": round(float(np.median(values)), 2),
+            "mean": round(float(values.mean()), 2), "p90": round(float(np.percentile(values, 90)), 2),
+            "min": round(float(values.min()), 2), "max": round(float(values.max()), 2)}
+
+
+class _NodeRun:
+    def __init__(self, size, params: dict):
+        import node_helpers as h
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import Image
+
+        from omeganet_ros.msg import SceneUnderstanding
+
+        self.h = h
+        h.TEST_SIZE = size
+        self.node = h.NodeProcess({"model": params.pop("model", ""), "diagnostics_period": 0.5, **params})
+        self.client = h.RosClient()
+        self.pub = self.client.publisher(Image, "image", reliable=True, depth=1)
+        self.scenes = self.client.collect(SceneUnderstanding, "scene", depth=5)
+        self.arrival = self.client.arrival["scene"]
+        self.client.collect(DiagnosticArray, "/diagnostics")
+        self.client.wait_for_subscriber(self.pub, timeout=180, node=self.node)
+        assert self.client.spin_until(lambda: self.client.node.count_publishers("/scene") > 0, 60, self.node)
+        self.client.spin_for(1.0)
+        self.stamp = 1_700_000_000_000_000_000
+
+    def publish(self, frame) -> tuple[int, float]:
+        self.stamp += 100_000_000
+        msg = self.h.image_msg(frame, self.stamp)
+        now = time.monotonic()
+        self.pub.publish(msg)
+        return self.stamp, now
+
+    def diag(self) -> dict:
+        return self.client.latest_diagnostics(self.node.name) or {}
+
+    def close(self):
+        self.client.close()
+        self.node.stop()
+
+
+def bench_latency_and_fps(frames, size, params, latency_frames: int, fps_seconds: float) -> dict:
+    run = _NodeRun(size, dict(params))
+    try:
+        model = None
+        published = {}
+        overhead, e2e, engine, internal = [], [], [], []
+        warmup = 3
+        for i in range(latency_frames + warmup + 2):
+            stamp, t = run.publish(frames[i % len(frames)])
+            published[stamp] = t
+            if i < 1:
+                run.client.spin_for(0.2)
+                continue
+            wanted = i - 1  # outputs so far: frames 1 … i−1
+            ok = run.client.spin_until(lambda: len(run.scenes) >= wanted, 120, run.node)
+            if not ok:
+                raise RuntimeError(f"no output for frame {i - 1}: {run.diag()}")
+            if i - 1 >= warmup and len(run.scenes) >= 1:
+                scene, arrival = run.scenes[-1], run.arrival[-1]
+                described = scene.header.stamp.sec * 1_000_000_000 + scene.header.stamp.nanosec
+                trigger = published[described + 100_000_000]
+                e2e.append((arrival - trigger) * 1000.0)
+                engine.append(scene.engine_ms)
+                overhead.append(e2e[-1] - scene.engine_ms)
+                internal.append(scene.latency_ms - scene.engine_ms)
+        diag = run.diag()
+        model = diag.get("model")
+        # Throughput: frames offered at 2× the engine's rate (newest-frame policy drops the rest).
+        period = max(np.median(engine) / 1000.0 / 2, 0.01)
+        before = run.diag()
+        first_scene = len(run.scenes)
+        start = time.monotonic()
+        while time.monotonic() - start < fps_seconds:
+            run.publish(frames[int(time.monotonic() * 10) % len(frames)])
+            run.client.spin_for(period)
+        elapsed = time.monotonic() - start
+        run.client.spin_for(1.2)
+        after = run.diag()
+        outputs = len(run.scenes) - first_scene
+        processed = int(after["frames_processed"]) - int(before["frames_processed"])
+        return {
+            "latency": {
+                "frames": len(overhead),
+                "end_to_end_ms": _stats(e2e),
+                "engine_ms": _stats(engine),
+                "overhead_ms (end_to_end - engine)": _stats(overhead),
+                "node_internal_overhead_ms (received -> scene published, minus engine)": _stats(internal),
+            },
+            "fps": {
+                "seconds": round(elapsed, 1),
+                "input_fps": round((int(after["frames_received"]) - int(before["frames_received"])) / elapsed, 2),
+                "processed_fps": round(processed / elapsed, 2),
+                "outputs_fps": round(outputs / elapsed, 2),
+                "dropped_busy": int(after["dropped_busy"]) - int(before["dropped_busy"]),
+            },
+            "model": model,
+        }
+    finally:
+        run.close()
+
+
+def bench_memory(frames, size, params, checkpoints: list[int]) -> dict:
+    run = _NodeRun(size, dict(params))
+    try:
+        rss = {}
+        start = time.monotonic()
+        i = 0
+        for target in sorted(checkpoints):
+            while int(run.diag().get("frames_processed", 0)) < target:
+                run.publish(frames[i % len(frames)])
+                i += 1
+                run.client.spin_for(0.02)
+                if not run.node.alive():
+                    raise RuntimeError(run.node.output())
+            run.client.spin_for(0.6)
+            rss[str(target)] = round(run.node.rss_kib() / 1024, 1)
+        first, last = str(min(checkpoints)), str(max(checkpoints))
+        return {"rss_mib_after_frames": rss, "growth_mib": round(rss[last] - rss[first], 1),
+                "frames_published": i, "seconds": round(time.monotonic() - start, 1),
+                "dropped_busy": int(run.diag().get("dropped_busy", 0))}
+    finally:
+        run.close()
+
+
+def bench_scale_recovery(sequences: int, frames: int, size, noise: float, window: int) -> dict:
+    """Scale recovery on the synthetic world: exact labels and K, depth known up to a factor (± noise)."""
+    from omeganet_ros.scale_recovery import ScaleRecovery
+    from omeganet_ros.synth.world import iterate_frames
+
+    heights = [1.65, 1.2, 2.1, 1.5, 1.8]
+    results = {}
+    for label, sigma in (("exact_depth", 0.0), (f"depth_with_{int(noise * 100)}pct_pixel_noise", noise)):
+        frame_errors, smoothed_errors, failures, total = [], [], 0, 0
+        for s in range(sequences):
+            height = heights[s % len(heights)]
+            true_factor = 10.0 ** np.random.default_rng(s).uniform(-1, 1.3)  # metres per relative unit
+            recovery = ScaleRecovery("camera_height", camera_height=height, window=window, seed=s)
+            rng = np.random.default_rng(1000 + s)
+            for f in iterate_frames(frames=frames, seed=100 + s, size=size, camera_height=height):
+                relative = f["depth"].astype(np.float64) / true_factor
+                if sigma:
+                    relative = relative * np.exp(rng.normal(0, sigma, relative.shape))
+                estimate = recovery.update(relative, f["K"], f["semantic"])
+                total += 1
+                if estimate.frame_scale is None:
+                    failures += 1
+                else:
+                    frame_errors.append(abs(estimate.frame_scale / true_factor - 1) * 100)
+                if estimate.metric:
+                    smoothed_errors.append(abs(estimate.scale / true_factor - 1) * 100)
+        results[label] = {"frames": total, "fit_failures": failures,
+                          "per_frame_scale_error_pct": _stats(frame_errors),
+                          f"median_of_{window}_scale_error_pct": _stats(smoothed_errors)}
+    return {"sequences": sequences, "frames_per_sequence": frames, "size": list(size),
+            "camera_heights_m": heights[:sequences], "method": "RANSAC + least-squares ground plane on road "
+            "pixels (trainId 0), scale = camera height / fitted height", **results}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="640x192", help="network size W×H for latency and fps (default 640x192)")
+    parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (slow start)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default="", help="checkpoint (default: the bundled one, random weights if none)")
+    parser.add_argument("--latency-frames", type=int, default=20)
+    parser.add_argument("--fps-seconds", type=float, default=20.0)
+    parser.add_argument("--rss-frames", default="100,1000", help="processed-frame counts at which to read RSS")
+    parser.add_argument("--rss-size", default=None, help="network size for the memory run (default: --size)")
+    parser.add_argument("--scale-sequences", type=int, default=3)
+    parser.add_argument("--scale-frames", type=int, default=40)
+    parser.add_argument("--scale-noise", type=float, default=0.05)
+    parser.add_argument("--skip-node", action="store_true", help="only the scale-recovery benchmark")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args(argv)
+    from omeganet_ros.synth.world import parse_size
+
+    size = parse_size(args.size)
+    rss_size = parse_size(args.rss_size) if args.rss_size else size
+    result = {"benchmark": "omeganet_node", "cpu_count": os.cpu_count(),
+              "load_average_before": [round(v, 2) for v in os.getloadavg()],
+              "note": "CPU shared with other engineers' jobs during this run; times are upper bounds"}
+    if not args.skip_node:
+        _ros_env()
+        params = {"model": args.model, "precision": args.precision, "compile": args.compile,
+                  "num_threads": args.threads, "device": "cpu"}
+        frames = _synth_frames(20, size)
+        result["node"] = {"network_size": list(size), "input_size": list(size), "precision": args.precision,
+                          "compile": args.compile, "threads": args.threads,
+                          **bench_latency_and_fps(frames, size, params, args.latency_frames, args.fps_seconds)}
+        if not args.skip_memory:
+            counts = [int(c) for c in args.rss_frames.split(",")]
+            mem_frames = _synth_frames(20, rss_size) if rss_size != size else frames
+            result["memory"] = {"network_size": list(rss_size), "input_size": list(rss_size),
+                                **bench_memory(mem_frames, rss_size, params, counts)}
+    result["scale_recovery"] = bench_scale_recovery(args.scale_sequences, args.scale_frames, (640, 192),
+                                                    args.scale_noise, window=15)
+    result["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
