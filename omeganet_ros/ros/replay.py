@@ -236,6 +236,10 @@ def run_replay(options: ReplayOptions, log=print) -> dict:
     bag = ReplayBag(options.bag, options.image_topic, options.camera_info_topic, options.max_frames)
     if bag.frame_count == 0:
         raise ValueError(f"bag {bag.path} has no message on {options.image_topic}")
+    absent = {task: topic for task, topic in options.gt_topics.items() if topic and topic not in bag.topics}
+    if absent and not options.no_gt:
+        raise ValueError(f"bag {bag.path} has no ground-truth topic(s) " + ", ".join(f"{t!r} (--gt {k}=…)" for k, t in
+                         absent.items()) + f"; its topics: {sorted(bag.topics)}")
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     output_bag = out / OUTPUT_BAG
