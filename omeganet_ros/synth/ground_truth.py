@@ -63,12 +63,12 @@ class FlowSolver:
         self.ray_y = (k_inv[1, 1] * self.grid_v + k_inv[1, 2]).astype(np.float32)
 
     def _groups(self, a: Render):
-        """Pixels of A grouped by how they move: (None, static solid pixels), (object, its pixels)…"""
+        """Pixels of A grouped by how they move: (None, None) for the static world, then (object, its pixels)…"""
         scene = self.scene
         solid = a.surface != SURFACE_SKY
         obj = np.where(a.part >= 0, scene.part_object[np.maximum(a.part, 0)], -1)
         dynamic = (obj >= 0) & scene.moving[np.maximum(obj, 0)]
-        groups = [(None, np.nonzero(solid & ~dynamic)[0])]
+        groups = [(None, None)]  # the static world: every pixel not in a later group
         dynamic_idx = np.nonzero(dynamic)[0]
         if dynamic_idx.size:
             sorted_idx = dynamic_idx[np.argsort(obj[dynamic_idx], kind="stable")]
@@ -80,26 +80,34 @@ class FlowSolver:
         """Flows from frame A to each target frame, each N×2 float32 pixels (NaN where undefined)."""
         solid, groups = self._groups(a)
         depth = np.where(solid, a.depth, np.float32(0))
-        ax, ay, az = self.ray_x * depth, self.ray_y * depth, depth
-        return [self._flow(a, b, solid, groups, ax, ay, az) for b in targets]
+        points = (self.ray_x * depth, self.ray_y * depth, depth)
+        # Normals in camera A. A rigid motion (R, t) maps n·X to n·X + n·(Rᵀt), which gives the
+        # facing test in camera B without transforming the normals.
+        normals = _apply(a.pose[:3, :3].T, a.normal[0], a.normal[1], a.normal[2], False)
+        n_dot_x = normals[0] * points[0] + normals[1] * points[1] + normals[2] * points[2]
+        return [self._flow(a, b, solid, groups, points, normals, n_dot_x) for b in targets]
 
-    def _flow(self, a: Render, b: Render, solid, groups, ax, ay, az) -> np.ndarray:
-        n = ax.shape[0]
+    def _flow(self, a: Render, b: Render, solid, groups, points, normals, n_dot_x) -> np.ndarray:
+        n = points[0].shape[0]
         fx, fy, cx, cy = (np.float32(v) for v in (self.K[0, 0], self.K[1, 1], self.K[0, 2], self.K[1, 2]))
-        bx, by, bz = np.empty(n, np.float32), np.empty(n, np.float32), np.empty(n, np.float32)
-        facing = np.zeros(n, np.float32)
-        rot_b_t = b.pose[:3, :3].T
-        for o, idx in groups:
+        ax, ay, az = points
+
+        def facing_offset(motion):
+            return (motion[:3, :3].T @ motion[:3, 3]).astype(np.float32)
+
+        # The static world (most pixels) in one pass over all pixels; moving objects and sky overwrite theirs.
+        motion = point_motion(self.scene, a, b, None)
+        bx, by, bz = _apply(motion, ax, ay, az)
+        c = facing_offset(motion)
+        facing = n_dot_x + c[0] * normals[0] + c[1] * normals[1] + c[2] * normals[2]
+        for o, idx in groups[1:]:
             motion = point_motion(self.scene, a, b, o)
-            px, py, pz = _apply(motion, ax[idx], ay[idx], az[idx])
-            bx[idx], by[idx], bz[idx] = px, py, pz
-            # Normals are in the map frame: rotate with the object, then into camera B.
-            rotation = rot_b_t if o is None else rot_b_t @ rotation_y(b.object_yaw[o] - a.object_yaw[o])
-            nx, ny, nz = _apply(rotation, a.normal[0, idx], a.normal[1, idx], a.normal[2, idx], False)
-            facing[idx] = nx * px + ny * py + nz * pz
+            bx[idx], by[idx], bz[idx] = _apply(motion, ax[idx], ay[idx], az[idx])
+            c = facing_offset(motion)
+            facing[idx] = n_dot_x[idx] + c[0] * normals[0][idx] + c[1] * normals[1][idx] + c[2] * normals[2][idx]
         sky = np.nonzero(~solid)[0]
         if sky.size:
-            rel = rot_b_t @ a.pose[:3, :3]  # directions at infinity only rotate
+            rel = b.pose[:3, :3].T @ a.pose[:3, :3]  # directions at infinity only rotate
             bx[sky], by[sky], bz[sky] = _apply(rel, self.ray_x[sky], self.ray_y[sky], np.float32(1), False)
         with np.errstate(divide="ignore", invalid="ignore"):
             inv_z = 1 / bz

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import cv2
 import numpy as np
 
@@ -121,6 +123,7 @@ class TextureBank:
         self.atlas = atlas
         self.x_offsets = x_offsets.astype(np.float32)
         self.texel_sizes = np.array([m.texel_size for m in self.materials], np.float32)
+        self.inv_texel = (1.0 / self.texel_sizes).astype(np.float32)
 
     @staticmethod
     def _facade(rng: np.random.Generator, colour) -> np.ndarray:
@@ -178,33 +181,37 @@ class TextureBank:
         """Trilinear lookup. ``material`` (N,) ints, ``u``, ``v`` (N,) metres on the surface,
         ``footprint`` (N,) metres covered by one pixel on the surface → (N, 3) float32 RGB in [0, 1]."""
         n = material.shape[0]
-        texel = self.texel_sizes[material]
-        tu = (u / texel).astype(np.float32)
-        tv = (v / texel).astype(np.float32)
-        level = np.clip(np.log2(np.maximum(footprint / texel, 1e-6)), 0, LEVELS - 1).astype(np.float32)
-        lo = np.minimum(level.astype(np.int64), LEVELS - 2)
-        frac = (level - lo)[:, None]
+        cols = math.gcd(n, 4096)
+        if cols < 64:  # awkward sizes: pad to whole rows of 1024 for cv2.remap's map size limits
+            pad = -n % 1024
+            material, u, v, footprint = (np.pad(a, (0, pad)) for a in (material, u, v, footprint))
+            cols = 1024
+        rows = material.shape[0] // cols
+        inv_texel = self.inv_texel[material]
+        tu = u * inv_texel
+        tv = v * inv_texel
+        level = footprint * inv_texel
+        np.maximum(level, 1.0, out=level)
+        np.log2(level, out=level)
+        np.minimum(level, LEVELS - 1.0001, out=level)
+        lo = np.floor(level)
+        frac = (level - lo).reshape(rows, cols, 1)
         row0 = (material * (TILE + 1)).astype(np.float32)
-        out = None
-        for lv, weight in ((lo, 1 - frac), (lo + 1, frac)):
-            size = np.ldexp(np.float32(TILE), -lv).astype(np.float32)
-            scale = np.ldexp(np.float32(1.0), -lv).astype(np.float32)
+        colours = []
+        for lv in (lo, lo + 1):
+            scale = np.exp2(-lv)
+            size = TILE * scale
+            # Level l starts at x = Σ_{i<l} (TILE·2^−i + 1) = 2·TILE·(1 − 2^−l) + l in the atlas.
+            x_off = 2 * TILE * (1 - scale) + lv
             x = tu * scale - 0.5
             y = tv * scale - 0.5
-            x -= np.floor(x / size) * size
+            x -= np.floor(x / size) * size  # wrap into the tile
             y -= np.floor(y / size) * size
-            x += self.x_offsets[lv]
+            x += x_off
             y += row0
-            colour = self._remap(x, y, n)
-            out = colour * weight if out is None else out + colour * weight
-        return out
-
-    def _remap(self, x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
-        """Bilinear atlas lookups at (x, y) texel coordinates, in rows of 1024 (cv2 map size limits)."""
-        cols = 1024
-        rows = -(-n // cols)
-        pad = rows * cols - n
-        map_x = np.pad(x, (0, pad)).reshape(rows, cols)
-        map_y = np.pad(y, (0, pad)).reshape(rows, cols)
-        out = cv2.remap(self.atlas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            colours.append(cv2.remap(self.atlas, x.reshape(rows, cols), y.reshape(rows, cols), cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE))
+        out = colours[1] - colours[0]
+        out *= frac
+        out += colours[0]
         return out.reshape(-1, 3)[:n]
