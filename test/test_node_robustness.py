@@ -218,6 +218,8 @@ def test_valid_camera_info_is_used_and_invalid_is_counted(session):
         session.wait_counter("dropped_bad_camera_info", before + 3)
         assert session.client.spin_until(lambda: len(session.scenes) >= before_scenes + 2, 30, session.node)
         assert session.scenes[-1].intrinsics_estimated  # fell back to CamNet's estimate
+    # Six invalid camera_info counted, but the error is logged once per error_log_throttle (60 s here).
+    assert session.node.output().count("invalid camera_info") == 1, session.node.output()[-3000:]
 
 
 def test_buffer_restarts_on_size_change_backward_stamp_and_gap(session):

@@ -237,7 +237,7 @@ class OmeganetNode(LifecycleNode):
                 checkpoint=checkpoint, device=cfg["device"], precision=cfg["precision"],
                 size=(cfg["network_width"], cfg["network_height"]), compile=cfg["compile"],
                 output_resolution=cfg["output_resolution"], motion_threshold=cfg["motion_threshold"],
-                dynamic_classes=cfg["dynamic_classes"] or None, causal=cfg["causal"],
+                dynamic_classes=None if cfg["motion_any_class"] else cfg["dynamic_classes"], causal=cfg["causal"],
                 num_threads=cfg["num_threads"] or None)
         if engine.random_weights:
             reason = ("requested (model: random)" if checkpoint == "random"
@@ -416,7 +416,7 @@ class OmeganetNode(LifecycleNode):
             elif stamp <= last.stamp:
                 reason = "stamp_went_back"
                 self._pose_optical = np.eye(4)  # a looping or restarted bag: a new trajectory
-            elif stamp - last.stamp > self._config["max_frame_gap"]:
+            elif 0 < self._config["max_frame_gap"] < stamp - last.stamp:
                 reason = "gap"
             if reason is not None:
                 with self._lock:

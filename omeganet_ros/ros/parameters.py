@@ -47,8 +47,9 @@ PARAMETERS: tuple[Param, ...] = (
           "point to the previous frame (t→t−1) instead of the next"),
     Param("motion_threshold", float(MOTION_THRESHOLD), "τ: motion probability above which a pixel of a dynamic "
           "class is marked moving", range=(0.0, 1.0)),
-    Param("dynamic_classes", list(DYNAMIC_TRAIN_IDS), "Cityscapes trainIds that may be marked moving (empty "
-          "list: any class)"),
+    Param("dynamic_classes", list(DYNAMIC_TRAIN_IDS), "Cityscapes trainIds that may be marked moving "
+          "(person … bicycle by default)"),
+    Param("motion_any_class", False, "Mark moving pixels of any class (ignore dynamic_classes)"),
     # --- input
     Param("image_transport", "raw", "Input: raw (sensor_msgs/Image on 'image') or compressed "
           "(sensor_msgs/CompressedImage on 'image/compressed')", choices=("raw", "compressed")),
@@ -59,7 +60,7 @@ PARAMETERS: tuple[Param, ...] = (
           "(else CamNet's estimate)"),
     Param("camera_info_slop", 0.02, "Largest stamp difference (s) between an image and its camera_info",
           range=(0.0, 10.0)),
-    Param("max_frame_gap", 0.5, "A stamp gap (s) larger than this restarts the three-frame buffer",
+    Param("max_frame_gap", 0.5, "A stamp gap (s) larger than this restarts the three-frame buffer (0: never)",
           range=(0.0, 3600.0)),
     # --- metric scale
     Param("scale_recovery", "none", "Metric scale: none (relative depth), camera_height (ground-plane fit "
@@ -73,7 +74,7 @@ PARAMETERS: tuple[Param, ...] = (
     *(Param(f"publish_{name}", True, f"Publish the {name} output(s)") for name in OUTPUTS),
     Param("output_queue_depth", 2, "History depth of the (reliable) output publishers", range=(1, 100)),
     Param("points_stride", 4, "Keep every n-th pixel in rows and columns for 'points'", range=(1, 64)),
-    Param("points_max_depth", 80.0, "Leave out points farther than this (depth units) from 'points'",
+    Param("points_max_depth", 80.0, "Leave out points farther than this (depth units) from 'points' (0: no limit)",
           range=(0.0, 1e6)),
     Param("odom_frame", "odom", "Frame of the accumulated odometry (REP 105)"),
     Param("camera_frame", "", "Camera optical frame for outputs (empty: the input image's frame_id)"),
