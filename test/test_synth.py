@@ -137,7 +137,7 @@ def test_depth_semantics_instances_agree(frames):
     assert {ROAD, SIDEWALK, BUILDING, POLE, VEGETATION, SKY, CAR, PERSON} <= classes
 
 
-def test_valid_flow_lands_inside_and_on_the_same_depth(frames):
+def test_valid_flow_lands_inside_and_on_the_same_object(frames):
     for t in range(FRAMES - 1):
         frame, nxt = frames[t], frames[t + 1]
         h, w = frame["depth"].shape

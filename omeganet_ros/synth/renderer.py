@@ -68,6 +68,7 @@ class Renderer:
         rays = k_inv @ pixels
         self.ray_x = rays[0].astype(np.float32)
         self.ray_y = rays[1].astype(np.float32)
+        self.ray_norm = np.sqrt(rays[0] ** 2 + rays[1] ** 2 + 1).astype(np.float32)  # |R·ray| for any rotation R
         self.focal = float(np.sqrt(self.K[0, 0] * self.K[1, 1]))
         sky_rng = np.random.default_rng(sky_seed)
         self.sky_zenith = (np.array([0.25, 0.45, 0.80]) * sky_rng.uniform(0.9, 1.1)).astype(np.float32)
@@ -258,7 +259,6 @@ class Renderer:
         material = np.zeros(n, np.int64)
         tex_u = np.zeros(n, np.float32)
         tex_v = np.zeros(n, np.float32)
-        footprint = np.zeros(n, np.float32)
         train_id = np.full(n, SKY, np.uint8)
         instance = np.zeros(n, np.uint16)
         ground = np.nonzero((part < 0) & ~sky)[0]
@@ -267,17 +267,18 @@ class Renderer:
         self._object_surface(objs, cam, dx, dy, dz, depth, part, position, yaw, normal, material, tex_u, tex_v)
         train_id[objs] = self.scene.part_train_id[part[objs]]
         instance[objs] = self.scene.instance[self.scene.part_object[part[objs]]]
-        solid = np.nonzero(~sky)[0]
-        d2 = dx[solid] ** 2 + dy[solid] ** 2 + dz[solid] ** 2
-        dn = np.abs(dx[solid] * normal[0, solid] + dy[solid] * normal[1, solid] + dz[solid] * normal[2, solid])
-        cos = np.clip(dn / np.sqrt(d2), 0.05, 1)
         # Metres per pixel on the surface (geometric mean of the two directions) picks the mip level.
-        footprint[solid] = depth[solid] * np.sqrt(d2) / self.focal / np.sqrt(cos)
+        cos = np.abs(dx * normal[0] + dy * normal[1] + dz * normal[2]) / self.ray_norm
+        np.clip(cos, 0.05, 1, out=cos)
+        footprint = depth * self.ray_norm / np.sqrt(cos)
+        footprint *= 1.0 / self.focal
         sky_idx = np.nonzero(sky)[0]
         elevation = self._sky_coordinates(sky_idx, dx, dy, dz, material, tex_u, tex_v, footprint)
         rgb = self.textures.sample(material, tex_u, tex_v, footprint)
         if paint is not None:
-            rgb[ground] = rgb[ground] * (1 - paint[:, None]) + 0.85 * paint[:, None]
+            painted = np.nonzero(paint > 0)[0]
+            cover = paint[painted, None]
+            rgb[ground[painted]] = rgb[ground[painted]] * (1 - cover) + 0.85 * cover
         lambert = np.clip(normal[0] * self.sun[0] + normal[1] * self.sun[1] + normal[2] * self.sun[2], 0, None)
         rgb *= (self.ambient + (1 - self.ambient) * 1.15 * lambert)[:, None]
         if sky_idx.size:

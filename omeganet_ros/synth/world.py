@@ -17,9 +17,10 @@ Conventions of the output (see also the README section "Synthetic world"):
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Iterator
 
+import cv2
 import numpy as np
 
 from ..classes import CLASS_NAMES
@@ -55,7 +56,6 @@ class SynthConfig:
     exposure_jitter: float = 0.0  # std of the per-frame log-gain (0: constant exposure)
     noise_std: float = 0.0  # std of Gaussian pixel noise in 8-bit units
     pipeline: bool = True  # render the next frame in a worker thread (same output, faster on 2+ cores)
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.frames < 1:
@@ -139,8 +139,8 @@ class SyntheticSequence:
                 rgb = rgb * np.float32(np.exp(rng.normal(0, cfg.exposure_jitter)))
             if cfg.noise_std > 0:
                 rgb = rgb + rng.normal(0, cfg.noise_std / 255.0, size=rgb.shape).astype(np.float32)
-        image = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return image.reshape(cfg.height, cfg.width, 3)
+        image = cv2.convertScaleAbs(rgb.reshape(cfg.height, cfg.width, 3), alpha=255.0)  # rounds and saturates
+        return image
 
     def frame(self, index: int, previous: Render, current: Render, following: Render) -> dict:
         """The output dict of frame ``index`` from the renders of index−1, index, index+1."""
