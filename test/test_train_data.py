@@ -138,3 +138,15 @@ def test_collate_counts_unreadable_items(frames):
     batch = collate_triplets([None, None])
     assert batch == {"skipped": 2}
     assert isinstance(TripletDataset, type)
+
+
+def test_cityscapes_snippets_never_mix(frames, tmp_path):
+    images, _, _ = frames
+    folder = tmp_path / "leftImg8bit_sequence" / "train" / "aachen"
+    folder.mkdir(parents=True)
+    for seq, start in ((0, 19), (1, 0)):
+        for k, image in enumerate(images[:4]):
+            name = f"aachen_{seq:06d}_{start + k:06d}_leftImg8bit.png"
+            cv2.imwrite(str(folder / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    ds = build_dataset([f"cityscapes:{tmp_path}"], (128, 64), augment=False)
+    assert len(ds.sequences) == 2 and len(ds) == 4  # 2 triplets per 4-frame snippet, none across snippets

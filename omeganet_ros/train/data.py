@@ -8,11 +8,12 @@ Specs (several can be mixed; every frame is resized to the training size)::
     video:PATH                       any video file
     bag:PATH:TOPIC                   an image topic of a ROS 2 bag
     kitti:ROOT:SPLITFILE             KITTI raw, frames listed in a split file
+    cityscapes:ROOT                  Cityscapes sequences (leftImg8bit_sequence), one clip per snippet
 
 Options follow as ``,key=value`` (after the path for path kinds):
 
 * ``labels=DIR``: proxy semantic labels, one trainId PNG per frame with the
-  frame's file stem (255 = none). For ``sequence`` and ``synth``,
+  frame's file stem (255 = none), searched in DIR and its sub-folders for ``cityscapes``. For ``sequence`` and ``synth``,
   ``labels=gt`` uses the sequence's own ``semantic/`` ground truth.
 * ``intrinsics=FILE``: a 3×3 K (pixels of the original frames) when known.
   ``sequence`` and ``synth`` read their own; ``kitti`` reads the calibration.
@@ -45,7 +46,7 @@ from ..classes import IGNORE_ID
 from ..data.layout import SequenceFolder
 
 Loader = Callable[[], np.ndarray]
-SPEC_KINDS = ("synth", "sequence", "folder", "video", "bag", "kitti")
+SPEC_KINDS = ("synth", "sequence", "folder", "video", "bag", "kitti", "cityscapes")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -326,6 +327,47 @@ def _kitti_depth_loader(depth_dir: Path, index: int) -> Loader | None:
     return None
 
 
+CITYSCAPES_NAME = re.compile(r"(?P<city>[a-z_]+)_(?P<seq>\d{6})_(?P<frame>\d{6})_leftImg8bit\.png$")
+
+
+def _cityscapes_sequences(spec: DataSpec) -> list[FrameSequence]:
+    """Cityscapes ``leftImg8bit_sequence``: files ``CITY_SEQ_FRAME_leftImg8bit.png`` anywhere under ROOT,
+    one clip per run of consecutive frames of a snippet (so no triplet spans two snippets)."""
+    root = Path(spec.args[0])
+    if not root.is_dir():
+        raise OSError(f"data spec {spec.text!r}: Cityscapes folder {root} does not exist")
+    groups: dict[tuple[str, str], dict[int, Path]] = {}
+    for path in root.rglob("*_leftImg8bit.png"):
+        m = CITYSCAPES_NAME.match(path.name)
+        if m:
+            groups.setdefault((m["city"], m["seq"]), {})[int(m["frame"])] = path
+    if not groups:
+        raise OSError(f"data spec {spec.text!r}: no CITY_SEQ_FRAME_leftImg8bit.png images under {root}")
+    label_files = {}
+    if "labels" in spec.options:
+        label_files = {p.stem: p for p in Path(spec.options["labels"]).rglob("*.png")}
+    K = _read_K(spec.options["intrinsics"]) if "intrinsics" in spec.options else None
+    sequences = []
+    for (city, seq), frames in sorted(groups.items()):
+        run: list[int] = []
+        for index in sorted(frames) + [None]:
+            if run and (index is None or index != run[-1] + 1):
+                if len(run) >= 3:
+                    records = []
+                    for i in run:
+                        path = frames[i]
+                        label = label_files.get(path.stem)
+                        records.append(FrameRecord(image=lambda p=path: _imread_rgb(p), name=str(path),
+                                                   labels=(lambda p=label: _imread_labels(p)) if label else None))
+                    sequences.append(FrameSequence(f"{city}_{seq}_{run[0]:06d}", records, K))
+                run = []
+            if index is not None:
+                run.append(index)
+    if not sequences:
+        raise OSError(f"data spec {spec.text!r}: no snippet under {root} has 3 consecutive frames")
+    return sequences
+
+
 def build_sequences(spec_text: str, size: tuple[int, int]) -> list[FrameSequence]:
     """The frame sequences of one ``--data`` spec; ``size`` (W, H) is the training size."""
     spec = parse_spec(spec_text)
@@ -337,6 +379,8 @@ def build_sequences(spec_text: str, size: tuple[int, int]) -> list[FrameSequence
         return [_synth_sequence(spec, size)]
     if spec.kind == "kitti":
         return _kitti_sequences(spec)
+    if spec.kind == "cityscapes":
+        return _cityscapes_sequences(spec)
     from ..data import sources  # OpenCV/PyAV/rosbags readers
 
     if spec.kind == "video":
