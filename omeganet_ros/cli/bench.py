@@ -1,0 +1,280 @@
+"""omeganet-bench: speed of the full scene engine against a depth-only yardstick, as one JSON object.
+
+::
+
+    omeganet-bench --json --sizes 640x192,1024x320 --options fp32,channels_last,bf16,compile,compile_bf16
+
+Each (size, option) runs in its own process (clean compile caches, a peak
+memory of its own) and yields one entry of ``results``:
+
+* ``ms_per_frame``: median wall time of ``SceneEngine.push`` in steady state
+  (a frame in, every output of the middle frame out: preprocessing, per-frame
+  encoders, DSNet, CamNet, OFNet, rigid flow, motion, conversion to numpy), at
+  network resolution; ``fps`` its inverse;
+* ``stage_ms``: medians per stage (the engine's own timings);
+* ``yardstick_ms_per_frame``: a monodepth2 ResNet18 + depth decoder, depth only
+  (uint8 frame → tensor → network → depth → numpy), same options, timed
+  interleaved with the pipeline in the same process so both see the same load;
+* ``params`` per network, ``gflops_per_frame`` (``FlopCounterMode`` over one
+  steady-state push, eager), ``peak_mem_mb`` (peak RSS of the process on CPU,
+  which includes the Python/PyTorch baseline; ``max_memory_allocated`` on CUDA).
+
+Options: ``fp32`` (eager, NCHW), ``channels_last`` (eager, NHWC), ``bf16``
+(eager NHWC, bf16 autocast), ``compile`` (``torch.compile`` + inductor
+freezing, fp32 NHWC), ``compile_bf16``, and on CUDA ``fp16`` and ``compile_fp16``.
+Network weights are random (speed does not depend on them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+OPTIONS = {
+    # name: (precision, channels_last, compile)
+    "fp32": ("fp32", False, False),
+    "channels_last": ("fp32", True, False),
+    "bf16": ("bf16", True, False),
+    "compile": ("fp32", True, True),
+    "compile_bf16": ("bf16", True, True),
+    "fp16": ("fp16", True, False),
+    "compile_fp16": ("fp16", True, True),
+}
+
+
+def _frames(width: int, height: int, n: int = 4) -> list[np.ndarray]:
+    """A camera panning over smooth noise: realistic-enough frames of exactly the network size."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 256, (height, width + 8 * n, 3), dtype=np.uint8), (7, 7), 0)
+    return [np.ascontiguousarray(base[:, 8 * i: 8 * i + width]) for i in range(n)]
+
+
+def count_gflops(width: int, height: int, device: str) -> tuple[float, float]:
+    """(pipeline, yardstick) GFLOPs per frame in steady state, counted on eager fp32 modules."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..engine import SceneEngine
+    from ..nets import Monodepth2ResNet18
+
+    engine = SceneEngine(checkpoint="random", device=device, size=(width, height), output_resolution="network",
+                         channels_last=False)
+    frames = _frames(width, height)
+    for i in range(3):
+        engine.push(frames[i], float(i))
+    with FlopCounterMode(display=False) as counter:
+        engine.push(frames[3], 3.0)
+    pipeline = counter.get_total_flops() / 1e9
+    yardstick = Monodepth2ResNet18().eval().to(device)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        yardstick(torch.rand(1, 3, height, width, device=device))
+    return pipeline, counter.get_total_flops() / 1e9
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (VmHWM; ru_maxrss can carry the parent's peak across exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def bench_one(width: int, height: int, option: str, device: str, iters: int, warmup: int, threads: int) -> dict:
+    """One entry of ``results`` (run in a fresh process by :func:`main`)."""
+    import warnings
+
+    import torch
+
+    from .. import geometry
+    from ..engine import SceneEngine
+    from ..nets import Monodepth2ResNet18
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(threads)
+    precision, channels_last, compiled = OPTIONS[option]
+    engine = SceneEngine(checkpoint="random", device=device, precision=precision, size=(width, height),
+                         compile=compiled, channels_last=channels_last, output_resolution="network")
+    dev = engine.device
+    yardstick = Monodepth2ResNet18().eval().to(dev)
+    if channels_last:
+        yardstick = yardstick.to(memory_format=torch.channels_last)
+    yard_fn = torch.compile(yardstick, dynamic=False) if compiled else yardstick  # freezing set by the engine
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    def depth_only(frame: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(frame).to(dev).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            disp = yard_fn(x)["disp_full"]
+        return geometry.disp_to_depth(disp.float())[0, 0].cpu().numpy()
+
+    frames = _frames(width, height)
+    t0 = time.perf_counter()
+    stamp = 0.0
+    for i in range(2 + warmup):  # two pushes fill the buffer; then ``warmup`` full frames (compiles here)
+        engine.push(frames[i % len(frames)], stamp)
+        stamp += 0.1
+    for i in range(warmup):
+        depth_only(frames[i % len(frames)])
+    sync()
+    warmup_s = time.perf_counter() - t0
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+
+    pipeline_ms, yard_ms, stages = [], [], {}
+    for i in range(iters):
+        frame = frames[i % len(frames)]
+        t = time.perf_counter()
+        out = engine.push(frame, stamp)
+        sync()
+        pipeline_ms.append((time.perf_counter() - t) * 1000.0)
+        stamp += 0.1
+        for k, v in out.timings_ms.items():
+            stages.setdefault(k, []).append(v)
+        t = time.perf_counter()
+        depth_only(frame)
+        sync()
+        yard_ms.append((time.perf_counter() - t) * 1000.0)
+
+    if dev.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
+    else:
+        peak_mb = peak_rss_mb()
+    ms = statistics.median(pipeline_ms)
+    yard = statistics.median(yard_ms)
+    params = {name: sum(p.numel() for p in net.parameters()) for name, net in engine.networks.items()}
+    params["yardstick"] = sum(p.numel() for p in yardstick.parameters())
+    return {
+        "width": width,
+        "height": height,
+        "option": option,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({threads} threads)",
+        "precision": precision,
+        "compiled": compiled,
+        "channels_last": channels_last,
+        "ms_per_frame": round(ms, 2),
+        "fps": round(1000.0 / ms, 2),
+        "ms_per_frame_p90": round(float(np.percentile(pipeline_ms, 90)), 2),
+        "stage_ms": {k: round(statistics.median(v), 2) for k, v in stages.items()},
+        "params": params,
+        "peak_mem_mb": round(peak_mb, 1),
+        "yardstick_ms_per_frame": round(yard, 2),
+        "ratio_to_yardstick": round(ms / yard, 2),
+        "warmup_s": round(warmup_s, 1),
+        "iters": iters,
+    }
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    from .infer import parse_size
+
+    return [parse_size(s) for s in text.split(",") if s.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="omeganet-bench", description="Full-pipeline speed vs a depth-only yardstick (JSON)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the only output format; kept for clarity)")
+    p.add_argument("--sizes", default="640x192,1024x320", help="comma-separated WxH network sizes")
+    p.add_argument("--options", default=None,
+                   help=f"comma-separated options from {list(OPTIONS)} (default: CPU fp32,channels_last,bf16,compile,"
+                        "compile_bf16; CUDA fp32,fp16,compile_fp16)")
+    p.add_argument("--iters", type=int, default=20, help="timed frames per entry")
+    p.add_argument("--warmup", type=int, default=3, help="untimed full frames per entry (compilation happens here)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads")
+    p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per entry")
+    p.add_argument("--single", default=None, help=argparse.SUPPRESS)  # "WxH:option": run one entry in this process
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.iters < 1 or args.warmup < 1:
+        print("omeganet-bench: error: --iters and --warmup must be at least 1", file=sys.stderr)
+        return 2
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if args.single:
+        size, option = args.single.split(":")
+        w, h = (int(v) for v in size.split("x"))
+        print(json.dumps(bench_one(w, h, option, device, args.iters, args.warmup, args.threads)))
+        return 0
+
+    try:
+        sizes = parse_sizes(args.sizes)
+    except argparse.ArgumentTypeError as exc:
+        print(f"omeganet-bench: error: {exc}", file=sys.stderr)
+        return 2
+    default = "fp32,fp16,compile_fp16" if device == "cuda" else "fp32,channels_last,bf16,compile,compile_bf16"
+    options = [o.strip() for o in (args.options or default).split(",") if o.strip()]
+    bad = [o for o in options if o not in OPTIONS]
+    if bad:
+        print(f"omeganet-bench: error: unknown option(s) {bad}; choose from {list(OPTIONS)}", file=sys.stderr)
+        return 2
+    if device != "cuda" and any(OPTIONS[o][0] == "fp16" for o in options):
+        print("omeganet-bench: error: fp16 options need CUDA", file=sys.stderr)
+        return 2
+
+    results, errors = [], []
+    gflops = {}
+    for w, h in sizes:
+        if not args.no_flops:
+            torch.set_num_threads(args.threads)
+            gflops[(w, h)] = count_gflops(w, h, device)
+        for option in options:
+            cmd = [sys.executable, "-m", "omeganet_ros.cli.bench", "--single", f"{w}x{h}:{option}", "--device", device,
+                   "--iters", str(args.iters), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            except subprocess.TimeoutExpired:
+                errors.append({"width": w, "height": h, "option": option, "error": f"timed out after {args.timeout} s"})
+                continue
+            if proc.returncode != 0:
+                errors.append({"width": w, "height": h, "option": option, "error": proc.stderr.strip()[-2000:]})
+                continue
+            entry = json.loads(proc.stdout.strip().splitlines()[-1])
+            if (w, h) in gflops:
+                entry["gflops_per_frame"] = round(gflops[(w, h)][0], 2)
+                entry["yardstick_gflops_per_frame"] = round(gflops[(w, h)][1], 2)
+            results.append(entry)
+            print(f"omeganet-bench: {w}x{h} {option}: {entry['ms_per_frame']} ms/frame "
+                  f"(yardstick {entry['yardstick_ms_per_frame']} ms)", file=sys.stderr)
+
+    report = {
+        "benchmark": "omeganet-bench",
+        "torch": torch.__version__,
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                    "load_average_at_end": list(os.getloadavg())},
+        "note": "pipeline = SceneEngine.push at network resolution, random weights; yardstick = monodepth2 ResNet18 "
+                "depth only, timed interleaved in the same process",
+        "results": results,
+    }
+    if errors:
+        report["errors"] = errors
+    print(json.dumps(report, indent=None if not args.json else 1))
+    return 0 if results else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
