@@ -30,9 +30,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=2, help="best of N runs")
     p.add_argument("--write", action="store_true", help="also time writing the sequence folder")
+    p.add_argument("--serial", action="store_true", help="render in the calling thread only (no pipelining)")
     args = p.parse_args()
     width, height = parse_size(args.size)
-    config = SynthConfig(frames=args.frames, seed=args.seed, width=width, height=height)
+    config = SynthConfig(frames=args.frames, seed=args.seed, width=width, height=height, pipeline=not args.serial)
 
     start = time.perf_counter()
     sequence = SyntheticSequence(config)
@@ -50,6 +51,7 @@ def main() -> None:
         "frames": count,
         "world_build_s": round(build_s, 3),
         "objects": int(sequence.scene.num_objects),
+        "pipelined_render_thread": config.pipeline,
         "fps_wall": round(count / wall_s, 2),
         "ms_per_frame_wall": round(1000 * wall_s / count, 1),
         "ms_per_frame_cpu": round(1000 * cpu_s / count, 1),
