@@ -101,7 +101,7 @@ def summarize(timing: RunTiming, lookahead: int | None = 1, node_latency_ms=(), 
         "latency_from_trigger_ms": distribution(from_trigger),
         "node_latency_ms": distribution(node_latency_ms),
         "engine_ms": distribution(engine_ms),
-        "per_frame": {"offered_at_s": offsets, "latency_ms": end_to_end},
+        "per_frame": {"offered_at_s": offsets, "latency_ms": end_to_end, "latency_from_trigger_ms": from_trigger},
     }
 
 

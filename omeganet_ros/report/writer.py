@@ -163,8 +163,9 @@ def write_report(out_dir: str | Path, *, input_bag: str | Path, output_bag: str 
             answered = [s for s in timing.offered_stamps if s in timing.received_wall]
             if all(s in by_stamp for s in answered):
                 engine = np.array([by_stamp[s] for s in answered])
+        trigger = per_frame["latency_from_trigger_ms"] if report["timing"]["lookahead_frames"] else None
         figures.plot_latency(out_dir / REPORT_FILES["latency"], per_frame["offered_at_s"], per_frame["latency_ms"],
-                             engine)
+                             engine, trigger_ms=trigger)
         files["latency"] = REPORT_FILES["latency"]
 
     files["json"], files["markdown"] = REPORT_FILES["json"], REPORT_FILES["markdown"]

@@ -315,8 +315,14 @@ def summary_lines(report: dict) -> list[str]:
         fmt = lambda v, d=1: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
         lines.append(f"frames: {t['frames_processed']}/{t['frames_offered']} processed, {t['frames_dropped']} dropped; "
                      f"rate offered {fmt(t['offered_rate_hz'], 2)} Hz, processed {fmt(t['processed_rate_hz'], 2)} Hz")
-        lines.append(f"latency (frame published → scene received): p50 {fmt(lat['p50'])} ms, "
+        lines.append(f"latency, frame published → its scene received: p50 {fmt(lat['p50'])} ms, "
                      f"p95 {fmt(lat['p95'])} ms, max {fmt(lat['max'])} ms")
+        trig, node, engine = t["latency_from_trigger_ms"], t["node_latency_ms"], t["engine_ms"]
+        if t.get("lookahead_frames"):
+            lines.append(f"  (paper mode answers frame t when t+1 arrives; from t+1 published: p50 {fmt(trig['p50'])} ms, "
+                         f"p95 {fmt(trig['p95'])} ms)")
+        if node["count"]:
+            lines.append(f"  inside the node p50 {fmt(node['p50'])} ms, of which engine p50 {fmt(engine['p50'])} ms")
     if report.get("throughput"):
         best = report["throughput"]["max_sustained_rate_hz"]
         lines.append(f"throughput: highest rate with ≤ {MAX_DROP_FRACTION:.0%} dropped: "
