@@ -494,7 +494,9 @@ class TripletDataset(Dataset):
         try:
             return self._item(index)
         except OSError as exc:
-            warnings.warn(f"skipping triplet {index}: {exc}")
+            self._warned = getattr(self, "_warned", 0) + 1
+            if self._warned <= 20:  # the trainer counts them all; the first few say why
+                warnings.warn(f"skipping triplet {index}: {exc}")
             return None
 
     def _item(self, index: int) -> dict:

@@ -303,10 +303,10 @@ class Trainer:
             torch.cuda.set_rng_state(rng["cuda"][min(self.rank, len(rng["cuda"]) - 1)], self.device)
 
     # ------------------------------------------------------------------ checkpoints
-    def _gather_rng(self) -> dict:
+    def _gather_rng(self, collective: bool = True) -> dict:
         cpu = torch.get_rng_state()
         cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-        if self.world > 1:
+        if self.world > 1 and collective:
             cpu_all = [torch.empty_like(cpu) for _ in range(self.world)]
             dist.all_gather_object(cpu_all, cpu)
             cuda_all = [None] * self.world
@@ -315,9 +315,10 @@ class Trainer:
             cpu_all, cuda_all = [cpu], [cuda.cpu() if cuda is not None else None]
         return {"cpu": cpu_all, "cuda": [c for c in cuda_all if c is not None]}
 
-    def save(self, name: str = "last.pt") -> Path | None:
-        """Write a checkpoint (rank 0; all ranks must call it, for the RNG gather)."""
-        rng = self._gather_rng()
+    def save(self, name: str = "last.pt", collective: bool = True) -> Path | None:
+        """Write a checkpoint (rank 0). All ranks must call it, for the RNG gather, unless
+        ``collective`` is False (Ctrl-C: ranks may stop at different points; rank 0's RNG then stands for all)."""
+        rng = self._gather_rng(collective)
         if not self.is_main:
             return None
         networks = {k: v for k, v in self.nets.items() if k in ("dsnet", "camnet", "ofnet")}
@@ -434,7 +435,10 @@ class Trainer:
                                     tb.add_scalar(f"train/{k}", v, self.step)
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k.startswith("loss")}, refresh=False)
+                        postfix = {k: f"{v:.4f}" for k, v in row.items() if k.startswith("loss")}
+                        if self.skipped:
+                            postfix["skipped"] = self.skipped
+                        bar.set_postfix(postfix, refresh=False)
                     if val_every and self.step % val_every == 0 and self.step < total_steps:
                         self._validate_and_log(log, tb)
                     if ckpt_every and self.step % ckpt_every == 0 and self.step < total_steps:
@@ -450,7 +454,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
                 bar = None
-            path = self.save()
+            path = self.save(collective=False)
             if self.is_main:
                 print(f"\ninterrupted at step {self.step}: checkpoint saved to {path}; resume with --resume {path}")
             raise
@@ -517,8 +521,10 @@ class Trainer:
         depth_evals: dict = {}
         flow_eval, sem_eval = FlowEvaluator(), SemanticEvaluator()
         n_flow = 0
-        step = max(1, len(dataset) // max_items) if max_items > 0 else 1
-        for index in range(0, len(dataset), step):
+        indices = range(len(dataset))
+        if 0 < max_items < len(dataset):
+            indices = np.linspace(0, len(dataset) - 1, max_items).round().astype(int).tolist()
+        for index in indices:
             s, c = dataset.items[index]
             seq = dataset.sequences[s]
             record = seq.frames[c]
