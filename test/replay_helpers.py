@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from omeganet_ros.data.rosbag_io import BagWriter, rotation_to_quaternion
@@ -39,15 +40,26 @@ def gt_arrays(i: int, rng: np.random.Generator) -> dict:
     return {"depth": depth, "flow": flow, "semantic": semantic, "motion": motion}
 
 
-def write_camera_bag(path: Path, frames: int = 10, gt: bool = True, storage: str = "mcap", seed: int = 0) -> Path:
-    """A bag like omeganet-synth writes: /camera/image_raw (rgb8), /camera/camera_info, and /gt/* when ``gt``."""
+def write_camera_bag(path: Path, frames: int = 10, gt: bool = True, storage: str = "mcap", seed: int = 0,
+                     compressed: bool = False) -> Path:
+    """A bag like omeganet-synth writes: /camera/image_raw (rgb8), /camera/camera_info, and /gt/* when ``gt``.
+
+    ``compressed``: the images are sensor_msgs/CompressedImage (JPEG) on /camera/image_raw/compressed instead.
+    """
     rng = np.random.default_rng(seed)
     with BagWriter(path, storage=storage) as bag:
         for i in range(frames):
             t = stamp(i)
             image = rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
             image[: HEIGHT // 3] = (120, 160, 220)
-            bag.write_image("/camera/image_raw", t, image, "rgb8", "camera_optical_frame")
+            if compressed:
+                ok, jpeg = cv2.imencode(".jpg", image[..., ::-1])
+                types = bag.typestore.types
+                msg = types["sensor_msgs/msg/CompressedImage"](header=bag._header(t, "camera_optical_frame"),
+                                                               format="jpeg", data=jpeg.reshape(-1))
+                bag.write("/camera/image_raw/compressed", "sensor_msgs/msg/CompressedImage", msg, t)
+            else:
+                bag.write_image("/camera/image_raw", t, image, "rgb8", "camera_optical_frame")
             bag.write_camera_info("/camera/camera_info", t, K, WIDTH, HEIGHT, "camera_optical_frame")
             if gt:
                 arrays = gt_arrays(i, rng)

@@ -82,12 +82,15 @@ def _env():
 
 
 def test_bag_without_ground_truth_through_a_running_node_gives_a_timing_report(tmp_path):
-    bag = helpers.write_camera_bag(tmp_path / "no_gt.mcap", 6, gt=False)
+    # Also: a node started separately (not by the replay), a sqlite3 bag, JPEG CompressedImage frames.
+    bag = helpers.write_camera_bag(tmp_path / "no_gt", 6, gt=False, storage="sqlite3", compressed=True)
     node = subprocess.Popen([sys.executable, "-m", "omeganet_ros.ros.node", "--ros-args", "-p", "use_sim_time:=true",
-                             *NODE_PARAMS], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "-p", "image_transport:=compressed", *NODE_PARAMS],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         result = subprocess.run(
             [sys.executable, "-m", "omeganet_ros.ros.replay", str(bag), "--out", str(tmp_path / "out"), "--fps", "4",
+             "--image-topic", "/camera/image_raw/compressed",
              "--throughput-search", "--search-frames", "6", "--search-start-hz", "2", "--search-max-trials", "2",
              "--quiet", "--node-timeout", "120"],
             env=_env(), capture_output=True, text=True, timeout=240)
@@ -104,6 +107,7 @@ def test_bag_without_ground_truth_through_a_running_node_gives_a_timing_report(t
     assert t["offered_rate_hz"] == pytest.approx(4.0, rel=0.25)
     assert len(report["throughput"]["trials"]) == 2 and report["run"]["pacing"] == "fps"
     assert "report:" in result.stdout and "latency" in result.stdout
+    assert (tmp_path / "out" / "mosaic.png").is_file() and not (tmp_path / "out" / "node.log").exists()
 
 
 def test_bad_bags_fail_clearly_before_starting_anything(tmp_path, capsys):

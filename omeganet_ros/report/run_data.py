@@ -51,9 +51,12 @@ def collect_frames(input_bag: str | Path, image_topic: str, output_bag: str | Pa
     """
     frames: dict[int, FrameRecord] = {}
     size = None
-    for _, record_ns, _, msg in rosbag_io.iter_messages(input_bag, [image_topic]):
+    for _, record_ns, msgtype, msg in rosbag_io.iter_messages(input_bag, [image_topic]):
         stamp = rosbag_io.stamp_to_ns(msg.header.stamp) or record_ns
-        rgb = rosbag_io.image_to_rgb8(msg)
+        if msgtype == "sensor_msgs/msg/CompressedImage":
+            rgb = rosbag_io.compressed_to_rgb8(msg.format, msg.data)
+        else:
+            rgb = rosbag_io.image_to_rgb8(msg)
         size = size or _display_size(rgb.shape[1], rgb.shape[0], max_width)
         frames[stamp] = FrameRecord(stamp, _shrink(rgb, size, nearest=False))
     if output_bag is not None and frames:

@@ -240,6 +240,14 @@ def run_replay(options: ReplayOptions, log=print) -> dict:
     if absent and not options.no_gt:
         raise ValueError(f"bag {bag.path} has no ground-truth topic(s) " + ", ".join(f"{t!r} (--gt {k}=…)" for k, t in
                          absent.items()) + f"; its topics: {sorted(bag.topics)}")
+    node_args = options.node_args
+    if bag.topics[bag.image_topic] == "sensor_msgs/msg/CompressedImage":
+        # The node takes compressed frames on image/compressed with image_transport:=compressed.
+        if options.node_image_topic == "image":
+            options.node_image_topic = "image/compressed"
+        if "image_transport:=" not in node_args:
+            node_args = node_args + (" " if "--ros-args" in node_args else " --ros-args ") + \
+                "-p image_transport:=compressed"
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     output_bag = out / OUTPUT_BAG
@@ -250,8 +258,9 @@ def run_replay(options: ReplayOptions, log=print) -> dict:
 
     node = None
     if options.launch_node:
-        node = LaunchedNode(out / NODE_LOG, options.node_name, options.namespace, options.node_args,
-                            options.node_image_topic, options.node_camera_info_topic)
+        node = LaunchedNode(out / NODE_LOG, options.node_name, options.namespace, node_args.strip(),
+                            options.node_image_topic, options.node_camera_info_topic,
+                            compressed=bag.topics[bag.image_topic] == "sensor_msgs/msg/CompressedImage")
         log(f"started the node: {shlex.join(node.command)} (log: {out / NODE_LOG})")
     alive = node.check_alive if node is not None else (lambda: True)
     try:

@@ -86,7 +86,8 @@ class ReplayBag:
 
     ``image_topic``: sensor_msgs/Image or CompressedImage. ``camera_info_topic``:
     a CameraInfo topic, "auto" (the one whose name is the image topic's
-    namespace + ``camera_info``, e.g. /camera/camera_info, when present) or
+    namespace + ``camera_info``, e.g. /camera/camera_info for /camera/image_raw
+    or /camera/image_raw/compressed, when present) or
     None. Raises ``FileNotFoundError``, :class:`BagError` (unreadable or
     truncated) or ``ValueError`` (a missing topic, an unknown or wrong message
     type) naming the bag.
@@ -112,7 +113,8 @@ class ReplayBag:
             raise ValueError(f"bag {self.path}: topic {image_topic!r} carries {self.topics[image_topic]}, "
                              f"expected one of {IMAGE_TYPES}")
         if camera_info_topic == "auto":
-            guess = image_topic.rsplit("/", 1)[0] + "/camera_info"
+            base = image_topic[: -len("/compressed")] if image_topic.endswith("/compressed") else image_topic
+            guess = base.rsplit("/", 1)[0] + "/camera_info"
             camera_info_topic = guess if self.topics.get(guess) == CAMERA_INFO_TYPE else None
         elif camera_info_topic is not None:
             if camera_info_topic not in self.topics:

@@ -14,16 +14,22 @@ class NodeDiedError(RuntimeError):
 
 
 class LaunchedNode:
-    """The node as a subprocess; its stdout/stderr go to ``log_path``. Use as a context manager."""
+    """The node as a subprocess; its stdout/stderr go to ``log_path``. Use as a context manager.
+
+    ``image_topic`` / ``camera_info_topic``: where the replay publishes (the node's inputs are remapped
+    there when they differ); ``compressed``: the frames are CompressedImage (node input ``image/compressed``).
+    """
 
     def __init__(self, log_path: Path, node_name: str = "omeganet_node", namespace: str = "/",
-                 node_args: str | list[str] = "", image_topic: str = "image", camera_info_topic: str = "camera_info"):
+                 node_args: str | list[str] = "", image_topic: str = "image", camera_info_topic: str = "camera_info",
+                 compressed: bool = False):
         extra = shlex.split(node_args) if isinstance(node_args, str) else list(node_args)
         ros_args = ["-r", f"__node:={node_name}", "-p", "use_sim_time:=true"]
         if namespace.strip("/"):
             ros_args += ["-r", f"__ns:=/{namespace.strip('/')}"]
-        if image_topic != "image":
-            ros_args += ["-r", f"image:={image_topic}"]
+        node_input = "image/compressed" if compressed else "image"
+        if image_topic != node_input:
+            ros_args += ["-r", f"{node_input}:={image_topic}"]
         if camera_info_topic != "camera_info":
             ros_args += ["-r", f"camera_info:={camera_info_topic}"]
         if "--ros-args" in extra:  # the user's own --ros-args go last so that they win
