@@ -109,6 +109,8 @@ def test_three_stages_chain_and_freeze_what_they_should(sequence, tmp_path):
     s2 = run(sequence, tmp_path / "s2", 2, stage=2, init=str(tmp_path / "s1" / "last.pt"))
     c1, c2 = load_checkpoint(tmp_path / "s1" / "last.pt"), load_checkpoint(tmp_path / "s2" / "last.pt")
     assert c2.provenance["stage"] == 2 and c2.provenance["trained"] == ["ofnet"]
+    assert c1.provenance["networks_trained_by_stage"] == {"dsnet": 1, "camnet": 1, "ofnet": None}
+    assert c2.provenance["networks_trained_by_stage"] == {"dsnet": 1, "camnet": 1, "ofnet": 2}
     assert all(torch.equal(c1.state_dicts["dsnet"][k], c2.state_dicts["dsnet"][k]) for k in c1.state_dicts["dsnet"])
     assert any(not torch.equal(c1.state_dicts["ofnet"][k], c2.state_dicts["ofnet"][k]) for k in c1.state_dicts["ofnet"])
     assert "flow_epe_all" not in s2.metrics  # no flow ground truth in this sequence

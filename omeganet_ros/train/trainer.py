@@ -226,8 +226,15 @@ class Trainer:
         self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in build_networks().items()}
         resume_ckpt = load_checkpoint(self.resume_path) if self.resume_path else None
         init_path = cfg.get("init")
+        # Which stage last trained each network (None: still at its random initialisation).
+        lineage = {name: None for name in ("dsnet", "camnet", "ofnet")}
         if resume_ckpt is None and init_path:
-            self._load_networks(load_checkpoint(init_path), strict_names=False)
+            init_ckpt = load_checkpoint(init_path)
+            self._load_networks(init_ckpt, strict_names=False)
+            lineage.update(init_ckpt.provenance.get("networks_trained_by_stage", {}))
+        elif resume_ckpt is not None:
+            lineage.update(resume_ckpt.provenance.get("networks_trained_by_stage", {}))
+        lineage.update({name: self.stage.number for name in self.stage.trained})
         if self.stage.number == 3:
             self.nets["teacher"] = copy.deepcopy(self.nets["ofnet"])
             if cfg.get("student_init", "teacher") == "scratch" and resume_ckpt is None:
@@ -266,7 +273,7 @@ class Trainer:
             "stage": self.stage.number, "stage_name": stages_mod.STAGE_NAMES[self.stage.number],
             "config": cfg, "data": self.data_specs, "val_data": self.val_specs, "git_commit": git_commit(),
             "torch": str(torch.__version__), "world_size": self.world, "device": self.device.type,
-            "trained": list(self.stage.trained), "tasks": self.tasks,
+            "trained": list(self.stage.trained), "networks_trained_by_stage": lineage, "tasks": self.tasks,
             "init": str(init_path) if init_path else None,
         }
 
