@@ -100,20 +100,24 @@ def test_rigid_flow_equals_gt_flow_exactly_on_static_pixels(frames):
             assert np.mean(diff[moving] > 0.05) > 0.95
             for inst in np.unique(frame["instance"][moving]):
                 pixels = moving & (frame["instance"] == inst)
-                if pixels.sum() >= 20:  # a few far pixels of a slow pedestrian may move < 0.05 px
-                    assert np.median(diff[pixels]) > 0.05, inst
+                if pixels.sum() >= 20:  # far objects moving along the line of sight can differ by little
+                    assert np.max(diff[pixels]) > 0.02, inst
     assert seen_moving > 100
 
 
-def test_car_at_camera_speed_is_moving_but_nearly_still(world, frames):
-    """The ego-lane car ahead moves with the camera: tiny optical flow, large rigid-flow residual."""
+def test_car_at_camera_speed_is_moving_but_still_in_the_image():
+    """On a straight road without sway, the ego-lane car ahead keeps its place in the image exactly,
+    yet it moves in the world: motion mask 1 and a large rigid-flow residual."""
+    world = SyntheticSequence(SynthConfig(frames=3, seed=3, width=SIZE[0], height=SIZE[1], curviness=0.0, sway=0.0))
+    frames = list(world)
     follower = int(world.scene.instance[world.scene.follow == 1][0])
-    frame = frames[2]
+    frame = frames[1]
     pixels = (frame["instance"] == follower) & np.isfinite(frame["flow_fw"][..., 0])
     assert pixels.sum() > 50 and np.all(frame["motion"][pixels] == 1) and np.all(frame["semantic"][pixels] == CAR)
-    flow_norm = np.linalg.norm(frame["flow_fw"][pixels], axis=-1)
-    rigid_norm = np.linalg.norm(_rigid_flow(frame, frames[3]["pose"])[pixels], axis=-1)
-    assert np.median(flow_norm) < 0.5 < np.median(rigid_norm)
+    assert np.abs(frame["flow_fw"][pixels]).max() < 1e-3
+    assert np.abs(frame["flow_bw"][pixels]).max() < 1e-3
+    rigid_norm = np.linalg.norm(_rigid_flow(frame, frames[2]["pose"])[pixels], axis=-1)
+    assert np.median(rigid_norm) > 0.3
 
 
 def test_depth_semantics_instances_agree(frames):
