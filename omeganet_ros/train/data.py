@@ -80,7 +80,6 @@ class FrameSequence:
     centres: list[int] | None = None  # allowed triplet centres (default: all with both neighbours)
     skipped: int = 0  # frames the reader already dropped (video/bag decode errors)
     depth_crop: str | None = None  # evaluation crop for validation ("garg" for KITTI)
-    metric_depth: bool = True
 
 
 @dataclass
@@ -218,8 +217,7 @@ def _sequence_folder(spec: DataSpec) -> FrameSequence:
     K = seq.intrinsics() if (root / "intrinsics.txt").is_file() else None
     if "intrinsics" in spec.options:
         K = _read_K(spec.options["intrinsics"])
-    metric = bool(seq.meta().get("depth_metric", True))
-    return FrameSequence(str(root), frames, K, metric_depth=metric)
+    return FrameSequence(str(root), frames, K)
 
 
 def _synth_sequence(spec: DataSpec, size: tuple[int, int]) -> FrameSequence:
