@@ -59,7 +59,7 @@ def test_ransac_ignores_outliers_labelled_road():
     # Plain least squares over all the road points would be pulled far off.
     points = backproject_pixels(depth, K, semantic == 0)
     centroid = points.mean(axis=0)
-    normal = np.linalg.svd(points - centroid)[2][-1]
+    normal = np.linalg.svd(points - centroid, full_matrices=False)[2][-1]
     assert abs(abs(normal @ centroid) - 1.65) > 0.05
 
 
