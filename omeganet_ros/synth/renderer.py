@@ -74,6 +74,8 @@ class Renderer:
         self.sky_zenith = (np.array([0.25, 0.45, 0.80]) * sky_rng.uniform(0.9, 1.1)).astype(np.float32)
         self.sky_horizon = np.array([0.75, 0.82, 0.90], np.float32)
         self.cloud_material = textures.material("asphalt")  # its noise doubles as cloud cover
+        half = scene.part_half.astype(np.float32)
+        self._half_x, self._half_y, self._half_z = (np.ascontiguousarray(half[:, i]) for i in range(3))
         m = textures.material
         self.materials = {name: m(name) for name in ("asphalt", "paving", "grass", "kerb")}
 
@@ -172,9 +174,13 @@ class Renderer:
         c32, s32 = c.astype(np.float32), sn.astype(np.float32)
         # Per-part constants of the ray tests.
         o_local = np.stack(_to_local(c32, s32, oc[:, 0], oc[:, 1], oc[:, 2]), axis=1)
-        slab_lo, slab_hi = -half - o_local, half - o_local
-        sphere_c = (oc * oc).sum(1) - half[:, 0] ** 2
-        cyl_c = oc[:, 0] ** 2 + oc[:, 2] ** 2 - half[:, 0] ** 2
+        # 1-D columns: gathering from them is much cheaper than 2-D fancy indexing.
+        slab_lo = [np.ascontiguousarray(-half[:, i] - o_local[:, i]) for i in range(3)]
+        slab_hi = [np.ascontiguousarray(half[:, i] - o_local[:, i]) for i in range(3)]
+        oc_x, oc_y, oc_z = (np.ascontiguousarray(oc[:, i]) for i in range(3))
+        radius, half_h = np.ascontiguousarray(half[:, 0]), np.ascontiguousarray(half[:, 1])
+        sphere_c = (oc * oc).sum(1) - radius ** 2
+        cyl_c = oc_x ** 2 + oc_z ** 2 - radius ** 2
         zmin32 = zmin.astype(np.float32)
         hits_pix, hits_t, hits_part = [], [], []
         for kind in (BOX, CYLINDER, SPHERE):
@@ -198,8 +204,8 @@ class Renderer:
                         near = far = None
                         for axis, d_ in ((0, lx), (1, py), (2, lz)):
                             inv = 1.0 / d_
-                            ta = slab_lo[q, axis] * inv
-                            tb = slab_hi[q, axis] * inv
+                            ta = slab_lo[axis][q] * inv
+                            tb = slab_hi[axis][q] * inv
                             lo, hi = np.minimum(ta, tb), np.maximum(ta, tb)
                             near = lo if near is None else np.maximum(near, lo)
                             far = hi if far is None else np.minimum(far, hi)
@@ -207,13 +213,13 @@ class Renderer:
                         t = near
                     elif kind == SPHERE:
                         a = px * px + py * py + pz * pz
-                        b = px * oc[q, 0] + py * oc[q, 1] + pz * oc[q, 2]
+                        b = px * oc_x[q] + py * oc_y[q] + pz * oc_z[q]
                         disc = b * b - a * sphere_c[q]
                         t = (-b - np.sqrt(disc)) / a
                         ok = (disc >= 0) & (t > NEAR)
                     else:
-                        ox, oy, oz = oc[q, 0], oc[q, 1], oc[q, 2]
-                        hq, rq = half[q, 1], half[q, 0]
+                        ox, oy, oz = oc_x[q], oc_y[q], oc_z[q]
+                        hq, rq = half_h[q], radius[q]
                         a = px * px + pz * pz
                         b = px * ox + pz * oz
                         disc = b * b - a * cyl_c[q]
@@ -363,34 +369,44 @@ class Renderer:
         s = self.scene
         p = part[idx]
         centre, c_all, s_all = self._part_world(position, yaw)
-        c, sn = c_all[p].astype(np.float32), s_all[p].astype(np.float32)
+        c, sn = c_all.astype(np.float32)[p], s_all.astype(np.float32)[p]
         rel = (cam[None, :] - centre).astype(np.float32)  # camera relative to each part centre
         t = depth[idx]
-        q = _to_local(c, sn, rel[p, 0] + t * dx[idx], rel[p, 1] + t * dy[idx], rel[p, 2] + t * dz[idx])
-        qx, qy, qz = (np.asarray(a, np.float32) for a in q)
-        half = s.part_half.astype(np.float32)
-        hx, hy, hz = half[p, 0], half[p, 1], half[p, 2]
+        q = _to_local(c, sn, rel[:, 0].copy()[p] + t * dx[idx], rel[:, 1].copy()[p] + t * dy[idx],
+                      rel[:, 2].copy()[p] + t * dz[idx])
+        qx, qy, qz = q
+        hx, hy, hz = self._half_x[p], self._half_y[p], self._half_z[p]
         kind = s.part_kind[p]
         box, sph, cyl = kind == BOX, kind == SPHERE, kind == CYLINDER
         ax, ay, az = np.abs(qx) / hx, np.abs(qy) / hy, np.abs(qz) / hz
         is_x = (ax >= ay) & (ax >= az)
         is_y = ~is_x & (ay >= az)
         is_z = ~is_x & ~is_y
+        one = np.float32(1)
         # Box normals along the face's axis; sphere normals radial; cylinder radial or up on its top cap.
-        nx = np.where(box, np.sign(qx) * is_x, qx / hx)
-        ny = np.where(box, np.sign(qy) * is_y, qy / hx)
-        nz = np.where(box, np.sign(qz) * is_z, qz / hx)
-        top = cyl & (np.abs(qy + hy) < 1e-4 * np.maximum(1.0, t))
-        ny = np.where(cyl, np.where(top, -1.0, 0.0), ny).astype(np.float32)
-        nx = np.where(top, 0.0, nx).astype(np.float32)
-        nz = np.where(top, 0.0, nz).astype(np.float32)
+        nx = np.where(box, np.copysign(one, qx) * is_x, qx / hx)
+        ny = np.where(box, np.copysign(one, qy) * is_y, qy / hx)
+        nz = np.where(box, np.copysign(one, qz) * is_z, qz / hx)
+        major_x, major_y = is_x, is_y
+        if cyl.any():
+            ci = np.nonzero(cyl)[0]
+            top = np.abs(qy[ci] + hy[ci]) < 1e-4 * np.maximum(one, t[ci])
+            nx[ci[top]] = 0
+            nz[ci[top]] = 0
+            ny[ci] = np.where(top, -one, np.float32(0))
+        if sph.any():
+            si = np.nonzero(sph)[0]
+            ax_s, ay_s, az_s = np.abs(nx[si]), np.abs(ny[si]), np.abs(nz[si])
+            mx_s = (ax_s >= ay_s) & (ax_s >= az_s)
+            major_x = major_x.copy()
+            major_y = major_y.copy()
+            major_x[si] = mx_s
+            major_y[si] = ~mx_s & (ay_s >= az_s)
         # Texture on the plane of the dominant normal axis, measured from the part's min corner.
-        major_x = np.where(sph, (np.abs(nx) >= np.abs(ny)) & (np.abs(nx) >= np.abs(nz)), is_x)
-        major_y = np.where(sph, ~major_x & (np.abs(ny) >= np.abs(nz)), is_y)
         u = np.where(major_x, qz + hz, qx + hx)
         v = np.where(major_y, qz + hz, qy + hy)
-        side = cyl & ~top
-        if side.any():
+        if cyl.any():
+            side = ci[~top]
             u[side] = np.arctan2(qx[side], qz[side]) * hx[side]
             v[side] = qy[side] + hy[side]
         mx, my, mz = _to_map(c, sn, nx, ny, nz)
