@@ -119,10 +119,8 @@ class FlowSolver:
         valid &= (ui >= 0) & (ui < self.width) & (vi >= 0) & (vi < self.height)
         target = np.where(valid, vi * self.width + ui, 0).astype(np.int32)
         valid &= b.surface[target] == a.surface  # the same surface is what camera B sees there
-        flow = np.full((n, 2), np.nan, np.float32)
-        flow[valid, 0] = (u - self.grid_u)[valid]
-        flow[valid, 1] = (v - self.grid_v)[valid]
-        return flow
+        nan = np.float32(np.nan)
+        return np.stack([np.where(valid, u - self.grid_u, nan), np.where(valid, v - self.grid_v, nan)], axis=1)
 
 
 def optical_flow(scene: Scene, K: np.ndarray, width: int, height: int, a: Render, b: Render) -> np.ndarray:
