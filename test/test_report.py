@@ -125,6 +125,16 @@ def test_timing_counts_drops_beyond_the_unanswerable_frames():
     # Latency from the frame that completed the triple: one frame period less in the paper mode.
     assert summary["latency_from_trigger_ms"]["p50"] == pytest.approx(50.0)
 
+    # With drops, the frame completing b's triple is the next frame the node processed (the next answered one).
+    timing = timing_mod.RunTiming()
+    for i in range(8):
+        timing.offer(helpers.stamp(i), i * 0.1)
+    timing.receive(helpers.stamp(1), 0.45)   # triple (0, 1, 4): frames 2 and 3 dropped
+    timing.receive(helpers.stamp(4), 0.75)   # triple (1, 4, 7)
+    summary = timing_mod.summarize(timing, lookahead=1)
+    assert summary["per_frame"]["latency_from_trigger_ms"] == pytest.approx([50.0, 50.0])
+    assert summary["frames_dropped"] == 4 and summary["latency_ms"]["max"] == pytest.approx(350.0)
+
 
 def test_throughput_search_finds_the_highest_rate_within_five_percent():
     capacity = 3.3  # Hz a simulated node sustains

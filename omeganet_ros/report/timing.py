@@ -79,12 +79,22 @@ def summarize(timing: RunTiming, lookahead: int | None = 1, node_latency_ms=(), 
 
     end_to_end, from_trigger, offsets = [], [], []
     t0 = timing.offered_wall[0] if timing.offered_wall else 0.0
-    for s in answered:
+    answered_index = [index_of[s] for s in answered]
+    for k, s in enumerate(answered):
         i = index_of[s]
         received = timing.received_wall[s]
         end_to_end.append((received - timing.offered_wall[i]) * 1000.0)
         offsets.append(timing.offered_wall[i] - t0)
-        trigger = min(i + (lookahead or 0), offered - 1)
+        # The frame that completed the triple: with a look-ahead, the next frame the node processed, which
+        # is the next answered one; for the last answered frame, the newest frame offered before its result.
+        if not lookahead:
+            trigger = i
+        elif k + 1 < len(answered_index):
+            trigger = answered_index[k + 1]
+        else:
+            trigger = offered - 1
+        while trigger > i and timing.offered_wall[trigger] > received:  # it cannot have come after the result
+            trigger -= 1
         from_trigger.append((received - timing.offered_wall[trigger]) * 1000.0)
     return {
         "frames_offered": offered,
