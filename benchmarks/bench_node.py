@@ -107,8 +107,10 @@ def bench_latency_and_fps(frames, size, params, latency_frames: int, fps_seconds
         for i in range(latency_frames + warmup + 2):
             stamp, t = run.publish(frames[i % len(frames)])
             published[stamp] = t
-            if i < 1:
-                run.client.spin_for(0.2)
+            if i < 2:  # no output yet: wait until the node has taken the frame, so none is dropped
+                ok = run.client.spin_until(lambda: int(run.diag().get("frames_processed", 0)) >= i + 1, 120, run.node)
+                if not ok:
+                    raise RuntimeError(f"frame {i} not processed: {run.diag()}")
                 continue
             wanted = i - 1  # outputs so far: frames 1 … i−1
             ok = run.client.spin_until(lambda: len(run.scenes) >= wanted, 120, run.node)

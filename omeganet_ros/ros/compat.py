@@ -73,8 +73,8 @@ def image_msg_to_rgb8(msg) -> np.ndarray:
     if _bridge is not None:
         try:
             return np.ascontiguousarray(_bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-        except Exception as exc:  # CvBridgeError and cv2.error both mean: not convertible
-            raise ValueError(f"cannot convert image with encoding {msg.encoding!r} to rgb8: {exc}") from exc
+        except Exception:  # CvBridgeError or cv2.error: e.g. a conversion cv_bridge lacks; the codec decides
+            pass
     return rosbag_io.image_to_rgb8(msg)
 
 
@@ -83,8 +83,8 @@ def compressed_msg_to_rgb8(msg) -> np.ndarray:
     if _bridge is not None:
         try:
             return np.ascontiguousarray(_bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-        except Exception as exc:
-            raise ValueError(f"could not decode compressed image with format {msg.format!r}: {exc}") from exc
+        except Exception:  # not decodable by cv_bridge: the codec decides (and raises ValueError)
+            pass
     return rosbag_io.compressed_to_rgb8(msg.format, msg.data)
 
 

@@ -191,8 +191,9 @@ class OmeganetNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_processing()
+        self._stop_processing()  # also drops the buffered frames and their cached features
         self._state_name = "inactive"
+        _release_memory()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -211,6 +212,7 @@ class OmeganetNode(LifecycleNode):
         self._destroy_publishers()
         self._engine = None
         self._state_name = "finalized"
+        _release_memory()
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -545,15 +547,16 @@ class OmeganetNode(LifecycleNode):
 
     def _publish_diagnostics(self) -> None:
         now = time.monotonic()
+        engine = self._engine  # read once: cleanup may clear it concurrently
         with self._lock:
             s = self._stats
             elapsed = max(now - s.window_start, 1e-6)
             input_rate, processed_rate = s.window_received / elapsed, s.window_processed / elapsed
-            latencies, engine = s.window_latency_ms, s.window_engine_ms
+            latencies, engine_times = s.window_latency_ms, s.window_engine_ms
             values = {
                 "state": self._state_name,
                 "model": self._model_status,
-                "device": str(self._engine.device) if self._engine is not None else "-",
+                "device": str(engine.device) if engine is not None else "-",
                 "precision": self._config.get("precision", "-"),
                 "input_rate_hz": f"{input_rate:.2f}",
                 "processed_rate_hz": f"{processed_rate:.2f}",
@@ -564,7 +567,7 @@ class OmeganetNode(LifecycleNode):
                 "dropped_bad_input": str(sum(s.bad.values())),
                 "latency_ms_mean": f"{np.mean(latencies):.1f}" if latencies else "-",
                 "latency_ms_max": f"{np.max(latencies):.1f}" if latencies else "-",
-                "engine_ms_mean": f"{np.mean(engine):.1f}" if engine else "-",
+                "engine_ms_mean": f"{np.mean(engine_times):.1f}" if engine_times else "-",
                 "buffer_resets": str(sum(s.buffer_resets.values())),
                 "scale_recovery": f"{self._config.get('scale_recovery', '-')}: {self._last_scale_status}",
             }
@@ -580,7 +583,7 @@ class OmeganetNode(LifecycleNode):
         status = DiagnosticStatus()
         status.name = f"{self.get_name()}: processing"
         status.hardware_id = values["device"]
-        if self._state_name != "active" or self._engine is None:
+        if self._state_name != "active" or engine is None:
             status.level, status.message = DiagnosticStatus.WARN, f"{self._state_name}; model {self._model_status}"
         elif not self._model_ok:
             status.level, status.message = DiagnosticStatus.WARN, f"running with {self._model_status}"
