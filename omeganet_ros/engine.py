@@ -53,6 +53,7 @@ from .checkpoint import (CheckpointError, build_networks_from_checkpoint, defaul
                          load_checkpoint)
 from .classes import DYNAMIC_TRAIN_IDS, NUM_CLASSES
 from .motion import EPSILON, MOTION_THRESHOLD, dynamic_class_mask, motion_probability
+from .nets.layers import pad_to_multiple
 
 log = logging.getLogger(__name__)
 
@@ -354,8 +355,6 @@ class SceneEngine:
 
     def _encode(self, state: _FrameState, timings: dict) -> None:
         """Per-frame encoders (CamNet's, OFNet's pyramid), computed once per frame and cached."""
-        from .nets.layers import pad_to_multiple
-
         with torch.no_grad(), self._autocast():
             t = time.perf_counter()
             state.cam_features = self._cam_encode(state.image)
