@@ -19,7 +19,7 @@ import time
 import torch
 
 from omeganet_ros.nets import CamNet, DSNet, Monodepth2ResNet18, OFNet
-from omeganet_ros.nets.layers import correlation, correlation_unfold
+from omeganet_ros.nets.layers import correlation_shifts, correlation_unfold
 
 ALL_MODES = ("eager", "channels_last", "bf16", "compile", "compile_bf16")
 
@@ -95,7 +95,7 @@ def time_correlation(width: int, height: int, warmup: int, repeats: int) -> list
     a = torch.randn(2, 32, height // 4, width // 4)
     b = torch.randn(2, 32, height // 4, width // 4)
     out = []
-    for impl_name, impl in (("shift_loop", correlation), ("unfold", correlation_unfold)):
+    for impl_name, impl in (("shift_loop", correlation_shifts), ("unfold", correlation_unfold)):
         for compiled in (False, True):
             torch._dynamo.reset()
             fn = torch.compile(impl) if compiled else impl

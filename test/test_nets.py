@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from omeganet_ros.nets import CamNet, DSNet, Monodepth2ResNet18, OFNet, PyramidEncoder, build_networks
-from omeganet_ros.nets.layers import correlation, correlation_unfold, pad_to_multiple, upsample_flow, warp
+from omeganet_ros.nets.layers import correlation, correlation_shifts, correlation_unfold, pad_to_multiple, upsample_flow, warp
 
 # (width, height): multiples of 64 and not, and an odd size.
 SIZES = [(320, 96), (416, 128), (640, 192), (333, 111)]
@@ -241,7 +241,9 @@ def test_correlation_peaks_at_the_true_displacement():
 
 def test_correlation_implementations_agree():
     a, b = torch.randn(2, 16, 12, 17), torch.randn(2, 16, 12, 17)
-    assert torch.allclose(correlation(a, b), correlation_unfold(a, b), atol=1e-5)
+    assert torch.allclose(correlation_shifts(a, b), correlation_unfold(a, b), atol=1e-5)
+    compiled = torch.compile(correlation, fullgraph=True, backend="eager")  # takes the unfold path
+    assert torch.allclose(compiled(a, b), correlation_shifts(a, b), atol=1e-5)
 
 
 def test_upsample_flow_scales_magnitude():
@@ -257,3 +259,21 @@ def test_pad_to_multiple_is_bottom_right_replicate():
     assert torch.equal(y[..., :70, :100], x)
     assert torch.equal(y[..., 127, 99], x[..., 69, 99])
     assert pad_to_multiple(y, 64) is y
+
+
+class _WarpCorrelate(torch.nn.Module):
+    def forward(self, reference, target, flow):
+        return correlation(reference, warp(target, flow))
+
+
+def test_warp_and_correlation_export_to_onnx(tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    pytest.importorskip("onnx", reason="onnx not installed")
+    ref, target, flow = torch.randn(1, 8, 12, 20), torch.randn(1, 8, 12, 20), 2 * torch.randn(1, 2, 12, 20)
+    path = tmp_path / "warp_corr.onnx"
+    torch.onnx.export(_WarpCorrelate(), (ref, target, flow), str(path), opset_version=17, dynamo=False)
+    session = ort.InferenceSession(str(path))
+    names = [i.name for i in session.get_inputs()]
+    got = session.run(None, dict(zip(names, (ref.numpy(), target.numpy(), flow.numpy()))))[0]
+    assert got.shape == (1, 81, 12, 20)
+    assert abs(got - _WarpCorrelate()(ref, target, flow).numpy()).max() < 1e-4

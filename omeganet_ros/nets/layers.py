@@ -92,11 +92,14 @@ def upsample_flow(flow: torch.Tensor, factor: int) -> torch.Tensor:
 def flow_grid(flow: torch.Tensor) -> torch.Tensor:
     """Flow B×2×H×W (pixels) → ``grid_sample`` grid B×H×W×2 (normalised, ``align_corners=True``)."""
     _, _, h, w = flow.shape
-    u = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=flow.dtype).view(1, 1, w).expand(1, h, w)
-    v = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=flow.dtype).view(1, h, 1).expand(1, h, w)
-    # pixels → normalised units; max(·, 1) keeps 1-pixel-wide maps finite.
-    du = flow[:, 0] * (2.0 / max(w - 1, 1))
-    dv = flow[:, 1] * (2.0 / max(h - 1, 1))
+    # pixels → normalised units; max(·, 1) keeps 1-pixel-wide maps finite. (arange, not
+    # linspace: the ONNX exporter turns linspace into float64, which GridSample rejects.)
+    sx = 2.0 / max(w - 1, 1)
+    sy = 2.0 / max(h - 1, 1)
+    u = (torch.arange(w, device=flow.device, dtype=flow.dtype) * sx - 1.0).view(1, 1, w)
+    v = (torch.arange(h, device=flow.device, dtype=flow.dtype) * sy - 1.0).view(1, h, 1)
+    du = flow[:, 0] * sx
+    dv = flow[:, 1] * sy
     return torch.stack([u + du, v + dv], dim=-1)
 
 
@@ -105,10 +108,11 @@ def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
     out[p] = features[p + flow[p]] (bilinear, zeros outside the image). With the
     flow from the reference frame to ``features``' frame, the output is aligned
-    with the reference frame.
+    with the reference frame. The output is float32.
     """
-    grid = flow_grid(flow.to(features.dtype))
-    return F.grid_sample(features, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    # Sampled in float32 even under bf16 autocast: a bf16 grid is off by up to ~0.3 px at 160 px width.
+    grid = flow_grid(flow.float())
+    return F.grid_sample(features.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def correlation(reference: torch.Tensor, target: torch.Tensor, max_displacement: int = 4) -> torch.Tensor:
@@ -116,10 +120,19 @@ def correlation(reference: torch.Tensor, target: torch.Tensor, max_displacement:
 
     Channel k = (dy + d)·(2d+1) + (dx + d) holds mean_c reference[c, y, x]·target[c, y+dy, x+dx]
     (PWC-Net correlation, kernel 1, stride 1, normalised by C; zeros outside the
-    image). Implemented as a loop over shifted products of a zero-padded target,
-    which is faster on CPU than ``unfold`` (see benchmarks/bench_nets.py) and
-    compiles and exports to ONNX.
+    image). In eager mode (and ONNX export) it is a loop over shifted products of
+    a zero-padded target, the fastest eager form on CPU; under ``torch.compile``
+    it is the ``unfold`` form, which inductor fuses into one gather-and-reduce
+    kernel and compiles in a fraction of the time of the 81-product graph (see
+    ``benchmarks/bench_nets.py --correlation``). Both give the same values.
     """
+    if torch.compiler.is_compiling():
+        return correlation_unfold(reference, target, max_displacement)
+    return correlation_shifts(reference, target, max_displacement)
+
+
+def correlation_shifts(reference: torch.Tensor, target: torch.Tensor, max_displacement: int = 4) -> torch.Tensor:
+    """:func:`correlation` as a loop over the (2d+1)² shifted products of a zero-padded target."""
     d = max_displacement
     _, c, h, w = reference.shape
     padded = F.pad(target, (d, d, d, d))
@@ -131,7 +144,7 @@ def correlation(reference: torch.Tensor, target: torch.Tensor, max_displacement:
 
 
 def correlation_unfold(reference: torch.Tensor, target: torch.Tensor, max_displacement: int = 4) -> torch.Tensor:
-    """Same result as :func:`correlation`, computed with ``unfold`` (kept for benchmarking)."""
+    """:func:`correlation` with ``unfold`` (im2col) of the zero-padded target: B×C×81×H×W products, then a mean."""
     d = max_displacement
     b, c, h, w = reference.shape
     k = 2 * d + 1
