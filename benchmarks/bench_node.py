@@ -160,6 +160,42 @@ def bench_latency_and_fps(frames, size, params, latency_frames: int, fps_seconds
         run.close()
 
 
+def bench_message_building(size, repeats: int = 20) -> dict:
+    """CPU cost (no DDS) of turning one frame's outputs into the node's messages and serialising ``scene``."""
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from omeganet_ros.msg import SceneUnderstanding
+    from omeganet_ros.ros import conversions
+
+    w, hgt = size
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(1, 80, (hgt, w)).astype(np.float32)
+    flow = rng.normal(0, 3, (hgt, w, 2)).astype(np.float32)
+    semantic = rng.integers(0, 19, (hgt, w), dtype=np.uint8)
+    prob = rng.uniform(0, 1, (hgt, w)).astype(np.float32)
+    K = np.array([[0.58 * w, 0, (w - 1) / 2], [0, 1.92 * hgt, (hgt - 1) / 2], [0, 0, 1]])
+    header = Header(frame_id="camera_optical_frame")
+    build, serialise = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        scene = SceneUnderstanding(header=header)
+        scene.depth = conversions.image_msg(depth, "32FC1", header)
+        scene.flow = conversions.image_msg(flow, "32FC2", header)
+        scene.semantic = conversions.image_msg(semantic, "mono8", header)
+        scene.motion_probability = conversions.image_msg(prob, "32FC1", header)
+        scene.motion_mask = conversions.image_msg(conversions.mask_to_mono8(prob > 0.5), "mono8", header)
+        scene.camera_info = conversions.K_to_camera_info(K, w, hgt, header)
+        scene.ego_motion = conversions.ego_motion_msg(header, np.eye(4), header.stamp, False)
+        scene.class_names = conversions.class_names()
+        t1 = time.perf_counter()
+        serialize_message(scene)
+        t2 = time.perf_counter()
+        build.append((t1 - t0) * 1000)
+        serialise.append((t2 - t1) * 1000)
+    return {"size": list(size), "build_messages_ms": _stats(build), "serialise_scene_ms": _stats(serialise)}
+
+
 def bench_memory(frames, size, params, checkpoints: list[int]) -> dict:
     run = _NodeRun(size, dict(params))
     try:
@@ -246,6 +282,7 @@ def main(argv=None) -> int:
         params = {"model": args.model, "precision": args.precision, "compile": args.compile,
                   "num_threads": args.threads, "device": "cpu"}
         frames = _synth_frames(20, size)
+        result["message_building"] = bench_message_building(size)
         result["node"] = {"network_size": list(size), "input_size": list(size), "precision": args.precision,
                           "compile": args.compile, "threads": args.threads,
                           **bench_latency_and_fps(frames, size, params, args.latency_frames, args.fps_seconds)}
