@@ -223,3 +223,100 @@ def test_backends_are_reported():
     except ImportError:
         has_tf = False
     assert compat.BACKENDS["tf"].startswith("tf2_ros") == has_tf
+
+
+def test_camera_info_source_with_the_message_filters_api(tmp_path):
+    """The message_filters path of CameraInfoSource, against a stand-in with message_filters' Python API.
+
+    The real library is not installable on the bare machine; this stand-in reproduces its
+    Subscriber/Cache interface (ros2/message_filters, src/message_filters/__init__.py) so that the
+    adapter's calls (constructor arguments, registerCallback, getElemBeforeTime/AfterTime with
+    rclpy Time) are exercised over a real subscription.
+    """
+    import importlib.util
+    import sys
+    import types
+
+    import rclpy
+    from rclpy.time import Time
+    from sensor_msgs.msg import CameraInfo
+
+    from omeganet_ros.ros import compat as real_compat
+
+    class Subscriber:
+        def __init__(self, node, msg_type, topic, qos_profile=10, **kwargs):
+            self.callbacks = []
+            self.sub = node.create_subscription(msg_type, topic, self._signal, qos_profile, **kwargs)
+
+        def registerCallback(self, cb):
+            self.callbacks.append(cb)
+
+        def _signal(self, msg):
+            for cb in self.callbacks:
+                cb(msg)
+
+    class Cache:
+        def __init__(self, f, cache_size=1):
+            self.msgs, self.times, self.size, self.callbacks = [], [], cache_size, []
+            f.registerCallback(self.add)
+
+        def registerCallback(self, cb):
+            self.callbacks.append(cb)
+
+        def add(self, msg):
+            self.msgs.append(msg)
+            self.times.append(Time.from_msg(msg.header.stamp))
+            del self.msgs[:-self.size], self.times[:-self.size]
+            for cb in self.callbacks:
+                cb(msg)
+
+        def getElemAfterTime(self, stamp):
+            newer = [m for m, t in zip(self.msgs, self.times) if t >= stamp]
+            return newer[0] if newer else None
+
+        def getElemBeforeTime(self, stamp):
+            older = [m for m, t in zip(self.msgs, self.times) if t <= stamp]
+            return older[-1] if older else None
+
+    fake = types.ModuleType("message_filters")
+    fake.Subscriber, fake.Cache = Subscriber, Cache
+    saved = sys.modules.get("message_filters")
+    sys.modules["message_filters"] = fake
+    try:
+        spec = importlib.util.spec_from_file_location("omeganet_ros.ros._compat_with_message_filters",
+                                                      real_compat.__file__)
+        compat = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(compat)
+    finally:
+        if saved is None:
+            sys.modules.pop("message_filters", None)
+        else:
+            sys.modules["message_filters"] = saved
+    assert compat.BACKENDS["camera_info_sync"] == "message_filters.Cache"
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("camera_info_source_check", context=context)
+        seen = []
+        source = compat.CameraInfoSource(node, CameraInfo, "camera_info_mf", 10, seen.append)
+        pub = node.create_publisher(CameraInfo, "camera_info_mf", 10)
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        for ns in (1_000_000_000, 1_100_000_000, 1_200_000_000):
+            msg = CameraInfo()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+            pub.publish(msg)
+        deadline = 100
+        while len(seen) < 3 and deadline:
+            executor.spin_once(timeout_sec=0.1)
+            deadline -= 1
+        assert len(seen) == 3
+        found = source.nearest(1_090_000_000, slop=20_000_000)
+        assert found is not None and found.header.stamp.nanosec == 100_000_000
+        assert source.nearest(1_140_000_000, slop=20_000_000) is None
+        assert source.nearest(1_190_000_000, slop=20_000_000).header.stamp.nanosec == 200_000_000
+        source.destroy()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

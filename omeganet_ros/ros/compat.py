@@ -164,9 +164,11 @@ class CameraInfoSource:
         self._node = node
         self._on_message = on_message
         if _message_filters is not None:
+            from rclpy.clock import ClockType
             from rclpy.time import Time
 
-            self._time = Time
+            # message_filters.Cache stores Time.from_msg(stamp), whose clock type is ROS_TIME.
+            self._time = lambda nanoseconds: Time(nanoseconds=nanoseconds, clock_type=ClockType.ROS_TIME)
             self._subscriber = _message_filters.Subscriber(node, msg_type, topic, qos_profile=qos,
                                                            callback_group=callback_group)
             self._cache = _message_filters.Cache(self._subscriber, size)
