@@ -1,19 +1,24 @@
 """The one place that chooses between the real-ROS helper libraries and omeganet_ros's small fallbacks.
 
 A ROS 2 install (Jazzy, Kilted) has ``cv_bridge``, ``message_filters``,
-``sensor_msgs_py`` and ``tf2_ros``; the node uses them there. The bare-machine
-set-up (ROS 2 from PyPI wheels) cannot install them, so each has a fallback
-here with the same behaviour for what the node needs:
+``sensor_msgs_py`` and ``tf2_ros``; the node uses them there, except
+sensor_msgs_py (below). The bare-machine set-up (ROS 2 from PyPI wheels)
+cannot install them, so each has a fallback here with the same behaviour for
+what the node needs:
 
-=================  =============================================  ==========================================
-library            used for                                       fallback
-=================  =============================================  ==========================================
-cv_bridge          Image ↔ numpy                                  ``omeganet_ros.data.rosbag_io`` codec
-message_filters    camera_info cache, lookup by nearest stamp     :class:`StampCache` on a plain subscription
-sensor_msgs_py     PointCloud2 from a structured array            the same layout built with numpy
-tf2_ros            odom → camera transform on /tf                 ``tf2_msgs/TFMessage`` on /tf if importable,
-                                                                  else none (reported on /diagnostics)
-=================  =============================================  ==========================================
+===============  ==========================================  ============================================
+library          used for                                    fallback
+===============  ==========================================  ============================================
+cv_bridge        Image ↔ numpy                               ``omeganet_ros.data.rosbag_io`` codec (also
+                                                             when cv_bridge lacks a conversion)
+message_filters  camera_info cache, lookup by nearest stamp  :class:`StampCache` on a plain subscription
+tf2_ros          odom → camera transform on /tf              ``tf2_msgs/TFMessage`` on /tf if importable,
+                                                             else none (reported on /diagnostics)
+===============  ==========================================  ============================================
+
+Point clouds are always written with numpy: ``sensor_msgs_py.create_cloud``
+differs between distributions (some versions cast every field to the first
+field's type) and this cloud mixes float32 and uint32 fields.
 
 :data:`BACKENDS` says which one is in use (shown on /diagnostics). Setting the
 environment variable ``OMEGANET_ROS_FORCE_FALLBACK=1`` before import selects
@@ -44,14 +49,13 @@ def _optional_import(name: str):
 
 _cv_bridge = _optional_import("cv_bridge")
 _message_filters = _optional_import("message_filters")
-_point_cloud2 = _optional_import("sensor_msgs_py.point_cloud2")
 _tf2_ros = _optional_import("tf2_ros")
 _tf2_msgs = _optional_import("tf2_msgs.msg")
 
 BACKENDS: dict[str, str] = {
     "image_conversion": "cv_bridge" if _cv_bridge is not None else "fallback (omeganet_ros.data.rosbag_io)",
     "camera_info_sync": "message_filters.Cache" if _message_filters is not None else "fallback (StampCache)",
-    "point_cloud": "sensor_msgs_py" if _point_cloud2 is not None else "fallback (numpy)",
+    "point_cloud": "numpy (same layout with or without sensor_msgs_py)",
     "tf": ("tf2_ros" if _tf2_ros is not None else
            "fallback (tf2_msgs/TFMessage on /tf)" if _tf2_msgs is not None else
            "none: neither tf2_ros nor tf2_msgs is importable, TF not published"),
@@ -203,9 +207,6 @@ def create_cloud(header, fields, points: np.ndarray):
     """sensor_msgs/PointCloud2 (unorganised, height 1) from an N structured array laid out as ``fields``."""
     from sensor_msgs.msg import PointCloud2
 
-    if _point_cloud2 is not None:
-        dtype = _point_cloud2.dtype_from_fields(fields, point_step=points.dtype.itemsize)
-        return _point_cloud2.create_cloud(header, fields, points.astype(dtype, copy=False))
     cloud = PointCloud2()
     cloud.header = header
     cloud.height, cloud.width = 1, len(points)
