@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="640x192", help="image size WIDTHxHEIGHT (also the network size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic world")
     p.add_argument("--search-frames", type=int, default=20, help="frames per throughput-search trial (0: no search)")
-    p.add_argument("--search-max-trials", type=int, default=5)
+    p.add_argument("--search-max-trials", type=int, default=4)
     p.add_argument("--node-args", default="", help="extra node arguments, e.g. \"--ros-args -p precision:=bf16\"")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
