@@ -116,24 +116,41 @@ class TeacherFlowStage(Stage):
         return ["flow"]
 
     def compute(self, batch, nets, tasks, autocast):
+        """Bidirectional (UnFlow-style) training in one OFNet pass over 3B triplets:
+        (t−1, t, t+1) gives t→t+1 and t→t−1; (t, t+1, t) gives t+1→t; (t, t−1, t) gives t−1→t.
+
+        OFNet estimates flows from the centre frame only, so the reverse flows the
+        forward–backward check needs come from the triplets centred on the sources;
+        they are trained with the same loss, so both directions learn to agree.
+        """
         cfg = self.loss_cfg
+        b = batch["cur"].shape[0]
+        cur_aug, prev_aug, next_aug = batch["cur_aug"], batch["prev_aug"], batch["next_aug"]
         with autocast():
-            out = nets["ofnet"](batch["prev_aug"], batch["cur_aug"], batch["next_aug"])
+            out = nets["ofnet"](torch.cat([prev_aug, cur_aug, cur_aug]), torch.cat([cur_aug, next_aug, prev_aug]),
+                                torch.cat([next_aug, cur_aug, cur_aug]))
         out = _float(out)
-        reverse = [None, None]
-        # An untrained OFNet's forward and backward flows disagree everywhere, so the check would
-        # mask every pixel and nothing would learn: it starts after a warm-up (UnFlow-style schedules).
-        warm = self.current_step >= int(cfg.get("occlusion_warmup_steps", 100))
-        if cfg.get("occlusion", "fwd_bwd") == "fwd_bwd" and warm:
-            reverse = reverse_flows(unwrap(nets["ofnet"]), batch, autocast)
-        flow = losses.optical_flow_loss(
-            batch["cur"], [batch["next"], batch["prev"]], [out["flow_fw"], out["flow_bw"]], reverse,
-            smoothness_weight=float(cfg.get("flow_smoothness", 0.02)),
-            alpha1=float(cfg.get("occlusion_alpha1", losses.OCCLUSION_ALPHA1)),
-            alpha2=float(cfg.get("occlusion_alpha2", losses.OCCLUSION_ALPHA2)))
-        logs = {"photometric": float(flow["photometric"].detach()), "smoothness": float(flow["smoothness"].detach()),
-                "visible": float(flow["visible"].mean())}
-        return {"flow": flow["loss"]}, logs
+        fw = [f[:b] for f in out["flow_fw"]]  # t → t+1
+        bw = [f[:b] for f in out["flow_bw"]]  # t → t−1
+        next_to_cur = [f[b:2 * b] for f in out["flow_fw"]]
+        prev_to_cur = [f[2 * b:] for f in out["flow_fw"]]
+        # An untrained OFNet's flows disagree everywhere, so the check would mask every pixel:
+        # it starts after a warm-up.
+        check = cfg.get("occlusion", "fwd_bwd") == "fwd_bwd" and \
+            self.current_step >= int(cfg.get("occlusion_warmup_steps", 100))
+        options = dict(smoothness_weight=float(cfg.get("flow_smoothness", 0.02)),
+                       alpha1=float(cfg.get("occlusion_alpha1", losses.OCCLUSION_ALPHA1)),
+                       alpha2=float(cfg.get("occlusion_alpha2", losses.OCCLUSION_ALPHA2)))
+        main = losses.optical_flow_loss(batch["cur"], [batch["next"], batch["prev"]], [fw, bw],
+                                        [next_to_cur[0], prev_to_cur[0]] if check else [None, None], **options)
+        from_next = losses.optical_flow_loss(batch["next"], [batch["cur"]], [next_to_cur],
+                                             [fw[0]] if check else [None], **options)
+        from_prev = losses.optical_flow_loss(batch["prev"], [batch["cur"]], [prev_to_cur],
+                                             [bw[0]] if check else [None], **options)
+        loss = (2 * main["loss"] + from_next["loss"] + from_prev["loss"]) / 4
+        logs = {"photometric": float(main["photometric"].detach()), "smoothness": float(main["smoothness"].detach()),
+                "visible": float(main["visible"].mean())}
+        return {"flow": loss}, logs
 
 
 def unwrap(net: nn.Module) -> nn.Module:
@@ -147,7 +164,8 @@ def reverse_flows(ofnet: nn.Module, batch: dict, autocast) -> list[torch.Tensor]
 
     OFNet estimates flows from the centre frame of a triplet, so the reverse
     flows come from the triplets (t, t+1, t) and (t, t−1, t), whose centre is
-    the source frame and whose neighbours are both the target (one batched pass).
+    the source frame and whose neighbours are both the target (one batched
+    pass); stage 2 trains OFNet on such triplets too.
     """
     cur = torch.cat([batch["cur"], batch["cur"]])
     centre = torch.cat([batch["next"], batch["prev"]])
