@@ -17,10 +17,11 @@ pytestmark = pytest.mark.usefixtures("rclpy_available")
 FRAMES = 10
 NODE_PARAMS = ["-p", "model:=random", "-p", f"network_width:={helpers.WIDTH}", "-p", f"network_height:={helpers.HEIGHT}",
                "-p", "num_threads:=1"]
-# Every output of the node with one message per answered frame (issue 7's topic list).
-PER_FRAME_TOPICS = ("/depth", "/depth/colored", "/depth/camera_info", "/flow", "/flow/colored", "/semantic",
-                    "/semantic/colored", "/motion/probability", "/motion/mask", "/ego_motion", "/odometry", "/points",
-                    "/scene")
+NAMESPACE = "/replay_test"
+# Every output of the node with one message per answered frame (issue 7's topic list), in the node's namespace.
+PER_FRAME_TOPICS = tuple(f"{NAMESPACE}/{name}" for name in (
+    "depth", "depth/colored", "depth/camera_info", "flow", "flow/colored", "semantic", "semantic/colored",
+    "motion/probability", "motion/mask", "ego_motion", "odometry", "points", "scene"))
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,9 @@ def launched_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("replay")
     bag = helpers.write_camera_bag(root / "camera.mcap", FRAMES)
-    options = ReplayOptions(bag=bag, out=root / "out", launch_node=True, pacing="keep-up",
+    # Node names of their own, so that no other test's node on this test session's DDS domain is mistaken for it.
+    options = ReplayOptions(bag=bag, out=root / "out", launch_node=True, pacing="keep-up", node_name="replay_test_launched",
+                            namespace=NAMESPACE,
                             node_args="--ros-args " + " ".join(NODE_PARAMS), progress=False, node_timeout=120)
     report = run_replay(options, log=lambda m: None)
     return bag, root / "out", report
@@ -40,7 +43,8 @@ def test_output_bag_has_every_topic_with_one_message_per_answered_frame(launched
     output_bag = out / "outputs"
     topics = rosbag_io.list_topics(output_bag)
     assert set(PER_FRAME_TOPICS) | {"/diagnostics"} <= set(topics), sorted(topics)
-    assert topics["/scene"] == "omeganet_ros/msg/SceneUnderstanding" and topics["/odometry"] == "nav_msgs/msg/Odometry"
+    assert topics[f"{NAMESPACE}/scene"] == "omeganet_ros/msg/SceneUnderstanding"
+    assert topics[f"{NAMESPACE}/odometry"] == "nav_msgs/msg/Odometry"
     counts = {t: 0 for t in PER_FRAME_TOPICS}
     stamps = {t: set() for t in PER_FRAME_TOPICS}
     for topic, _, _, msg in rosbag_io.iter_messages(output_bag, list(PER_FRAME_TOPICS)):
@@ -50,7 +54,7 @@ def test_output_bag_has_every_topic_with_one_message_per_answered_frame(launched
     answered = {helpers.stamp(i) for i in range(1, FRAMES - 1)}
     assert counts == {t: FRAMES - 2 for t in PER_FRAME_TOPICS}
     assert all(s == answered for s in stamps.values())
-    assert report["messages_recorded"]["/scene"] == FRAMES - 2
+    assert report["messages_recorded"][f"{NAMESPACE}/scene"] == FRAMES - 2
 
 
 def test_outputs_follow_the_bags_clock(launched_run):
@@ -71,7 +75,7 @@ def test_report_of_the_run(launched_run):
     assert on_disk["model"]["random_weights"] is True
     for task in ("depth", "flow", "semantic", "motion", "pose", "odometry"):
         assert "skipped" not in on_disk["accuracy"][task], (task, on_disk["accuracy"][task])
-    direct = evaluate_paths("depth", out / "outputs", bag, topic="/depth", gt_topic="/gt/depth", crop=None)
+    direct = evaluate_paths("depth", out / "outputs", bag, topic=f"{NAMESPACE}/depth", gt_topic="/gt/depth", crop=None)
     assert on_disk["accuracy"]["depth"]["abs_rel"] == pytest.approx(direct["abs_rel"], rel=1e-12)
     for name in ("report.md", "mosaic.png", "run.mp4", "trajectory.png", "latency.png", "node.log"):
         assert (out / name).stat().st_size > 0, name
@@ -85,12 +89,12 @@ def test_bag_without_ground_truth_through_a_running_node_gives_a_timing_report(t
     # Also: a node started separately (not by the replay), a sqlite3 bag, JPEG CompressedImage frames.
     bag = helpers.write_camera_bag(tmp_path / "no_gt", 6, gt=False, storage="sqlite3", compressed=True)
     node = subprocess.Popen([sys.executable, "-m", "omeganet_ros.ros.node", "--ros-args", "-p", "use_sim_time:=true",
-                             "-p", "image_transport:=compressed", *NODE_PARAMS],
+                             "-r", "__node:=replay_test_running", "-p", "image_transport:=compressed", *NODE_PARAMS],
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         result = subprocess.run(
             [sys.executable, "-m", "omeganet_ros.ros.replay", str(bag), "--out", str(tmp_path / "out"), "--fps", "4",
-             "--image-topic", "/camera/image_raw/compressed",
+             "--image-topic", "/camera/image_raw/compressed", "--node-name", "replay_test_running",
              "--throughput-search", "--search-frames", "6", "--search-start-hz", "2", "--search-max-trials", "2",
              "--quiet", "--node-timeout", "120"],
             env=_env(), capture_output=True, text=True, timeout=240)
