@@ -139,8 +139,10 @@ def test_cli_trains_and_reports_json(sequence, tmp_path, capsys):
     assert "unknown training config key 'learning_rate'" in capsys.readouterr().err
 
 
-def test_resume_refuses_a_checkpoint_of_another_stage(sequence, tmp_path):
+def test_resume_refuses_a_checkpoint_of_another_stage_and_runs_never_clobber(sequence, tmp_path):
     run(sequence, tmp_path / "s1", 1)
+    with pytest.raises(ValueError, match="already holds a run"):
+        run(sequence, tmp_path / "s1", 1)
     with pytest.raises(ValueError, match="stage 1"):
         run(sequence, tmp_path / "s2", 2, stage=2, resume=tmp_path / "s1" / "last.pt")
 

@@ -127,10 +127,10 @@ def resolve_device(name: str | None) -> torch.device:
 class CsvLog:
     """Append-only CSV of training/validation scalars (the columns grow as new names appear)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, append: bool = True):
         self.path = path
         self.rows: list[dict] = []
-        if path.is_file():
+        if append and path.is_file():
             with path.open() as f:
                 self.rows = list(csv.DictReader(f))
 
@@ -221,6 +221,9 @@ class Trainer:
         if self.stage.number == 1 and not has_labels:
             warnings.warn("no proxy semantic labels (no labels= folder, no teacher): the semantic loss is off")
         self.tasks = self.stage.tasks(has_labels)
+        if self.resume_path is None and (self.out_dir / "last.pt").exists():
+            raise ValueError(f"{self.out_dir} already holds a run (last.pt): continue it with --resume "
+                             f"{self.out_dir / 'last.pt'} or choose another --out")
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
         self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in build_networks().items()}
@@ -401,7 +404,7 @@ class Trainer:
         if n < batch_size * self.world:
             raise ValueError(f"the training data has {n} triplets, fewer than batch_size × processes = "
                              f"{batch_size} × {self.world}; lower batch_size or add data")
-        log = CsvLog(self.out_dir / "log.csv") if self.is_main else None
+        log = CsvLog(self.out_dir / "log.csv", append=self.resume_path is not None) if self.is_main else None
         tb = self._tensorboard() if self.is_main else None
         bar = None
         if self.is_main and self.progress:
