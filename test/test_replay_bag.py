@@ -63,3 +63,81 @@ def test_unknown_message_type_is_a_clear_error(tmp_path):
         bag.write("/camera/image_raw", "acme_msgs/msg/RawFrame", msg, helpers.stamp(0))
     with pytest.raises(ValueError, match=r"'/camera/image_raw' carries acme_msgs/msg/RawFrame"):
         ReplayBag(bag.path)
+
+
+class _FakeSession:
+    """Stands in for ReplaySession in play_frames: records what would go on the wire; a paper-mode node
+    answers frame k−1 as soon as frame k is published."""
+
+    def __init__(self, answer_lag: int | None = 1):
+        from omeganet_ros.report.timing import RunTiming
+
+        self.timing = RunTiming()
+        self.published, self.clock, self.waits = [], [], []
+        self.answer_lag = answer_lag
+
+    def publish_clock(self, stamp_ns):
+        self.clock.append(stamp_ns)
+
+    def publish_raw(self, topic, data):
+        import time
+
+        self.published.append((topic, header_stamp_ns(data), time.monotonic()))
+        if topic == "/image" and self.answer_lag is not None:
+            offered = self.timing.offered_stamps
+            if len(offered) > self.answer_lag:
+                self.timing.receive(offered[-1 - self.answer_lag], time.monotonic())
+
+    def wait_for_result(self, stamps, timeout):
+        self.waits.append((set(stamps), timeout))
+        return any(s in self.timing.received_wall for s in stamps)
+
+
+TOPIC_MAP = {"/camera/image_raw": "/image", "/camera/camera_info": "/camera_info"}
+
+
+def test_original_timing_at_a_rate_factor_with_clock(camera_bag):
+    from omeganet_ros.ros.replay import play_frames
+
+    session = _FakeSession()
+    sent = play_frames(session, ReplayBag(camera_bag).frames(), TOPIC_MAP, pacing="timed", rate=2.0)
+    assert sent == [helpers.stamp(i) for i in range(6)]
+    images = [(s, t) for topic, s, t in session.published if topic == "/image"]
+    assert [s for s, _ in images] == sent
+    # 0.5 s of bag at twice the speed: at least 0.25 s of wall time, each frame no earlier than its slot.
+    for i, (_, t) in enumerate(images):
+        assert t - images[0][1] >= i * 0.05 - 1e-3
+    assert images[-1][1] - images[0][1] < 2.0
+    assert session.clock == sorted(session.clock) and session.clock[0] == helpers.stamp(0)
+    assert helpers.stamp(0) <= min(session.clock) and max(session.clock) <= helpers.stamp(5)
+    # camera_info goes out right before the image of the same stamp.
+    topics = [topic for topic, _, _ in session.published]
+    assert topics == ["/camera_info", "/image"] * 6
+
+
+def test_keep_up_waits_for_the_result_each_frame_enables(camera_bag):
+    from omeganet_ros.ros.replay import play_frames
+
+    session = _FakeSession(answer_lag=1)
+    offset = 30_000_000_000
+    sent = play_frames(session, ReplayBag(camera_bag).frames(), TOPIC_MAP, pacing="keep-up",
+                       keep_up_timeout=7.0, stamp_offset_ns=offset)
+    assert sent == [helpers.stamp(i) + offset for i in range(6)]
+    assert all(s == helpers.stamp(i // 2) + offset for i, (_, s, _) in enumerate(session.published))
+    # Warm-up: short waits until the first answer shows the node answers frame k−1; then exactly that one.
+    assert session.waits[:2] == [({sent[0]}, 1.0), ({sent[1]}, 1.0)]   # frame 0 was answered when 1 went out
+    assert [w for w, _ in session.waits[2:]] == [{sent[k - 1]} for k in range(2, 6)]
+    assert all(timeout == 7.0 for _, timeout in session.waits[2:])
+
+
+def test_fixed_rate_pacing_and_bad_pacing(camera_bag):
+    from omeganet_ros.ros.replay import play_frames
+
+    session = _FakeSession(answer_lag=None)
+    play_frames(session, ReplayBag(camera_bag, max_frames=4).frames(), TOPIC_MAP, pacing="fps", fps=20.0)
+    times = [t for topic, _, t in session.published if topic == "/image"]
+    assert len(times) == 4 and times[-1] - times[0] >= 3 * 0.05 - 1e-3
+    with pytest.raises(ValueError, match="--fps must be positive"):
+        play_frames(session, [], TOPIC_MAP, pacing="fps", fps=0)
+    with pytest.raises(ValueError, match="unknown pacing"):
+        play_frames(session, [], TOPIC_MAP, pacing="burst")

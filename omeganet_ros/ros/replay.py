@@ -86,16 +86,18 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=True)
 
 
-def _sleep_until(target: float, session, clock_from_ns: int | None, clock_origin_wall: float | None,
-                 rate: float) -> None:
-    """Sleep until the monotonic time ``target``, keeping /clock moving at ``rate`` meanwhile (every 50 ms)."""
+def _sleep_until(target: float, session, clock_from_ns: int | None = None, clock_origin_wall: float | None = None,
+                 rate: float = 1.0, clock_until_ns: int | None = None) -> None:
+    """Sleep until the monotonic time ``target``; with ``clock_from_ns``, keep /clock moving at ``rate``
+    meanwhile (every 50 ms), never past ``clock_until_ns`` (the next message's time: /clock never goes back)."""
     while True:
         remaining = target - time.monotonic()
         if remaining <= 0:
             return
         time.sleep(min(remaining, 0.05))
         if clock_from_ns is not None and clock_origin_wall is not None:
-            session.publish_clock(clock_from_ns + int((time.monotonic() - clock_origin_wall) * rate * 1e9))
+            now_ns = clock_from_ns + int((time.monotonic() - clock_origin_wall) * rate * 1e9)
+            session.publish_clock(min(now_ns, clock_until_ns) if clock_until_ns is not None else now_ns)
 
 
 def play_frames(session, frames, topic_map: dict[str, str], *, pacing: str, rate: float = 1.0,
@@ -122,9 +124,9 @@ def play_frames(session, frames, topic_map: dict[str, str], *, pacing: str, rate
             start_wall, first_record = time.monotonic(), record
         if pacing == "timed":
             target = start_wall + (record - first_record) / 1e9 / rate
-            _sleep_until(target, session, first_record + stamp_offset_ns, start_wall, rate)
+            _sleep_until(target, session, first_record + stamp_offset_ns, start_wall, rate, record + stamp_offset_ns)
         elif pacing == "fps":
-            _sleep_until(start_wall + k / fps, session, None, None, 1.0)
+            _sleep_until(start_wall + k / fps, session)
         session.publish_clock(record + stamp_offset_ns)
         stamp = frame.stamp_ns + stamp_offset_ns
         for message in frame.messages:
