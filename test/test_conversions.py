@@ -320,3 +320,17 @@ def test_camera_info_source_with_the_message_filters_api(tmp_path):
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_quaternions_match_scipy_for_all_branches():
+    from scipy.spatial.transform import Rotation
+
+    from omeganet_ros.ros.conversions import matrix_to_quaternion
+
+    rotations = Rotation.random(200, random_state=3).as_matrix().tolist()
+    rotations += [np.diag([1.0, -1.0, -1.0]), np.diag([-1.0, 1.0, -1.0]), np.diag([-1.0, -1.0, 1.0]), np.eye(3)]
+    for R in rotations:
+        expected = Rotation.from_matrix(R).as_quat()
+        expected = -expected if expected[3] < 0 else expected
+        got = matrix_to_quaternion(np.array(R))
+        assert np.allclose(got, expected, atol=1e-9) or (abs(expected[3]) < 1e-12 and np.allclose(got, -expected, atol=1e-9))

@@ -70,11 +70,11 @@ _bridge = _cv_bridge.CvBridge() if _cv_bridge is not None else None
 def image_msg_to_rgb8(msg) -> np.ndarray:
     """sensor_msgs/Image (colour, mono, 16-bit, Bayer) → H×W×3 uint8 RGB; ``ValueError`` when not convertible.
 
-    The message's fields are checked first (see
-    :func:`omeganet_ros.ros.conversions.check_image_fields`) by the caller, so
-    both backends see only well-formed messages.
+    The message's fields (sizes, encoding, step, data length) are checked by
+    the codec in both cases, so both backends reject the same input.
     """
     if _bridge is not None:
+        rosbag_io.image_to_numpy(msg)  # the codec's field checks first, so both backends reject the same input
         try:
             return np.ascontiguousarray(_bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
         except Exception:  # CvBridgeError or cv2.error: e.g. a conversion cv_bridge lacks; the codec decides

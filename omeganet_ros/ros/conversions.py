@@ -34,9 +34,8 @@ def decode_image(msg) -> np.ndarray:
 
     Raises ``ValueError`` naming the problem for zero sizes, an unknown or
     non-colour encoding (32FC1, …), a step shorter than a row, or
-    ``len(data) != step × height``; the checks run before either backend.
+    ``len(data) != step × height``; the same checks whichever backend decodes.
     """
-    rosbag_io.image_to_numpy(msg)  # field checks (sizes, encoding, step, data length), same for both backends
     return compat.image_msg_to_rgb8(msg)
 
 
@@ -184,8 +183,23 @@ def mask_to_mono8(mask: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- poses
 
 def matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
-    """3×3 rotation → unit quaternion (x, y, z, w), w ≥ 0."""
-    return rosbag_io.rotation_to_quaternion(rotation)
+    """3×3 rotation → unit quaternion (x, y, z, w), w ≥ 0 (Shepperd's method; no scipy on the hot path)."""
+    R = np.asarray(rotation, dtype=np.float64)
+    trace = R[0, 0] + R[1, 1] + R[2, 2]
+    if trace > 0:
+        s = 2.0 * math.sqrt(trace + 1.0)
+        q = np.array([(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, 0.25 * s])
+    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
+        q = np.array([0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s, (R[2, 1] - R[1, 2]) / s])
+    elif R[1, 1] > R[2, 2]:
+        s = 2.0 * math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
+        q = np.array([(R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s, (R[0, 2] - R[2, 0]) / s])
+    else:
+        s = 2.0 * math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
+        q = np.array([(R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s, (R[1, 0] - R[0, 1]) / s])
+    q /= np.linalg.norm(q)
+    return -q if q[3] < 0 else q
 
 
 def fill_transform(transform, matrix: np.ndarray) -> None:
@@ -252,13 +266,11 @@ def odometry_msg(header, odom_frame: str, child_frame: str, pose_in_odom: np.nda
     q = matrix_to_quaternion(pose_in_odom[:3, :3])
     p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w = (float(v) for v in q)
     if motion_from_previous is not None and dt and dt > 0:
-        from scipy.spatial.transform import Rotation
-
         # Motion previous→this expressed in the previous camera frame; as a velocity of the
         # child frame it is expressed in this frame: rotate by Rᵀ.
-        R = motion_from_previous[:3, :3]
+        R = np.asarray(motion_from_previous[:3, :3], dtype=np.float64)
         linear = R.T @ motion_from_previous[:3, 3] / dt
-        angular = Rotation.from_matrix(R).as_rotvec() / dt
+        angular = cv2.Rodrigues(R)[0].ravel() / dt
         t = msg.twist.twist
         t.linear.x, t.linear.y, t.linear.z = (float(v) for v in linear)
         t.angular.x, t.angular.y, t.angular.z = (float(v) for v in angular)

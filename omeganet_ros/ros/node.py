@@ -30,7 +30,7 @@ import numpy as np
 
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
@@ -114,6 +114,7 @@ class OmeganetNode(LifecycleNode):
         self._model_status = "not loaded (node not configured)"
         self._model_ok = False
         self._outputs: dict = {}
+        self._subscribed: dict[str, bool] = {}
         self._inputs: list = []
         self._camera_info = None
         self._tf = None
@@ -427,21 +428,26 @@ class OmeganetNode(LifecycleNode):
                 self._engine.reset()
                 self._pushed.clear()
         K = self._intrinsics_for(header, size)
+        started = time.perf_counter()
         outputs = self._engine.push(rgb, stamp, K=K)
+        engine_ms = (time.perf_counter() - started) * 1000.0
         self._pushed.append(_Pushed(stamp, header, rgb, frame.received, K is not None))
         with self._lock:
             self._stats.processed += 1
             self._stats.window_processed += 1
         if outputs is not None:
-            self._publish(outputs, frame.received)
+            self._publish(outputs, frame.received, engine_ms)
 
     # ------------------------------------------------------------------------------------ publishing
 
     def _wanted(self, key: str) -> bool:
-        pub = self._outputs.get(key)
-        return pub is not None and pub.get_subscription_count() > 0
+        """Whether output ``key`` is enabled and has a subscriber (counted once per frame in _publish)."""
+        return self._subscribed.get(key, False)
 
-    def _publish(self, out, triggered: float) -> None:
+    def _publish(self, out, triggered: float, engine_ms: float) -> None:
+        """Publish every wanted output of ``out``; ``triggered``: monotonic time the completing frame arrived,
+        ``engine_ms``: wall time of the engine call that produced ``out``."""
+        self._subscribed = {key: pub.get_subscription_count() > 0 for key, pub in self._outputs.items()}
         cfg = self._config
         entries = list(self._pushed)
         index = next((i for i, e in enumerate(entries) if e.stamp == out.stamp), None)
@@ -517,7 +523,6 @@ class OmeganetNode(LifecycleNode):
         if self._tf is not None:
             self._tf.send(conversions.transform_stamped(header.stamp, cfg["odom_frame"], header.frame_id, pose_in_odom))
 
-        engine_ms = float(out.timings_ms.get("total", 0.0))
         if want_scene:
             from omeganet_ros.msg import SceneUnderstanding
 
@@ -615,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"omeganet-node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor(num_threads=3)
+    # Callbacks only file frames and publish diagnostics; inference has its own thread. One executor
+    # thread is enough, and fewer Python threads contending for the GIL keep the added latency low.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     if node.get_parameter("autostart").value:
         if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
