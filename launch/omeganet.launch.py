@@ -61,7 +61,7 @@ def generate_launch_description():
             ("image/compressed", [image, "/compressed"]),
             ("camera_info", LaunchConfiguration("camera_info")),
         ],
-        arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+        ros_arguments=["--log-level", LaunchConfiguration("log_level")],
     )
     rviz = Node(
         package="rviz2",
