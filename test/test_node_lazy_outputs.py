@@ -1,0 +1,87 @@
+"""Colourised images and the point cloud are computed only for outputs someone subscribes to (in-process)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.usefixtures("rclpy_available")
+
+H, W = 32, 48
+
+
+class _FakePublisher:
+    def __init__(self, subscribers: int):
+        self.subscribers = subscribers
+        self.published = []
+
+    def get_subscription_count(self):
+        return self.subscribers
+
+    def publish(self, msg):
+        self.published.append(msg)
+
+
+def _outputs(stamp: float):
+    from omeganet_ros.engine import SceneOutputs
+
+    rng = np.random.default_rng(0)
+    return SceneOutputs(
+        stamp=stamp, depth=rng.uniform(1, 20, (H, W)).astype(np.float32), depth_is_metric=False, depth_scale=1.0,
+        semantic=rng.integers(0, 19, (H, W), dtype=np.uint8), flow=rng.normal(0, 2, (H, W, 2)).astype(np.float32),
+        motion_probability=rng.uniform(0, 1, (H, W)).astype(np.float32), motion_mask=rng.uniform(0, 1, (H, W)) > 0.5,
+        ego_motion=np.eye(4), motion_from_previous=np.eye(4),
+        intrinsics=np.array([[40.0, 0, 23.5], [0, 40.0, 15.5], [0, 0, 1]]), timings_ms={"total": 1.0})
+
+
+@pytest.fixture
+def node():
+    import rclpy
+
+    from omeganet_ros.ros import parameters
+    from omeganet_ros.ros.node import OmeganetNode, _Pushed
+    from omeganet_ros.scale_recovery import ScaleRecovery
+    from std_msgs.msg import Header
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    n = OmeganetNode("omeganet_lazy_check", context=context)
+    n._config = parameters.read(n)
+    n._scale = ScaleRecovery("none")
+    for i, stamp in enumerate((1.0, 1.1, 1.2)):
+        header = Header(frame_id="cam")
+        header.stamp.sec, header.stamp.nanosec = 1, i * 100_000_000
+        n._pushed.append(_Pushed(stamp, header, np.zeros((H, W, 3), np.uint8), 0.0, False))
+    yield n
+    n.destroy_node()
+    rclpy.shutdown(context=context)
+
+
+EXPENSIVE = ("colorize_depth", "flow_to_color", "colorize_semantic", "depth_to_points")
+TOPICS = ("depth", "depth/colored", "depth/camera_info", "flow", "flow/colored", "semantic", "semantic/colored",
+          "motion/probability", "motion/mask", "ego_motion", "odometry", "camera_info/estimated", "points", "scene")
+
+
+@pytest.mark.parametrize("subscribed", [(), ("depth/colored",), ("flow/colored", "points"), ("semantic/colored",)])
+def test_expensive_outputs_only_for_subscribers(node, monkeypatch, subscribed):
+    from omeganet_ros.ros import conversions
+
+    calls = {name: 0 for name in EXPENSIVE}
+    for name in EXPENSIVE:
+        original = getattr(conversions, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(conversions, name, counted)
+    node._outputs = {topic: _FakePublisher(1 if topic in subscribed else 0) for topic in TOPICS}
+    node._publish(_outputs(1.1), triggered=0.0, engine_ms=1.0)
+    expected = {"colorize_depth": "depth/colored" in subscribed, "flow_to_color": "flow/colored" in subscribed,
+                "colorize_semantic": "semantic/colored" in subscribed, "depth_to_points": "points" in subscribed}
+    assert calls == {name: int(flag) for name, flag in expected.items()}
+    for topic in ("depth/colored", "flow/colored", "semantic/colored", "points"):
+        assert len(node._outputs[topic].published) == (1 if topic in subscribed else 0), topic
+    # Raw images without subscribers are not even converted to messages (no scene subscriber either).
+    assert not node._outputs["depth"].published and not node._outputs["scene"].published
+    # Cheap outputs that feed TF/odometry consumers are always published.
+    assert len(node._outputs["odometry"].published) == 1 and len(node._outputs["ego_motion"].published) == 1
