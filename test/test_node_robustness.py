@@ -97,7 +97,9 @@ def _encode(rgb: np.ndarray, stamp: int, encoding: str):
 
 @pytest.fixture(scope="module")
 def session():
-    params = {"diagnostics_period": 0.2, "error_log_throttle": 60.0, "camera_info_slop": 0.02}
+    # A deep DDS queue: only the node's own newest-frame policy can keep latency bounded.
+    params = {"diagnostics_period": 0.2, "error_log_throttle": 60.0, "camera_info_slop": 0.02,
+              "image_queue_depth": 20}
     with h.NodeProcess(params) as node, h.RosClient() as client:
         yield Session(node, client)
 
@@ -136,8 +138,11 @@ def test_newest_frame_policy_keeps_latency_bounded_under_2x_overload(session):
         if trigger is not None:
             latencies.append(arrival - trigger)
     assert len(latencies) >= 3
-    bound = 3 * engine_ms / 1000.0 + 0.5
-    assert max(latencies) < bound, (latencies, engine_ms)
+    # At most one frame waits while another is processed: ≤ 2 engine calls plus transport. A FIFO
+    # (even one bounded by the 20-deep DDS queue) would reach many engine times within this run.
+    slowest = max(s.engine_ms for s in scenes) / 1000.0
+    bound = 2 * slowest + 0.4
+    assert max(latencies) < bound, (latencies, slowest)
     assert max(s.latency_ms for s in scenes) / 1000.0 < bound
 
 
