@@ -170,3 +170,14 @@ def test_reprojection_loss_rejects_mismatched_inputs():
     target, source = shifted_pair()
     with pytest.raises(ValueError, match="one flow per source"):
         losses.reprojection_loss(target, [source, source], [torch.zeros(1, 2, H, W)])
+
+
+def test_flow_loss_skips_an_occlusion_mask_that_would_hide_most_pixels():
+    target, source = shifted_pair()
+    flow = torch.zeros(1, 2, H, W)
+    flow[:, 0] = SHIFT
+    inconsistent = torch.full((1, 2, H, W), 5.0)  # a reverse flow that contradicts the forward one everywhere
+    masked = losses.optical_flow_loss(target, [source], [[torch.zeros_like(flow)]], [inconsistent])
+    assert masked["photometric"] == 0  # every pixel judged occluded
+    guarded = losses.optical_flow_loss(target, [source], [[torch.zeros_like(flow)]], [inconsistent], min_visible=0.5)
+    assert guarded["photometric"] > 0.02

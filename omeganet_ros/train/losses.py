@@ -280,13 +280,17 @@ def flow_levels_full_res(flows: Sequence[torch.Tensor], height: int, width: int)
 
 def optical_flow_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flows: Sequence[Sequence[torch.Tensor]],
                       reverse_flows: Sequence[torch.Tensor | None], *, smoothness_weight: float = 0.02,
-                      alpha1: float = OCCLUSION_ALPHA1, alpha2: float = OCCLUSION_ALPHA2) -> dict[str, torch.Tensor]:
+                      alpha1: float = OCCLUSION_ALPHA1, alpha2: float = OCCLUSION_ALPHA2,
+                      min_visible: float = 0.0) -> dict[str, torch.Tensor]:
     """Stage-2 loss of the teacher OFNet, all levels.
 
     For each source k: ``flows[k]`` the OFNet list (full-res output, then
     levels) target→source; ``reverse_flows[k]`` a full-resolution flow
     source→target used only for the forward–backward occlusion check
-    (detached; None disables the check). Photometric error on visible pixels
+    (detached; None disables the check). When the check finds fewer than
+    ``min_visible`` of a batch's pixels visible, the flows are taken as not yet
+    consistent enough to judge occlusions and that batch is not masked.
+    Photometric error on visible pixels
     of each level upsampled to H×W, plus ``smoothness_weight / 2**level``
     edge-aware smoothness at each level's own resolution. Returns ``loss``,
     ``photometric``, ``smoothness`` and ``visible`` (finest, first source).
@@ -298,6 +302,8 @@ def optical_flow_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flo
     for source, flow_list, reverse in zip(sources, flows, reverse_flows):
         finest = flow_list[0]
         visible = None if reverse is None else occlusion_mask(finest.detach(), reverse.detach(), alpha1, alpha2)
+        if visible is not None and float(visible.mean()) < min_visible:
+            visible = None
         if first_visible is None:
             first_visible = visible if visible is not None else torch.ones_like(finest[:, :1])
         levels_full = flow_levels_full_res(flow_list, h, w)

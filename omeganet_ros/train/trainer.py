@@ -55,7 +55,8 @@ DEFAULT_CONFIG: dict = {
     "optimizer": {"lr": 1e-4, "weight_decay": 0.0, "lr_decay_steps": 0, "lr_decay": 0.1, "grad_clip": 0.0},
     "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
     "loss": {"scales": 4, "automask": True, "disp_smoothness": 1e-3, "flow_smoothness": 0.02,
-             "occlusion": "fwd_bwd", "occlusion_alpha1": 0.01, "occlusion_alpha2": 0.5, "occlusion_warmup_steps": 100,
+             "occlusion": "fwd_bwd", "occlusion_alpha1": 0.01, "occlusion_alpha2": 0.5, "occlusion_warmup_steps": 300,
+             "occlusion_min_visible": 0.5,
              "consistency_threshold": 0.5},
     "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
     "student_init": "teacher",  # stage 3: teacher | scratch
