@@ -269,6 +269,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scale-noise", type=float, default=0.05)
     parser.add_argument("--skip-node", action="store_true", help="only the scale-recovery benchmark")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true", help="no latency/fps run (e.g. memory only)")
     args = parser.parse_args(argv)
     from omeganet_ros.synth.world import parse_size
 
@@ -283,9 +284,10 @@ def main(argv=None) -> int:
                   "num_threads": args.threads, "device": "cpu"}
         frames = _synth_frames(20, size)
         result["message_building"] = bench_message_building(size)
-        result["node"] = {"network_size": list(size), "input_size": list(size), "precision": args.precision,
-                          "compile": args.compile, "threads": args.threads,
-                          **bench_latency_and_fps(frames, size, params, args.latency_frames, args.fps_seconds)}
+        if not args.skip_latency:
+            result["node"] = {"network_size": list(size), "input_size": list(size), "precision": args.precision,
+                              "compile": args.compile, "threads": args.threads,
+                              **bench_latency_and_fps(frames, size, params, args.latency_frames, args.fps_seconds)}
         if not args.skip_memory:
             counts = [int(c) for c in args.rss_frames.split(",")]
             mem_frames = _synth_frames(20, rss_size) if rss_size != size else frames
