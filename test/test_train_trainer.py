@@ -121,6 +121,10 @@ def test_three_stages_chain_and_freeze_what_they_should(sequence, tmp_path):
     assert all(torch.equal(teacher[k], c2.state_dicts["ofnet"][k]) for k in teacher)  # the teacher stays frozen
     assert any(not torch.equal(c3.state_dicts["ofnet"][k], teacher[k]) for k in teacher)  # the student learns
     assert s1.metrics["depth_abs_rel"] > 0 and s3.step == 2
+    s3b = run(sequence, tmp_path / "s3", 3, stage=3, init=str(tmp_path / "s2" / "last.pt"),
+              resume=tmp_path / "s3" / "last.pt")
+    assert s3b.step == 3
+    assert all(torch.equal(s3b.nets["teacher"].state_dict()[k].cpu(), teacher[k]) for k in teacher)
 
 
 def test_cli_trains_and_reports_json(sequence, tmp_path, capsys):

@@ -284,6 +284,8 @@ class Trainer:
     def _load_networks(self, ckpt, strict_names: bool) -> None:
         where = f"checkpoint {ckpt.path}"
         for name, net in self.nets.items():
+            if name == "teacher":
+                continue  # kept in extra["teacher_ofnet"], below
             if name in ckpt.state_dicts:
                 load_state_checked(net, ckpt.state_dicts[name], where=f"{where}, network {name!r}")
             elif strict_names:
