@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import random
 import shutil
 import subprocess
 import sys
@@ -41,6 +43,9 @@ def _say(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The demo's node and player talk among themselves only: unless the user chose a domain, pick a
+    # random one so a demo never meets (or disturbs) a robot's nodes on the default domain 0.
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
     from omeganet_ros.ros.replay import ReplayOptions, run_replay, summary_lines
     from omeganet_ros.ros.replay_launch import NodeDiedError
     from omeganet_ros.synth.world import parse_size
