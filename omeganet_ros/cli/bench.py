@@ -15,6 +15,9 @@ memory of its own) and yields one entry of ``results``:
 * ``yardstick_ms_per_frame``: a monodepth2 ResNet18 + depth decoder, depth only
   (uint8 frame → tensor → network → depth → numpy), same options, timed
   interleaved with the pipeline in the same process so both see the same load;
+* ``cpu_ms_per_frame``: process CPU time per frame, and ``load_average`` at
+  the start and end of the timed frames: when other work shares the cores,
+  wall times inflate and these say by how much to distrust them;
 * ``params`` per network, ``gflops_per_frame`` (``FlopCounterMode`` over one
   steady-state push, eager), ``peak_mem_mb`` (peak RSS of the process on CPU,
   which includes the Python/PyTorch baseline; ``max_memory_allocated`` on CUDA).
@@ -140,20 +143,23 @@ def bench_one(width: int, height: int, option: str, device: str, iters: int, war
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
 
-    pipeline_ms, yard_ms, stages = [], [], {}
+    pipeline_ms, yard_ms, pipeline_cpu_ms, yard_cpu_ms, stages = [], [], [], [], {}
+    load_start = os.getloadavg()[0]
     for i in range(iters):
         frame = frames[i % len(frames)]
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         out = engine.push(frame, stamp)
         sync()
         pipeline_ms.append((time.perf_counter() - t) * 1000.0)
+        pipeline_cpu_ms.append((time.process_time() - c) * 1000.0)
         stamp += 0.1
         for k, v in out.timings_ms.items():
             stages.setdefault(k, []).append(v)
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         depth_only(frame)
         sync()
         yard_ms.append((time.perf_counter() - t) * 1000.0)
+        yard_cpu_ms.append((time.process_time() - c) * 1000.0)
 
     if dev.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
@@ -179,6 +185,11 @@ def bench_one(width: int, height: int, option: str, device: str, iters: int, war
         "peak_mem_mb": round(peak_mb, 1),
         "yardstick_ms_per_frame": round(yard, 2),
         "ratio_to_yardstick": round(ms / yard, 2),
+        # CPU time of the process per frame (all its threads): less sensitive than wall time to other
+        # processes sharing the cores, but it counts the thread pool's spin-waiting.
+        "cpu_ms_per_frame": round(statistics.median(pipeline_cpu_ms), 2),
+        "yardstick_cpu_ms_per_frame": round(statistics.median(yard_cpu_ms), 2),
+        "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "warmup_s": round(warmup_s, 1),
         "iters": iters,
     }
