@@ -1,6 +1,5 @@
 """omeganet-infer on a short video, an image folder and a ROS 2 bag; the frame sources behind it."""
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
