@@ -6,7 +6,10 @@ Modes: ``eager`` (fp32), ``channels_last`` (fp32, NHWC), ``bf16`` (channels_last
 bf16 autocast), ``compile`` (``torch.compile`` with inductor freezing, fp32,
 channels_last), ``compile_bf16`` (the same under bf16 autocast). ``--correlation``
 also times the two correlation implementations at OFNet's level-2 size.
-Median of ``--repeats`` runs after ``--warmup`` runs, batch 1, milliseconds.
+Batch 1; ``ms`` is the median of ``--repeats`` runs after ``--warmup`` runs,
+``min_ms`` the fastest, ``cpu_ms`` the median process CPU time (all threads).
+The networks of one mode are timed round-robin so that load from other
+processes on shared cores affects them alike: compare them within a mode.
 """
 from __future__ import annotations
 
@@ -51,7 +54,8 @@ def median_ms(fn, args, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def time_network(name: str, mode: str, width: int, height: int, warmup: int, repeats: int) -> dict:
+def prepare(name: str, mode: str, width: int, height: int) -> tuple:
+    """Build network ``name`` for ``mode``; returns (run, inputs, entry), compiled and warmed once."""
     built = build(name, width, height)
     if len(built) == 3:
         call, inputs, module = built
@@ -59,35 +63,50 @@ def time_network(name: str, mode: str, width: int, height: int, warmup: int, rep
         module, inputs = built
         call = module
     module.eval()
-    channels_last = mode != "eager"
-    if channels_last:
+    if mode != "eager":
         module.to(memory_format=torch.channels_last)
         inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
     bf16 = mode in ("bf16", "compile_bf16")
     fn = call
-    compile_s = None
     if mode.startswith("compile"):
         import torch._inductor.config as inductor_config
         inductor_config.freezing = True
-        torch._dynamo.reset()
         fn = torch.compile(call)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def run(*args):
         with torch.inference_mode(), (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()):
             return fn(*args)
 
-    if mode.startswith("compile"):
-        t0 = time.perf_counter()
-        run(*inputs)
-        compile_s = time.perf_counter() - t0
-    del autocast
-    ms = median_ms(run, inputs, warmup, repeats)
-    entry = {"network": name, "mode": mode, "width": width, "height": height, "ms": round(ms, 2),
+    t0 = time.perf_counter()
+    run(*inputs)
+    entry = {"network": name, "mode": mode, "width": width, "height": height,
              "params": sum(p.numel() for p in module.parameters())}
-    if compile_s is not None:
-        entry["compile_s"] = round(compile_s, 1)
-    return entry
+    if mode.startswith("compile"):
+        entry["compile_s"] = round(time.perf_counter() - t0, 1)
+    return run, inputs, entry
+
+
+def time_mode(names: list[str], mode: str, width: int, height: int, warmup: int, repeats: int) -> list[dict]:
+    """Time the networks round-robin, so that load from other processes on the shared cores hits all alike."""
+    prepared = [prepare(n, mode, width, height) for n in names]
+    for run, inputs, _ in prepared:
+        for _ in range(warmup):
+            run(*inputs)
+    wall = [[] for _ in prepared]
+    cpu = [[] for _ in prepared]
+    for _ in range(repeats):
+        for k, (run, inputs, _) in enumerate(prepared):
+            t0, c0 = time.perf_counter(), time.process_time()
+            run(*inputs)
+            wall[k].append((time.perf_counter() - t0) * 1000.0)
+            cpu[k].append((time.process_time() - c0) * 1000.0)
+    results = []
+    for k, (_, _, entry) in enumerate(prepared):
+        entry["ms"] = round(statistics.median(wall[k]), 2)
+        entry["min_ms"] = round(min(wall[k]), 2)
+        entry["cpu_ms"] = round(statistics.median(cpu[k]), 2)  # process CPU time, all threads
+        results.append(entry)
+    return results
 
 
 def time_correlation(width: int, height: int, warmup: int, repeats: int) -> list[dict]:
@@ -129,7 +148,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     width, height = args.size
-    results = [time_network(n, m, width, height, args.warmup, args.repeats) for n in args.nets for m in args.modes]
+    results = [r for m in args.modes for r in time_mode(args.nets, m, width, height, args.warmup, args.repeats)]
     report = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu", "results": results}
     if args.correlation:
         report["correlation"] = time_correlation(width, height, args.warmup, args.repeats * 5)

@@ -115,7 +115,7 @@ def test_encode_decode_equals_forward(nets):
         assert torch.allclose(direct["K"], cached["K"], atol=1e-3)
         of = nets["ofnet"]
         direct = of(prev, cur, nxt)
-        cached = of.decode(*(of.encode(pad_to_multiple(f, 64)) for f in (prev, cur, nxt)), 128, 256)
+        cached = of.decode(*(of.encode(f) for f in (prev, cur, nxt)), 128, 256)
         assert torch.allclose(direct["flow_fw"][0], cached["flow_fw"][0], atol=1e-4)
 
 
@@ -172,7 +172,7 @@ def test_bf16_autocast_runs_and_stays_close(nets, name):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = flatten_outputs(_call(name, nets[name], prev, cur, nxt))
     for r, l in zip(ref, low):
-        assert l.shape == r.shape and torch.isfinite(l.float()).all()
+        assert l.shape == r.shape and l.dtype == torch.float32 and torch.isfinite(l).all()
         scale = max(float(r.abs().max()), 1.0)
         assert float((r - l.float()).abs().max()) < 0.05 * scale
 

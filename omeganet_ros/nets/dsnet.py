@@ -59,7 +59,8 @@ class DSNet(nn.Module):
         * ``"disp_full"``: B×1×H×W, the finest disparity bilinearly upsampled;
         * ``"semantic"``: B×num_classes×H×W logits.
 
-        Depth = ``geometry.disp_to_depth(disp)`` (relative units).
+        Depth = ``geometry.disp_to_depth(disp)`` (relative units). Outputs are
+        float32 also under bf16 autocast (sigmoid and upsampling run in float32).
         """
         check_image(image)
         h, w = image.shape[-2:]
@@ -79,9 +80,9 @@ class DSNet(nn.Module):
         disps = []
         for i, logit in enumerate(logits):
             lh, lw = scaled_size(h, w, 2 ** (i + 1))
-            disps.append(torch.sigmoid(logit[:, :, :lh, :lw]))
-        finest = torch.sigmoid(logits[0])
+            disps.append(torch.sigmoid(logit[:, :, :lh, :lw].float()))
+        finest = torch.sigmoid(logits[0].float())
         disp_full = F.interpolate(finest, scale_factor=2.0, mode="bilinear", align_corners=False)[:, :, :h, :w]
-        semantic = self.semantic_head(x)
+        semantic = self.semantic_head(x).float()
         semantic = F.interpolate(semantic, scale_factor=2.0, mode="bilinear", align_corners=False)[:, :, :h, :w]
         return {"disp": disps, "disp_full": disp_full, "semantic": semantic}

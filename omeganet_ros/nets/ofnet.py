@@ -110,11 +110,11 @@ class OFNet(nn.Module):
         self.corr_act = nn.LeakyReLU(0.2)
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """B×3×H×W RGB in [0, 1] → the 6 pyramid features (cacheable per frame).
+        """B×3×H×W RGB in [0, 1] → the 6 pyramid features of the image padded to a multiple of 64.
 
-        The image must already be padded to a multiple of 64 (``layers.pad_to_multiple``).
+        Cacheable per frame: a stream needs one new encoding per frame, then :meth:`decode`.
         """
-        return self.pyramid(normalize_image(image))
+        return self.pyramid(normalize_image(pad_to_multiple(image, 64)))
 
     def decode(self, prev: list[torch.Tensor], cur: list[torch.Tensor], next: list[torch.Tensor],
                height: int, width: int, backward: bool = True) -> dict[str, list[torch.Tensor]]:
@@ -184,7 +184,6 @@ class OFNet(nn.Module):
                              f"{tuple(cur.shape)}, {tuple(next.shape)}")
         b = cur.shape[0]
         h, w = cur.shape[-2:]
-        frames = pad_to_multiple(torch.cat([prev, cur, next], dim=0), 64)
-        features = self.encode(frames)
+        features = self.encode(torch.cat([prev, cur, next], dim=0))
         per_frame = [[f[k * b:(k + 1) * b] for f in features] for k in range(3)]
         return self.decode(per_frame[0], per_frame[1], per_frame[2], h, w, backward=backward)
