@@ -109,12 +109,12 @@ def test_output_images_round_trip(array, encoding):
 
 
 def test_flow_colour_wheel_follows_middlebury():
-    from omeganet_ros.ros.conversions import COLOR_WHEEL, flow_to_color
+    from omeganet_ros.visualize import FLOW_COLOR_WHEEL as COLOR_WHEEL, colorize_flow
 
     assert len(COLOR_WHEEL) == 55  # RY 15, YG 6, GC 4, CB 11, BM 13, MR 6
     flow = np.array([[[0.0, 0.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0], [0.0, 1.0], [np.nan, 0.0], [0.5, 0.0]]],
                     dtype=np.float32)
-    rgb = flow_to_color(flow).astype(int)[0]
+    rgb = colorize_flow(flow).astype(int)[0]
     np.testing.assert_array_equal(rgb[0], [255, 255, 255])          # no motion: white
     np.testing.assert_array_equal(rgb[1], [255, 0, 0])             # right: red (start of the RY segment)
     assert rgb[2][2] == 255 and rgb[2][1] == 0 and 60 < rgb[2][0] < 110   # up: blue-violet (BM segment)

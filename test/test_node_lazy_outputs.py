@@ -56,7 +56,7 @@ def node():
     rclpy.shutdown(context=context)
 
 
-EXPENSIVE = ("colorize_depth", "flow_to_color", "colorize_semantic", "depth_to_points")
+EXPENSIVE = ("colorize_depth", "colorize_flow", "colorize_semantic", "depth_to_points")
 TOPICS = ("depth", "depth/colored", "depth/camera_info", "flow", "flow/colored", "semantic", "semantic/colored",
           "motion/probability", "motion/mask", "ego_motion", "odometry", "camera_info/estimated", "points", "scene")
 
@@ -76,7 +76,7 @@ def test_expensive_outputs_only_for_subscribers(node, monkeypatch, subscribed):
         monkeypatch.setattr(conversions, name, counted)
     node._outputs = {topic: _FakePublisher(1 if topic in subscribed else 0) for topic in TOPICS}
     node._publish(_outputs(1.1), triggered=0.0, engine_ms=1.0)
-    expected = {"colorize_depth": "depth/colored" in subscribed, "flow_to_color": "flow/colored" in subscribed,
+    expected = {"colorize_depth": "depth/colored" in subscribed, "colorize_flow": "flow/colored" in subscribed,
                 "colorize_semantic": "semantic/colored" in subscribed, "depth_to_points": "points" in subscribed}
     assert calls == {name: int(flag) for name, flag in expected.items()}
     for topic in ("depth/colored", "flow/colored", "semantic/colored", "points"):

@@ -130,7 +130,7 @@ def test_values_match_the_engine_called_directly(run, engine_outputs):
         colored = h.image_array(received["semantic/colored"][i])
         np.testing.assert_array_equal(colored, conversions.colorize_semantic(semantic))
         flow_colored = h.image_array(received["flow/colored"][i])
-        assert np.abs(flow_colored.astype(int) - conversions.flow_to_color(out.flow)).max() <= 2
+        assert np.abs(flow_colored.astype(int) - conversions.colorize_flow(out.flow)).max() <= 2
         info = received["depth/camera_info"][i]
         assert (info.width, info.height) == h.TEST_SIZE
         np.testing.assert_allclose(np.reshape(info.k, (3, 3)), out.intrinsics, rtol=1e-4)

@@ -1,87 +1,16 @@
-"""Pictures of the outputs: depth, optical flow, semantics and motion as H×W×3 uint8 RGB, and mosaic rows.
+"""Mosaic rows and motion overlays for the replay report.
 
-Conventions: depth is shown as inverse depth (near = bright) with the magma
-colour map, stretched per image between its 2nd and 98th percentiles; flow with the
-Middlebury colour wheel (Baker et al. 2011: hue = direction, saturation =
-magnitude), normalised per image unless ``max_flow`` is given; semantics in
-the Cityscapes palette (255 = black); motion as a red overlay on the input.
+Depth, flow and semantics are coloured by :mod:`omeganet_ros.visualize` (the same
+pictures as the node's ``*/colored`` topics); motion is a red overlay on the input.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from omeganet_ros.classes import colorize
+from omeganet_ros.visualize import colorize_depth, colorize_flow, colorize_semantic
 
 MOSAIC_PANELS = ("input", "depth", "flow", "semantics", "motion")
-
-
-def colorize_depth(depth: np.ndarray) -> np.ndarray:
-    """H×W depth (any unit; ≤0, NaN, inf = none) → H×W×3 uint8 RGB (magma on inverse depth, none = black)."""
-    depth = np.asarray(depth, np.float32)
-    if depth.ndim != 2:
-        raise ValueError(f"depth must be H×W, got shape {depth.shape}")
-    valid = np.isfinite(depth) & (depth > 0)
-    inverse = np.zeros_like(depth)
-    inverse[valid] = 1.0 / depth[valid]
-    low, top = (np.percentile(inverse[valid], [2, 98]) if valid.any() else (0.0, 1.0))
-    if top - low < 1e-6 * max(top, 1e-12):  # (nearly) constant depth: no contrast to stretch
-        low = 0.0
-    scaled = np.clip((inverse - low) / max(top - low, 1e-12), 0.0, 1.0)
-    rgb = cv2.applyColorMap((scaled * 255).astype(np.uint8), cv2.COLORMAP_MAGMA)[..., ::-1]
-    rgb = np.ascontiguousarray(rgb)
-    rgb[~valid] = 0
-    return rgb
-
-
-def _color_wheel() -> np.ndarray:
-    """The 55×3 Middlebury flow colour wheel (RY 15, YG 6, GC 4, CB 11, BM 13, MR 6), RGB in [0, 255]."""
-    segments = [(15, (255, 0, 0), (255, 255, 0)), (6, (255, 255, 0), (0, 255, 0)), (4, (0, 255, 0), (0, 255, 255)),
-                (11, (0, 255, 255), (0, 0, 255)), (13, (0, 0, 255), (255, 0, 255)), (6, (255, 0, 255), (255, 0, 0))]
-    rows = []
-    for count, start, end in segments:
-        t = np.arange(count)[:, None] / count
-        rows.append(np.asarray(start) * (1 - t) + np.asarray(end) * t)
-    return np.concatenate(rows)
-
-
-def colorize_flow(flow: np.ndarray, max_flow: float | None = None) -> np.ndarray:
-    """H×W×2 flow (pixels; NaN = none) → H×W×3 uint8 RGB on the Middlebury colour wheel (none = black).
-
-    ``max_flow``: magnitude drawn fully saturated (default: the image's largest valid magnitude).
-    """
-    flow = np.asarray(flow, np.float32)
-    if flow.ndim != 3 or flow.shape[2] != 2:
-        raise ValueError(f"flow must be H×W×2, got shape {flow.shape}")
-    u, v = flow[..., 0], flow[..., 1]
-    valid = np.isfinite(u) & np.isfinite(v)
-    u, v = np.where(valid, u, 0.0), np.where(valid, v, 0.0)
-    magnitude = np.sqrt(u ** 2 + v ** 2)
-    if max_flow is None:
-        max_flow = float(magnitude.max()) if valid.any() else 1.0
-    radius = magnitude / max(max_flow, 1e-6)
-    wheel = _color_wheel()
-    count = len(wheel)
-    angle = np.arctan2(-v, -u) / np.pi                      # (−1, 1]
-    position = (angle + 1.0) / 2.0 * (count - 1)
-    k0 = np.floor(position).astype(np.int64) % count
-    k1 = (k0 + 1) % count
-    frac = (position - np.floor(position))[..., None]
-    colour = ((1 - frac) * wheel[k0] + frac * wheel[k1]) / 255.0
-    inside = (radius <= 1)[..., None]
-    r = np.minimum(radius, 1.0)[..., None]
-    colour = np.where(inside, 1 - r * (1 - colour), colour * 0.75)
-    rgb = (colour * 255).astype(np.uint8)
-    rgb[~valid] = 0
-    return rgb
-
-
-def colorize_semantic(labels: np.ndarray) -> np.ndarray:
-    """H×W uint8 trainIds → H×W×3 uint8 RGB (Cityscapes palette; 255 = black)."""
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"semantic labels must be H×W, got shape {labels.shape}")
-    return colorize(labels.astype(np.uint8))
 
 
 def overlay_motion(image: np.ndarray, mask: np.ndarray, alpha: float = 0.6) -> np.ndarray:

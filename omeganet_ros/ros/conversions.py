@@ -12,8 +12,9 @@ import math
 import cv2
 import numpy as np
 
-from ..classes import CLASS_NAMES, colorize
+from ..classes import CLASS_NAMES
 from ..data import rosbag_io
+from ..visualize import colorize_depth, colorize_flow, colorize_semantic  # noqa: F401  (the node's */colored outputs)
 from . import compat
 
 # Rotation taking optical-frame coordinates (x right, y down, z forward) to body
@@ -104,75 +105,6 @@ def empty_image(header):
     msg = Image()
     msg.header = header
     return msg
-
-
-def colorize_depth(depth: np.ndarray) -> np.ndarray:
-    """Depth H×W (any units) → H×W×3 uint8 RGB: inverse depth in the magma colour map, black where invalid.
-
-    Inverse depth is normalised by its 95th percentile (as monodepth2's
-    visualisations), so near is bright and far is dark whatever the scale.
-    """
-    depth = np.asarray(depth, dtype=np.float32)
-    valid = np.isfinite(depth) & (depth > 0)
-    inverse = np.zeros_like(depth)
-    inverse[valid] = 1.0 / depth[valid]
-    top = float(np.percentile(inverse[valid], 95)) if valid.any() else 1.0
-    scaled = np.clip(inverse / max(top, 1e-12) * 255.0, 0, 255).astype(np.uint8)
-    rgb = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
-    rgb[~valid] = 0
-    return rgb
-
-
-def _middlebury_color_wheel() -> np.ndarray:
-    """The 55 RGB colours of the Middlebury flow colour wheel (Baker et al., ICCV 2007), 55×3 float in [0, 255]."""
-    segments = (("RY", 15), ("YG", 6), ("GC", 4), ("CB", 11), ("BM", 13), ("MR", 6))
-    wheel = []
-    for name, count in segments:
-        ramp = np.floor(255 * np.arange(count) / count)
-        for value in ramp:
-            up, down = value, 255 - value
-            wheel.append({"RY": (255, up, 0), "YG": (down, 255, 0), "GC": (0, 255, up),
-                          "CB": (0, down, 255), "BM": (up, 0, 255), "MR": (255, 0, down)}[name])
-    return np.array(wheel, dtype=np.float64)
-
-
-COLOR_WHEEL = _middlebury_color_wheel()
-
-
-def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
-    """Flow H×W×2 (pixels) → H×W×3 uint8 RGB in the Middlebury colour coding.
-
-    Hue gives the direction (right = red, down = yellow-green… as in the
-    Middlebury and KITTI tools), saturation the magnitude relative to
-    ``max_magnitude`` (default: the largest finite magnitude in the image);
-    non-finite flow is black.
-    """
-    flow = np.asarray(flow, dtype=np.float64)
-    u, v = flow[..., 0], flow[..., 1]
-    valid = np.isfinite(u) & np.isfinite(v)
-    u, v = np.where(valid, u, 0.0), np.where(valid, v, 0.0)
-    magnitude = np.hypot(u, v)
-    if max_magnitude is None:
-        max_magnitude = float(magnitude.max()) if magnitude.size else 0.0
-    radius = magnitude / max(max_magnitude, 1e-9)
-    angle = np.arctan2(-v, -u) / np.pi  # in [-1, 1]
-    ncols = len(COLOR_WHEEL)
-    position = (angle + 1) / 2 * (ncols - 1)
-    k0 = np.floor(position).astype(int)
-    k1 = (k0 + 1) % ncols
-    f = (position - k0)[..., None]
-    colour = ((1 - f) * COLOR_WHEEL[k0] + f * COLOR_WHEEL[k1]) / 255.0
-    r = radius[..., None]
-    inside = r <= 1
-    colour = np.where(inside, 1 - r * (1 - colour), colour * 0.75)  # beyond the max: dimmed
-    rgb = np.floor(255 * colour).astype(np.uint8)
-    rgb[~valid] = 0
-    return rgb
-
-
-def colorize_semantic(semantic: np.ndarray) -> np.ndarray:
-    """H×W uint8 trainIds → H×W×3 uint8 RGB (Cityscapes palette; 255 = black)."""
-    return colorize(np.asarray(semantic, dtype=np.uint8))
 
 
 def mask_to_mono8(mask: np.ndarray) -> np.ndarray:

@@ -495,7 +495,7 @@ class OmeganetNode(LifecycleNode):
         if self._wanted("depth/colored"):
             publish["depth/colored"].publish(conversions.image_msg(conversions.colorize_depth(depth), "rgb8", header))
         if self._wanted("flow/colored"):
-            publish["flow/colored"].publish(conversions.image_msg(conversions.flow_to_color(out.flow), "rgb8", header))
+            publish["flow/colored"].publish(conversions.image_msg(conversions.colorize_flow(out.flow), "rgb8", header))
         if self._wanted("semantic/colored"):
             publish["semantic/colored"].publish(
                 conversions.image_msg(conversions.colorize_semantic(out.semantic), "rgb8", header))

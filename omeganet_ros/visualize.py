@@ -1,0 +1,84 @@
+"""Pictures of the outputs as H×W×3 uint8 RGB, shared by the ROS node (``*/colored`` topics) and the replay report.
+
+Conventions: depth as inverse depth in the magma colour map, normalised by its
+95th percentile (monodepth2's visualisations: near is bright, far is dark,
+whatever the scale); flow in the Middlebury colour coding (Baker et al.: hue =
+direction, saturation = magnitude); semantics in the Cityscapes palette. Invalid
+values (NaN, inf, depth ≤ 0, trainId 255) are black.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from omeganet_ros.classes import colorize
+
+
+def colorize_depth(depth: np.ndarray) -> np.ndarray:
+    """H×W depth (any unit; ≤0, NaN, inf = none) → H×W×3 uint8 RGB (magma on inverse depth, none = black)."""
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ValueError(f"depth must be H×W, got shape {depth.shape}")
+    valid = np.isfinite(depth) & (depth > 0)
+    inverse = np.zeros_like(depth)
+    inverse[valid] = 1.0 / depth[valid]
+    top = float(np.percentile(inverse[valid], 95)) if valid.any() else 1.0
+    scaled = np.clip(inverse / max(top, 1e-12) * 255.0, 0, 255).astype(np.uint8)
+    rgb = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
+    rgb[~valid] = 0
+    return rgb
+
+
+def _middlebury_color_wheel() -> np.ndarray:
+    """The 55 RGB colours of the Middlebury flow colour wheel (Baker et al., ICCV 2007), 55×3 float in [0, 255]."""
+    segments = (("RY", 15), ("YG", 6), ("GC", 4), ("CB", 11), ("BM", 13), ("MR", 6))
+    wheel = []
+    for name, count in segments:
+        for value in np.floor(255 * np.arange(count) / count):
+            up, down = value, 255 - value
+            wheel.append({"RY": (255, up, 0), "YG": (down, 255, 0), "GC": (0, 255, up),
+                          "CB": (0, down, 255), "BM": (up, 0, 255), "MR": (255, 0, down)}[name])
+    return np.array(wheel, dtype=np.float64)
+
+
+FLOW_COLOR_WHEEL = _middlebury_color_wheel()
+
+
+def colorize_flow(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
+    """Flow H×W×2 (pixels; NaN = none) → H×W×3 uint8 RGB in the Middlebury colour coding.
+
+    Hue gives the direction (right = red, down = yellow… as in the Middlebury
+    and KITTI tools), saturation the magnitude relative to ``max_magnitude``
+    (default: the largest finite magnitude in the image); beyond it colours
+    are dimmed; non-finite flow is black.
+    """
+    flow = np.asarray(flow, dtype=np.float64)
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f"flow must be H×W×2, got shape {flow.shape}")
+    u, v = flow[..., 0], flow[..., 1]
+    valid = np.isfinite(u) & np.isfinite(v)
+    u, v = np.where(valid, u, 0.0), np.where(valid, v, 0.0)
+    magnitude = np.hypot(u, v)
+    if max_magnitude is None:
+        max_magnitude = float(magnitude.max()) if magnitude.size else 0.0
+    radius = magnitude / max(max_magnitude, 1e-9)
+    angle = np.arctan2(-v, -u) / np.pi  # in [-1, 1]
+    ncols = len(FLOW_COLOR_WHEEL)
+    position = (angle + 1) / 2 * (ncols - 1)
+    k0 = np.floor(position).astype(int)
+    k1 = (k0 + 1) % ncols
+    f = (position - k0)[..., None]
+    colour = ((1 - f) * FLOW_COLOR_WHEEL[k0] + f * FLOW_COLOR_WHEEL[k1]) / 255.0
+    r = radius[..., None]
+    colour = np.where(r <= 1, 1 - r * (1 - colour), colour * 0.75)
+    rgb = np.floor(255 * colour).astype(np.uint8)
+    rgb[~valid] = 0
+    return rgb
+
+
+def colorize_semantic(labels: np.ndarray) -> np.ndarray:
+    """H×W uint8 trainIds → H×W×3 uint8 RGB (Cityscapes palette; 255 = black)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"semantic labels must be H×W, got shape {labels.shape}")
+    return colorize(labels.astype(np.uint8))
