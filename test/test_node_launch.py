@@ -15,7 +15,7 @@ import yaml
 from omeganet_ros.ros.parameters import PARAMETERS
 
 REPO = Path(__file__).resolve().parents[1]
-README_NODE = REPO / "omeganet_ros" / "ros" / "README_node.md"
+README_NODE = REPO / "README.md"  # the node's topics, parameters and launch arguments
 LAUNCH_FILES = {"omeganet.launch.py": REPO / "launch" / "omeganet.launch.py",
                 "omeganet_bag.launch.py": REPO / "launch" / "omeganet_bag.launch.py"}
 
@@ -59,7 +59,7 @@ def test_every_launch_argument_is_described_and_documented(name):
     assert declared, f"{name}: no DeclareLaunchArgument found"
     for arg, kwargs in declared.items():
         assert isinstance(kwargs.get("description"), str) and len(kwargs["description"]) > 10, f"{name}: {arg}"
-    assert _readme_table(f"`launch/{name}`") == list(declared), f"README_node.md table for {name}"
+    assert _readme_table(f"`launch/{name}`") == list(declared), f"README.md table for {name}"
 
 
 def test_main_launch_file_has_the_required_arguments():

@@ -12,7 +12,7 @@ counted as dropped); a dedicated inference thread takes frames from the
 mailbox, decodes them, runs the engine and publishes. The subscription is
 never blocked by inference and no queue builds up.
 
-Topics, parameters and conventions: ``omeganet_ros/ros/README_node.md``.
+Topics, parameters and conventions: README.md, section "The node".
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _release_memory() -> None:
 
 
 class OmeganetNode(LifecycleNode):
-    """The lifecycle node; see the module docstring and README_node.md."""
+    """The lifecycle node; see the module docstring and README.md."""
 
     def __init__(self, node_name: str = NODE_NAME, **kwargs):
         super().__init__(node_name, **kwargs)

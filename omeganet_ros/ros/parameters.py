@@ -1,7 +1,7 @@
 """The node's parameters: names, defaults, descriptions and ranges, declared in one table.
 
 ``config/omeganet.yaml`` lists the same names with their defaults, and
-``omeganet_ros/ros/README_node.md`` documents them; ``test_node_launch.py``
+README.md (section "The node") documents them; ``test_node_launch.py``
 checks that the three agree.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ topic the node publishes is recorded into ``DIR/outputs`` (mcap). Then
 ground-truth topics (matched by header stamp, computed with the evaluation
 suite), latency, rates and dropped frames, optionally a throughput search,
 with ``mosaic.png``, ``run.mp4``, ``trajectory.png`` and ``latency.png``.
-See ``omeganet_ros/ros/README_replay.md``.
+See ``docs/replay.md``.
 """
 from __future__ import annotations
 
