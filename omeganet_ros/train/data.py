@@ -43,6 +43,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from .. import geometry
 from ..classes import IGNORE_ID
+from ..data.kitti import read_calib_file, read_depth_file
 from ..data.layout import SequenceFolder
 
 Loader = Callable[[], np.ndarray]
@@ -258,11 +259,12 @@ def _synth_sequence(spec: DataSpec, size: tuple[int, int]) -> FrameSequence:
 
 
 def _kitti_calibration(calib_file: Path, camera: str) -> np.ndarray:
-    for line in calib_file.read_text().splitlines():
-        key, _, values = line.partition(":")
-        if key.strip() == f"P_rect_{camera}":
-            return np.array(values.split(), np.float64).reshape(3, 4)[:, :3]
-    raise ValueError(f"KITTI calibration {calib_file} has no P_rect_{camera}")
+    """3×3 K of rectified camera ``camera`` ("02"/"03") from KITTI's calib_cam_to_cam.txt."""
+    key = f"P_rect_{camera}"
+    calib = read_calib_file(calib_file)
+    if key not in calib:
+        raise ValueError(f"KITTI calibration {calib_file} has no {key}")
+    return calib[key].reshape(3, 4)[:, :3]
 
 
 def _kitti_sequences(spec: DataSpec) -> list[FrameSequence]:
@@ -316,12 +318,9 @@ def _kitti_sequences(spec: DataSpec) -> list[FrameSequence]:
 
 
 def _kitti_depth_loader(depth_dir: Path, index: int) -> Loader | None:
-    npz = depth_dir / f"{index:010d}.npz"
-    png = depth_dir / f"{index:010d}.png"
-    if npz.is_file():
-        return lambda: np.load(npz)["velodyne_depth"].astype(np.float32)
-    if png.is_file():
-        return lambda: cv2.imread(str(png), cv2.IMREAD_UNCHANGED).astype(np.float32) / 256.0
+    for path in (depth_dir / f"{index:010d}.npz", depth_dir / f"{index:010d}.png"):
+        if path.is_file():
+            return lambda p=path: read_depth_file(p)
     return None
 
 
