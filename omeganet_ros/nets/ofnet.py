@@ -89,7 +89,9 @@ class OFNet(nn.Module):
     correlation, correlation normalised by the channel count.
 
     Any H, W ≥ 64: inputs are replicate-padded bottom/right to a multiple of 64
-    and outputs cropped back. ≈ 4.8 M parameters.
+    and outputs cropped back. ≈ 4.75 M parameters (paper: ≈ 4.8 M; the gap is
+    within PWC-Net details the paper does not give, e.g. biases or upsampled
+    estimator features passed between levels).
     """
 
     max_displacement = 4
