@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--depth-median-scaling", choices=("auto", "on", "off"), default="auto",
                    help="auto: on unless the node's depth is metric")
     g.add_argument("--throughput-search", action="store_true",
-                   help=f"after the run, replay at rising rates to find the highest with ≤ {MAX_DROP_FRACTION:.0%} dropped")
+                   help=f"after the run, replay at rising rates to find the highest with ≤ {MAX_DROP_FRACTION * 100:.0f} %% dropped")
     g.add_argument("--search-frames", type=int, default=30, help="frames per throughput trial")
     g.add_argument("--search-start-hz", type=float, default=None, help="first trial rate (default: 0.8 × processed rate)")
     g.add_argument("--search-max-trials", type=int, default=8)
