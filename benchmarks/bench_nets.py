@@ -54,6 +54,15 @@ def median_ms(fn, args, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
+def gmac(call, inputs) -> float:
+    """Multiply-accumulates of one eager forward pass, in billions (convolutions and matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        call(*inputs)
+    return round(counter.get_total_flops() / 2e9, 2)
+
+
 def prepare(name: str, mode: str, width: int, height: int) -> tuple:
     """Build network ``name`` for ``mode``; returns (run, inputs, entry), compiled and warmed once."""
     built = build(name, width, height)
@@ -77,10 +86,10 @@ def prepare(name: str, mode: str, width: int, height: int) -> tuple:
         with torch.inference_mode(), (torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()):
             return fn(*args)
 
+    entry = {"network": name, "mode": mode, "width": width, "height": height,
+             "params": sum(p.numel() for p in module.parameters()), "gmac": gmac(call, inputs)}
     t0 = time.perf_counter()
     run(*inputs)
-    entry = {"network": name, "mode": mode, "width": width, "height": height,
-             "params": sum(p.numel() for p in module.parameters())}
     if mode.startswith("compile"):
         entry["compile_s"] = round(time.perf_counter() - t0, 1)
     return run, inputs, entry

@@ -42,7 +42,8 @@ class DSNet(nn.Module):
         self.estimators = nn.ModuleList()
         self.upconvs = nn.ModuleList()
         self.disp_heads = nn.ModuleList()
-        # Index i ↔ level i+1 (0 = finest, 1/2 resolution).
+        # Index i ↔ level i+1 (0 = finest, 1/2 resolution); upconvs[i] lifts the estimate
+        # of index i to the resolution of index i−1 (the finest has nothing to lift to).
         for i, feat_ch in enumerate(encoder_channels):
             coarsest = i == self.num_levels - 1
             cin = feat_ch if coarsest else feat_ch + est
