@@ -1,0 +1,147 @@
+"""Evaluate a checkpoint on synthetic sequences of unseen seeds with the evaluation suite; prints JSON.
+
+The synthetic world (``omeganet_ros.synth``) is generated in memory at the
+frames' size, pushed through :class:`~omeganet_ros.engine.SceneEngine` (paper
+mode: outputs of frame t once t+1 is pushed) and compared with its exact
+ground truth:
+
+* depth: abs_rel, sq_rel, rmse, a1 with per-image median scaling (the network
+  depth is relative), no crop, 1e-3–80 m (``evaluate.depth``);
+* flow: end-point error t→t+1 in pixels where the ground truth is defined
+  (not occluded, in view) and Fl (``evaluate.flow``);
+* motion: IoU of the moving class and mean IoU of the motion mask against the
+  moving-object ground truth (``evaluate.motion``);
+* pose: 5-frame snippet ATE in metres, scale aligned per snippet
+  (``evaluate.pose``, the SfMLearner/monodepth2 protocol);
+* semantic: mIoU over the 19 Cityscapes classes (``evaluate.semantic``).
+
+Examples::
+
+    python benchmarks/eval_reference.py                                   # the packaged default checkpoint
+    python benchmarks/eval_reference.py --checkpoint random               # untrained networks, for comparison
+    python benchmarks/eval_reference.py --checkpoint runs/stage2/last.pt --seeds 201 202 --frames 40
+
+The seeds used for training the reference checkpoint are 1 (training) and 101
+(validation); the defaults here (201, 202) were never seen.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from omeganet_ros.checkpoint import default_checkpoint_path
+from omeganet_ros.engine import SceneEngine
+from omeganet_ros.evaluate import DepthEvaluator, FlowEvaluator, MotionEvaluator, SemanticEvaluator
+from omeganet_ros.evaluate.pose import evaluate_pose_snippets, motions_from_poses
+from omeganet_ros.synth import iterate_frames, parse_size
+
+
+def evaluate_sequence(engine: SceneEngine, seed: int, frames: int, size: tuple[int, int], given_K: bool,
+                      evaluators: dict) -> dict:
+    """Push one synthetic sequence through ``engine``, feeding ``evaluators``; returns pose inputs of this sequence.
+
+    Returns {"pred_motions": K×4×4, "gt_motions": K×4×4} for consecutive output frames (camera
+    motion t → t+1, geometry convention).
+    """
+    engine.reset()
+    truth = {}
+    pred_motions, gt_motions = [], []
+    for frame in iterate_frames(frames=frames, seed=seed, size=size):
+        index = frame["index"]
+        truth[index] = frame
+        stamp = frame["stamp_ns"] * 1e-9
+        out = engine.push(frame["image"], stamp, K=frame["K"] if given_K else None)
+        if out is None:
+            continue
+        t = index - 1  # paper mode: the middle frame of (t−1, t, t+1)
+        gt = truth.pop(t)
+        following = truth[index]
+        evaluators["depth"].add(out.depth, gt["depth"])
+        evaluators["flow"].add(out.flow, gt["flow_fw"])
+        evaluators["semantic"].add(out.semantic, gt["semantic"])
+        evaluators["motion"].add(out.motion_mask, gt["motion"])
+        pred_motions.append(out.ego_motion)
+        gt_motions.append(motions_from_poses(np.stack([gt["pose"], following["pose"]]))[0])
+        truth.pop(t - 1, None)
+    return {"pred_motions": np.array(pred_motions), "gt_motions": np.array(gt_motions)}
+
+
+def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], network_size, given_K: bool = True,
+                        precision: str = "fp32") -> dict:
+    """Metrics of ``checkpoint`` (path, None for the packaged default, or "random") on the synthetic seeds."""
+    kwargs = {"device": "cpu", "precision": precision}
+    if network_size is not None:
+        kwargs["size"] = network_size
+    engine = SceneEngine(checkpoint, **kwargs)
+    evaluators = {"depth": DepthEvaluator(median_scaling=True, crop=None), "flow": FlowEvaluator(),
+                  "semantic": SemanticEvaluator(), "motion": MotionEvaluator()}
+    ates = []
+    start = time.perf_counter()
+    for seed in seeds:
+        motions = evaluate_sequence(engine, seed, frames, size, given_K, evaluators)
+        if len(motions["pred_motions"]) >= 1:
+            pose = evaluate_pose_snippets(motions["pred_motions"], motions["gt_motions"])
+            ates.append((pose["ate_mean"], pose["num_snippets"]))
+    depth = evaluators["depth"].result()
+    flow = evaluators["flow"].result()
+    semantic = evaluators["semantic"].result()
+    motion = evaluators["motion"].result()
+    weights = np.array([n for _, n in ates], np.float64)
+    ate = float(np.sum([a * n for a, n in ates]) / weights.sum()) if ates else float("nan")
+    return {
+        "checkpoint": "random" if engine.random_weights else str(engine.checkpoint_path),
+        "network_size": list(engine.size),
+        "frame_size": list(size),
+        "seeds": list(seeds),
+        "frames_per_seed": frames,
+        "intrinsics": "given (ground-truth K)" if given_K else "CamNet estimate",
+        "depth": {"abs_rel_median_scaled": depth["abs_rel"], "sq_rel": depth["sq_rel"], "rmse": depth["rmse"],
+                  "a1": depth["a1"]},
+        "flow": {"epe": flow["epe_all"], "fl_all": flow["fl_all"]},
+        "motion": {"iou_moving": motion["iou_moving"], "mean_iou": motion["mean_iou"]},
+        "pose": {"ate_5frame_m": ate, "snippets": int(weights.sum())},
+        "semantic": {"miou": semantic["miou"], "pixel_acc": semantic["pixel_acc"]},
+        "seconds": round(time.perf_counter() - start, 1),
+        "torch": torch.__version__, "machine": platform.machine(),
+        "note": "CPU; cores shared with other jobs",
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint path, 'random' for untrained networks (default: the packaged checkpoint)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[201, 202], help="synthetic world seeds (unseen in training)")
+    p.add_argument("--frames", type=int, default=40, help="frames per seed")
+    p.add_argument("--size", default="320x96", help="frame size WxH of the synthetic sequences (rendered at this size)")
+    p.add_argument("--network-size", default="checkpoint",
+                   help="network input WxH, or 'checkpoint' (the size the checkpoint was trained at; default)")
+    p.add_argument("--estimate-intrinsics", action="store_true", help="use CamNet's K instead of the true K")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    checkpoint = args.checkpoint
+    if args.network_size == "checkpoint":
+        from omeganet_ros.checkpoint import load_checkpoint
+        path = checkpoint if checkpoint not in (None, "random") else (default_checkpoint_path() if checkpoint is None else None)
+        network_size = load_checkpoint(path).input_size if path else None
+    else:
+        network_size = parse_size(args.network_size)
+    if args.frames < 3:
+        print("--frames must be at least 3 (paper mode needs t−1, t, t+1)", file=sys.stderr)
+        return 2
+    result = evaluate_checkpoint(checkpoint, args.seeds, args.frames, parse_size(args.size), network_size,
+                                 given_K=not args.estimate_intrinsics)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
