@@ -19,7 +19,7 @@ RUNS=${RUNS:-runs/reference}
 THREADS=${THREADS:-1}
 DEVICE=${DEVICE:-auto}
 STEPS1=${STEPS1:-500}
-STEPS2=${STEPS2:-200}
+STEPS2=${STEPS2:-100}
 STEPS3=${STEPS3:-0}
 MODEL=${MODEL:-omeganet_ros/models/omeganet_synth.pt}
 TRAIN_DATA=synth:seed=1,frames=300
