@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 NETWORK_NAMES = ("dsnet", "camnet", "ofnet")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_NETWORK_SIZE = 64
+DEFAULT_SIZE = (640, 192)  # network (W, H) for random weights when no size is given
 
 
 @dataclass
@@ -147,7 +148,8 @@ class SceneEngine:
             ``"random"`` for random weights without looking for one.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         precision: ``"fp32"``, ``"bf16"`` (autocast, CPU or CUDA) or ``"fp16"`` (autocast, CUDA only).
-        size: network input (W, H); frames of any size are resized to it.
+        size: network input (W, H); frames of any size are resized to it. None: the size the
+            checkpoint was trained at (its ``input_size``), 640×192 for random weights.
         compile: ``torch.compile`` the networks (with inductor freezing); the first
             frames are slow while it compiles.
         channels_last: NHWC memory format (default: on for CPU).
@@ -162,7 +164,7 @@ class SceneEngine:
     """
 
     def __init__(self, checkpoint=None, device: str = "auto", precision: str = "fp32",
-                 size: tuple[int, int] = (640, 192), compile: bool = False, channels_last: bool | None = None,
+                 size: tuple[int, int] | None = None, compile: bool = False, channels_last: bool | None = None,
                  output_resolution: str = "input", motion_threshold: float = MOTION_THRESHOLD,
                  dynamic_classes: Iterable[int] | None = DYNAMIC_TRAIN_IDS, causal: bool = False,
                  class_probabilities: bool = False, depth_scale: float | None = None, seed: int = 0,
@@ -176,12 +178,9 @@ class SceneEngine:
             raise ValueError(f"output_resolution must be 'input' or 'network', got {output_resolution!r}")
         if not 0.0 <= motion_threshold <= 1.0:
             raise ValueError(f"motion_threshold must be in [0, 1], got {motion_threshold}")
-        width, height = (int(v) for v in size)
-        if width < MIN_NETWORK_SIZE or height < MIN_NETWORK_SIZE:
-            raise ValueError(f"network size must be at least {MIN_NETWORK_SIZE}×{MIN_NETWORK_SIZE}, got {width}×{height}")
+        self.size = None if size is None else self._check_size(size)
         if num_threads:
             torch.set_num_threads(int(num_threads))
-        self.size = (width, height)
         self.precision = precision
         self.autocast_dtype = PRECISIONS[precision]
         self.output_resolution = output_resolution
@@ -196,6 +195,8 @@ class SceneEngine:
             self.set_depth_scale(depth_scale)
 
         self.networks, self.checkpoint_path, self.random_weights = self._load_networks(checkpoint, seed)
+        if self.size is None:
+            self.size = DEFAULT_SIZE
         for net in self.networks.values():
             net.eval().to(self.device)
             if self.channels_last:
@@ -211,6 +212,13 @@ class SceneEngine:
         self.frames_pushed = 0
 
     # ------------------------------------------------------------------ setup
+
+    @staticmethod
+    def _check_size(size) -> tuple[int, int]:
+        width, height = (int(v) for v in size)
+        if width < MIN_NETWORK_SIZE or height < MIN_NETWORK_SIZE:
+            raise ValueError(f"network size must be at least {MIN_NETWORK_SIZE}×{MIN_NETWORK_SIZE}, got {width}×{height}")
+        return width, height
 
     def _load_networks(self, checkpoint, seed: int):
         from .nets import build_networks
@@ -241,7 +249,9 @@ class SceneEngine:
         dsnet_classes = getattr(networks["dsnet"], "num_classes", NUM_CLASSES)
         if dsnet_classes != NUM_CLASSES:
             raise CheckpointError(f"checkpoint {ckpt.path}: DSNet has {dsnet_classes} classes, the engine expects {NUM_CLASSES}")
-        if tuple(ckpt.input_size) != self.size:
+        if self.size is None:
+            self.size = self._check_size(ckpt.input_size)
+        elif tuple(ckpt.input_size) != self.size:
             log.info("checkpoint %s was trained at %s, running at %s", ckpt.path, ckpt.input_size, self.size)
         return networks, ckpt.path, False
 

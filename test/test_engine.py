@@ -149,6 +149,14 @@ def test_checkpoint_round_trip(tmp_path, engine_outputs):
     assert not np.array_equal(b.depth, outs[2].depth)
 
 
+def test_network_size_defaults_to_the_checkpoints_training_size(tmp_path):
+    source = _engine(seed=3)
+    path = save_checkpoint(tmp_path / "trained_at_192x64.pt", source.networks, input_size=(192, 64))
+    assert SceneEngine(checkpoint=path, device="cpu").size == (192, 64)
+    assert SceneEngine(checkpoint=path, device="cpu", size=(128, 64)).size == (128, 64)  # an explicit size wins
+    assert SceneEngine(checkpoint="random", device="cpu").size == (640, 192)
+
+
 def test_bad_checkpoints_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="missing.pt"):
         _engine(checkpoint=tmp_path / "missing.pt")

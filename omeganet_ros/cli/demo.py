@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for the bags, the report and the pictures")
     p.add_argument("--frames", type=int, default=60, help="frames of the synthetic drive")
-    p.add_argument("--size", default="640x192", help="image size WIDTHxHEIGHT (also the network size)")
+    p.add_argument("--size", default="640x192", help="camera image size WIDTHxHEIGHT")
+    p.add_argument("--network-size", default="", help="network input WIDTHxHEIGHT (default: the checkpoint's training size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic world")
     p.add_argument("--search-frames", type=int, default=20, help="frames per throughput-search trial (0: no search)")
     p.add_argument("--search-max-trials", type=int, default=4)
@@ -84,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"   bag {out / INPUT_BAG} written in {time.monotonic() - t0:.0f} s")
 
     user_args = args.node_args.split("--ros-args", 1)
-    node_args = f"{user_args[0]} --ros-args {model_args} -p network_width:={width} -p network_height:={height} " \
+    network = ""
+    if args.network_size:
+        net_w, net_h = parse_size(args.network_size)
+        network = f"-p network_width:={net_w} -p network_height:={net_h}"
+    node_args = f"{user_args[0]} --ros-args {model_args} {network} " \
                 f"{user_args[1] if len(user_args) > 1 else ''}"
     options = ReplayOptions(bag=out / INPUT_BAG, out=out, launch_node=True, node_args=node_args.strip(),
                             pacing="keep-up", throughput_search=args.search_frames > 0,

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="image folder, video file, or ROS 2 bag (with --topic)")
     p.add_argument("--out", required=True, help="output sequence folder (created)")
     p.add_argument("--topic", default=None, help="image topic when --input is a ROS 2 bag")
-    p.add_argument("--size", type=parse_size, default=(640, 192), help="network input WxH (default 640x192)")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="network input WxH (default: the size the checkpoint was trained at; 640x192 for random weights)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (slow start, faster frames)")

@@ -98,6 +98,13 @@ def _release_memory() -> None:
         pass
 
 
+
+def _network_size(cfg: dict) -> tuple[int, int] | None:
+    """(W, H) from the parameters; None (both 0): the size the checkpoint was trained at."""
+    if cfg["network_width"] == 0 and cfg["network_height"] == 0:
+        return None
+    return cfg["network_width"], cfg["network_height"]
+
 class OmeganetNode(LifecycleNode):
     """The lifecycle node; see the module docstring and README.md."""
 
@@ -165,7 +172,7 @@ class OmeganetNode(LifecycleNode):
         self._create_publishers(cfg)
         self._state_name = "inactive"
         self.get_logger().info(f"configured: {self._model_status}; device {self._engine.device}, "
-                               f"network {cfg['network_width']}×{cfg['network_height']}, {cfg['precision']}; "
+                               f"network {self._engine.size[0]}×{self._engine.size[1]}, {cfg['precision']}; "
                                f"backends {compat.BACKENDS}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -238,7 +245,7 @@ class OmeganetNode(LifecycleNode):
             warnings.simplefilter("always")
             engine = SceneEngine(
                 checkpoint=checkpoint, device=cfg["device"], precision=cfg["precision"],
-                size=(cfg["network_width"], cfg["network_height"]), compile=cfg["compile"],
+                size=_network_size(cfg), compile=cfg["compile"],
                 output_resolution=cfg["output_resolution"], motion_threshold=cfg["motion_threshold"],
                 dynamic_classes=None if cfg["motion_any_class"] else cfg["dynamic_classes"], causal=cfg["causal"],
                 num_threads=cfg["num_threads"] or None)

@@ -38,9 +38,10 @@ PARAMETERS: tuple[Param, ...] = (
           choices=("fp32", "bf16", "fp16")),
     Param("compile", False, "torch.compile the networks (faster after a slow first frames)"),
     Param("num_threads", 0, "PyTorch CPU threads (0: PyTorch's default)", range=(0, 256)),
-    Param("network_width", 640, "Network input width in pixels (frames are resized to it); multiple of 64 "
-          "recommended", range=(64, 4096)),
-    Param("network_height", 192, "Network input height in pixels; multiple of 64 recommended", range=(64, 4096)),
+    Param("network_width", 0, "Network input width in pixels (frames are resized to it); 0: the width the checkpoint "
+          "was trained at (640 for random weights). Multiple of 64 recommended", range=(0, 4096)),
+    Param("network_height", 0, "Network input height in pixels; 0: the height the checkpoint was trained at "
+          "(192 for random weights). Multiple of 64 recommended", range=(0, 4096)),
     Param("output_resolution", "input", "Resolution of every output image: input (the camera's) or network",
           choices=("input", "network")),
     Param("causal", False, "Describe the newest frame without the one-frame delay; flow and ego_motion then "
