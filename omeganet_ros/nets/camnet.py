@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import check_image, normalize_image
+from .layers import encode_triplet, normalize_image
 from .pyramid_encoder import PyramidEncoder
 
 
@@ -90,13 +90,5 @@ class CamNet(nn.Module):
         * ``"motion"``: B×2×6 pose vectors, [:, 0] camera motion t−1→t, [:, 1] t→t+1;
         * ``"K"``: B×3×3 intrinsics in pixels of the H×W input.
         """
-        for name, frame in (("prev", prev), ("cur", cur), ("next", next)):
-            check_image(frame, name)
-        if not (prev.shape == cur.shape == next.shape):
-            raise ValueError(f"prev, cur, next must have the same shape, got {tuple(prev.shape)}, "
-                             f"{tuple(cur.shape)}, {tuple(next.shape)}")
-        b = cur.shape[0]
-        h, w = cur.shape[-2:]
-        features = self.encode(torch.cat([prev, cur, next], dim=0))
-        per_frame = [[f[i * b:(i + 1) * b] for f in features] for i in range(3)]
-        return self.decode(per_frame[0], per_frame[1], per_frame[2], h, w)
+        fp, fc, fn = encode_triplet(self.encode, prev, cur, next)
+        return self.decode(fp, fc, fn, cur.shape[-2], cur.shape[-1])

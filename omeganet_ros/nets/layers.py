@@ -32,6 +32,22 @@ def check_image(image: torch.Tensor, name: str = "image", min_size: int = 64) ->
         raise ValueError(f"{name} must be at least {min_size}×{min_size} pixels (H×W), got {tuple(image.shape[2:])}")
 
 
+
+def encode_triplet(encode, prev: torch.Tensor, cur: torch.Tensor, next: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Check three B×3×H×W frames (t−1, t, t+1), encode them as one 3B batch, and split the features back.
+
+    Returns ``[features_prev, features_cur, features_next]``, each the list ``encode`` returns for B frames.
+    """
+    for name, frame in (("prev", prev), ("cur", cur), ("next", next)):
+        check_image(frame, name)
+    if not (prev.shape == cur.shape == next.shape):
+        raise ValueError(f"prev, cur, next must have the same shape, got {tuple(prev.shape)}, "
+                         f"{tuple(cur.shape)}, {tuple(next.shape)}")
+    b = cur.shape[0]
+    features = encode(torch.cat([prev, cur, next], dim=0))
+    return [[f[k * b:(k + 1) * b] for f in features] for k in range(3)]
+
+
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     """Replicate-pad B×C×H×W on the bottom and right so H and W are multiples of ``multiple``.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import check_image, correlation, normalize_image, pad_to_multiple, scaled_size, upsample_flow, warp
+from .layers import correlation, encode_triplet, normalize_image, pad_to_multiple, scaled_size, upsample_flow, warp
 
 
 def _conv(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -179,13 +179,5 @@ class OFNet(nn.Module):
           its own pixels;
         * ``"flow_bw"``: the same for t→t−1 (absent with ``backward=False``).
         """
-        for name, frame in (("prev", prev), ("cur", cur), ("next", next)):
-            check_image(frame, name)
-        if not (prev.shape == cur.shape == next.shape):
-            raise ValueError(f"prev, cur, next must have the same shape, got {tuple(prev.shape)}, "
-                             f"{tuple(cur.shape)}, {tuple(next.shape)}")
-        b = cur.shape[0]
-        h, w = cur.shape[-2:]
-        features = self.encode(torch.cat([prev, cur, next], dim=0))
-        per_frame = [[f[k * b:(k + 1) * b] for f in features] for k in range(3)]
-        return self.decode(per_frame[0], per_frame[1], per_frame[2], h, w, backward=backward)
+        fp, fc, fn = encode_triplet(self.encode, prev, cur, next)
+        return self.decode(fp, fc, fn, cur.shape[-2], cur.shape[-1], backward=backward)
