@@ -32,6 +32,18 @@ def align_positions(pred_xyz: np.ndarray, gt_xyz: np.ndarray) -> tuple[np.ndarra
     return (scale * (rotation @ pred_xyz.T)).T + translation, float(scale)
 
 
+def _finish(plt, fig, ax, title: str, path: str | Path) -> Path:
+    """Grid, legend and title, then write the figure as a PNG at ``path`` and free it."""
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_trajectory(path: str | Path, pred_xyz: np.ndarray, gt_xyz: np.ndarray | None = None,
                     title: str = "camera trajectory") -> Path:
     """Top view of the estimated camera positions (N×3), Sim(3)-aligned to the ground truth when it
@@ -55,14 +67,7 @@ def plot_trajectory(path: str | Path, pred_xyz: np.ndarray, gt_xyz: np.ndarray |
     ax.set_xlabel(f"{'xyz'[a]} (m)")
     ax.set_ylabel(f"{'xyz'[b]} (m)")
     ax.set_aspect("equal", adjustable="datalim")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, title, path)
 
 
 def plot_latency(path: str | Path, times_s: np.ndarray, latencies_ms: np.ndarray,
@@ -88,11 +93,4 @@ def plot_latency(path: str | Path, times_s: np.ndarray, latencies_ms: np.ndarray
     ax.set_xlabel("time offered (s since the first frame)")
     ax.set_ylabel("latency (ms)")
     ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, title, path)
