@@ -52,7 +52,10 @@ def parse_args(argv=None):
                    help="validation data with ground truth (default: the training data's own ground truth)")
     p.add_argument("--out", required=True, help="output folder: last.pt, log.csv, tensorboard/")
     p.add_argument("--resume", help="continue a run from its checkpoint (exact resume)")
-    p.add_argument("--init", help="start from this checkpoint's networks (overrides the config's init)")
+    p.add_argument("--init", action="append", metavar="CKPT",
+                   help="start from this checkpoint's networks (overrides the config's init); repeatable: "
+                        "each later checkpoint replaces the networks it trained, e.g. stage 3 from "
+                        "--init stage1/last.pt --init stage2/last.pt")
     p.add_argument("--steps", type=int, help="total number of steps (overrides the config)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (1 is fastest on a busy machine)")
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
     try:
         config = load_config(args.config)
         if args.init:
-            config["init"] = args.init
+            config["init"] = args.init if len(args.init) > 1 else args.init[0]
         data = list(args.data)
         if args.bag or args.topic:
             if not (args.bag and args.topic):
@@ -107,8 +110,8 @@ def calibrate(config: dict, data: list[str], args) -> int:
     from ..train.stages import calibrate_motion_threshold
     from ..train.trainer import resolve_device
 
-    if not config.get("init"):
-        raise ValueError("stage 4 needs the trained networks: give --init CKPT (the stage-3 checkpoint)")
+    if not config.get("init") or not isinstance(config["init"], (str, Path)):
+        raise ValueError("stage 4 needs the trained networks: give one --init CKPT (the stage-3 checkpoint)")
     device = resolve_device(args.device)
     ckpt = load_checkpoint(config["init"])
     nets = {k: v.to(device) for k, v in build_networks_from_checkpoint(ckpt, ["dsnet", "camnet", "ofnet"]).items()}

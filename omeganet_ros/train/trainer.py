@@ -51,7 +51,7 @@ DEFAULT_CONFIG: dict = {
     "steps": 1000,
     "seed": 0,
     "intrinsics": "auto",  # learned | given | auto (given where the data knows K)
-    "init": None,  # checkpoint to start from (stage 2: the stage-1 result; stage 3: the stage-2 result)
+    "init": None,  # checkpoint(s) to start from (stage 2: stage 1's; stage 3: stage 1's then stage 2's, or stage 2's)
     "optimizer": {"lr": 1e-4, "weight_decay": 0.0, "lr_decay_steps": 0, "lr_decay": 0.1, "grad_clip": 0.0},
     "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
     "loss": {"scales": 4, "automask": True, "disp_smoothness": 1e-3, "flow_smoothness": 0.02,
@@ -101,6 +101,21 @@ def load_config(path) -> dict:
     if not isinstance(raw, dict):
         raise ValueError(f"training config {path}: expected a mapping at the top level")
     return merge_config(DEFAULT_CONFIG, raw)
+
+
+def init_checkpoints(value) -> list[str]:
+    """The config's ``init`` as a list of checkpoint paths: None, one path, or a list of paths.
+
+    With several, the first gives every network it holds and each later one
+    replaces the networks it trained (its ``networks_trained_by_stage``).
+    """
+    if not value:
+        return []
+    paths = [value] if isinstance(value, (str, Path)) else list(value)
+    for path in paths:
+        if not isinstance(path, (str, Path)):
+            raise ValueError(f"init must be a checkpoint path or a list of paths, got {value!r}")
+    return [str(path) for path in paths]
 
 
 def git_commit() -> str | None:
@@ -229,13 +244,18 @@ class Trainer:
 
         self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in build_networks().items()}
         resume_ckpt = load_checkpoint(self.resume_path) if self.resume_path else None
-        init_path = cfg.get("init")
+        init_paths = init_checkpoints(cfg.get("init"))
         # Which stage last trained each network (None: still at its random initialisation).
         lineage = {name: None for name in ("dsnet", "camnet", "ofnet")}
-        if resume_ckpt is None and init_path:
-            init_ckpt = load_checkpoint(init_path)
-            self._load_networks(init_ckpt, strict_names=False)
-            lineage.update(init_ckpt.provenance.get("networks_trained_by_stage", {}))
+        if resume_ckpt is None and init_paths:
+            for order, path in enumerate(init_paths):
+                init_ckpt = load_checkpoint(path)
+                trained_by = init_ckpt.provenance.get("networks_trained_by_stage", {})
+                # Later checkpoints only contribute the networks they trained (stage 3 = stage 1's
+                # DSNet + CamNet and stage 2's OFNet); the first contributes all it holds.
+                names = None if order == 0 else [n for n, stage in trained_by.items() if stage is not None]
+                self._load_networks(init_ckpt, strict_names=False, only=names)
+                lineage.update({n: s for n, s in trained_by.items() if names is None or n in names})
         elif resume_ckpt is not None:
             lineage.update(resume_ckpt.provenance.get("networks_trained_by_stage", {}))
         lineage.update({name: self.stage.number for name in self.stage.trained})
@@ -278,14 +298,14 @@ class Trainer:
             "config": cfg, "data": self.data_specs, "val_data": self.val_specs, "git_commit": git_commit(),
             "torch": str(torch.__version__), "world_size": self.world, "device": self.device.type,
             "trained": list(self.stage.trained), "networks_trained_by_stage": lineage, "tasks": self.tasks,
-            "init": str(init_path) if init_path else None,
+            "init": [str(path) for path in init_paths] or None,
         }
 
-    def _load_networks(self, ckpt, strict_names: bool) -> None:
+    def _load_networks(self, ckpt, strict_names: bool, only: list[str] | None = None) -> None:
         where = f"checkpoint {ckpt.path}"
         for name, net in self.nets.items():
-            if name == "teacher":
-                continue  # kept in extra["teacher_ofnet"], below
+            if name == "teacher" or (only is not None and name not in only):
+                continue  # the teacher is kept in extra["teacher_ofnet"], below
             if name in ckpt.state_dicts:
                 load_state_checked(net, ckpt.state_dicts[name], where=f"{where}, network {name!r}")
             elif strict_names:
