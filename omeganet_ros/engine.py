@@ -154,7 +154,8 @@ class SceneEngine:
             frames are slow while it compiles.
         channels_last: NHWC memory format (default: on for CPU).
         output_resolution: ``"input"`` (outputs at each pushed frame's size) or ``"network"``.
-        motion_threshold: τ of the motion mask.
+        motion_threshold: τ of the motion mask. None: the τ calibrated into the checkpoint
+            (``provenance['motion_threshold']``, stage 4 of training), else 0.5.
         dynamic_classes: trainIds that may be masked as moving (None: no class restriction).
         causal: outputs for the newest frame instead of the middle one (see module doc).
         class_probabilities: also return the C×H×W softmax.
@@ -165,7 +166,7 @@ class SceneEngine:
 
     def __init__(self, checkpoint=None, device: str = "auto", precision: str = "fp32",
                  size: tuple[int, int] | None = None, compile: bool = False, channels_last: bool | None = None,
-                 output_resolution: str = "input", motion_threshold: float = MOTION_THRESHOLD,
+                 output_resolution: str = "input", motion_threshold: float | None = None,
                  dynamic_classes: Iterable[int] | None = DYNAMIC_TRAIN_IDS, causal: bool = False,
                  class_probabilities: bool = False, depth_scale: float | None = None, seed: int = 0,
                  num_threads: int | None = None):
@@ -176,7 +177,7 @@ class SceneEngine:
             raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
         if output_resolution not in ("input", "network"):
             raise ValueError(f"output_resolution must be 'input' or 'network', got {output_resolution!r}")
-        if not 0.0 <= motion_threshold <= 1.0:
+        if motion_threshold is not None and not 0.0 <= motion_threshold <= 1.0:
             raise ValueError(f"motion_threshold must be in [0, 1], got {motion_threshold}")
         self.size = None if size is None else self._check_size(size)
         if num_threads:
@@ -184,7 +185,6 @@ class SceneEngine:
         self.precision = precision
         self.autocast_dtype = PRECISIONS[precision]
         self.output_resolution = output_resolution
-        self.motion_threshold = float(motion_threshold)
         self.dynamic_classes = None if dynamic_classes is None else tuple(int(c) for c in dynamic_classes)
         self.causal = bool(causal)
         self.return_class_probabilities = bool(class_probabilities)
@@ -195,6 +195,9 @@ class SceneEngine:
             self.set_depth_scale(depth_scale)
 
         self.networks, self.checkpoint_path, self.random_weights = self._load_networks(checkpoint, seed)
+        if motion_threshold is None:
+            motion_threshold = self._calibrated_threshold if self._calibrated_threshold is not None else MOTION_THRESHOLD
+        self.motion_threshold = float(motion_threshold)
         if self.size is None:
             self.size = DEFAULT_SIZE
         for net in self.networks.values():
@@ -223,6 +226,7 @@ class SceneEngine:
     def _load_networks(self, checkpoint, seed: int):
         from .nets import build_networks
 
+        self._calibrated_threshold = None
         if checkpoint is None:
             checkpoint = default_checkpoint_path()
         if checkpoint is None or (isinstance(checkpoint, str) and checkpoint == "random"):
@@ -249,6 +253,9 @@ class SceneEngine:
         dsnet_classes = getattr(networks["dsnet"], "num_classes", NUM_CLASSES)
         if dsnet_classes != NUM_CLASSES:
             raise CheckpointError(f"checkpoint {ckpt.path}: DSNet has {dsnet_classes} classes, the engine expects {NUM_CLASSES}")
+        calibrated = ckpt.provenance.get("motion_threshold")
+        if calibrated is not None and 0.0 <= float(calibrated) <= 1.0:
+            self._calibrated_threshold = float(calibrated)
         if self.size is None:
             self.size = self._check_size(ckpt.input_size)
         elif tuple(ckpt.input_size) != self.size:

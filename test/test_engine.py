@@ -157,6 +157,17 @@ def test_network_size_defaults_to_the_checkpoints_training_size(tmp_path):
     assert SceneEngine(checkpoint="random", device="cpu").size == (640, 192)
 
 
+def test_motion_threshold_defaults_to_the_checkpoints_calibrated_tau(tmp_path):
+    source = _engine(seed=3)
+    calibrated = save_checkpoint(tmp_path / "calibrated.pt", source.networks, input_size=SIZE,
+                                 provenance={"motion_threshold": 0.3})
+    plain = save_checkpoint(tmp_path / "plain.pt", source.networks, input_size=SIZE)
+    assert SceneEngine(checkpoint=calibrated, device="cpu").motion_threshold == 0.3
+    assert SceneEngine(checkpoint=calibrated, device="cpu", motion_threshold=0.7).motion_threshold == 0.7
+    assert SceneEngine(checkpoint=plain, device="cpu").motion_threshold == 0.5
+    assert SceneEngine(checkpoint="random", device="cpu").motion_threshold == 0.5
+
+
 def test_bad_checkpoints_name_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="missing.pt"):
         _engine(checkpoint=tmp_path / "missing.pt")

@@ -246,7 +246,7 @@ class OmeganetNode(LifecycleNode):
             engine = SceneEngine(
                 checkpoint=checkpoint, device=cfg["device"], precision=cfg["precision"],
                 size=_network_size(cfg), compile=cfg["compile"],
-                output_resolution=cfg["output_resolution"], motion_threshold=cfg["motion_threshold"],
+                output_resolution=cfg["output_resolution"], motion_threshold=cfg["motion_threshold"] if cfg["motion_threshold"] >= 0 else None,
                 dynamic_classes=None if cfg["motion_any_class"] else cfg["dynamic_classes"], causal=cfg["causal"],
                 num_threads=cfg["num_threads"] or None)
         if engine.random_weights:

@@ -46,8 +46,8 @@ PARAMETERS: tuple[Param, ...] = (
           choices=("input", "network")),
     Param("causal", False, "Describe the newest frame without the one-frame delay; flow and ego_motion then "
           "point to the previous frame (t→t−1) instead of the next"),
-    Param("motion_threshold", float(MOTION_THRESHOLD), "τ: motion probability above which a pixel of a dynamic "
-          "class is marked moving", range=(0.0, 1.0)),
+    Param("motion_threshold", -1.0, "τ: motion probability above which a pixel of a dynamic class is marked "
+          f"moving; -1: the τ calibrated into the checkpoint ({MOTION_THRESHOLD} if it has none)", range=(-1.0, 1.0)),
     Param("dynamic_classes", list(DYNAMIC_TRAIN_IDS), "Cityscapes trainIds that may be marked moving "
           "(person … bicycle by default)"),
     Param("motion_any_class", False, "Mark moving pixels of any class (ignore dynamic_classes)"),
