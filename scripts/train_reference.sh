@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Reproduce the packaged reference checkpoint omeganet_ros/models/omeganet_synth.pt end to end
-# (see omeganet_ros/models/MODEL_CARD.md): stages 1–3 of the ΩNet protocol on the procedural
-# synthetic world at 320×96, then an fp16 export in the package's checkpoint format.
+# (see omeganet_ros/models/MODEL_CARD.md): the ΩNet protocol on the procedural synthetic world at
+# 320×96, then an fp16 export in the package's checkpoint format.
 #
 #   scripts/train_reference.sh                 # from the repository root; scratch goes to runs/reference/
-#   RUNS=/tmp/ref STEPS1=1000 scripts/train_reference.sh   # longer run elsewhere (not the shipped recipe)
+#   RUNS=/tmp/ref STEPS1=3000 scripts/train_reference.sh   # longer run elsewhere (not the shipped recipe)
 #
-# Environment: PYTHON (default .venv/bin/python), RUNS (scratch folder), THREADS (PyTorch CPU threads,
-# 1 is fastest on busy cores), DEVICE (cpu | cuda | auto), STEPS1/STEPS2/STEPS3 (steps per stage; the
-# defaults are the shipped recipe), MODEL (where the fp16 checkpoint is written).
-# The trainer resumes exactly, so stopping a stage with Ctrl-C and continuing with --resume and the
+# Stages 1 (DSNet + CamNet) and 2 (teacher OFNet) need nothing from each other, so with PARALLEL=1
+# (default) they run side by side, one CPU core each; stage 3 (self-distilled OFNet) takes
+# stage 1's DSNet + CamNet and stage 2's OFNet (two --init checkpoints); stage 4 calibrates the
+# motion threshold τ on the validation seed; the export keeps τ.
+#
+# Environment: PYTHON (default .venv/bin/python), RUNS (scratch folder), THREADS (PyTorch CPU threads
+# of each stage-1/2 process; stage 3 gets THREADS3), DEVICE (cpu | cuda | auto), STEPS1/STEPS2/STEPS3
+# (steps per stage; empty = the configs' steps, the shipped recipe), PARALLEL (1 | 0), MODEL (where
+# the fp16 checkpoint is written).
+# The trainer resumes exactly: stopping a stage with Ctrl-C and continuing with --resume and the
 # same --steps gives the same weights as an uninterrupted run (CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,34 +23,48 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 RUNS=${RUNS:-runs/reference}
 THREADS=${THREADS:-1}
+THREADS3=${THREADS3:-2}
 DEVICE=${DEVICE:-auto}
-STEPS1=${STEPS1:-500}
-STEPS2=${STEPS2:-100}
-STEPS3=${STEPS3:-0}
+PARALLEL=${PARALLEL:-1}
 MODEL=${MODEL:-omeganet_ros/models/omeganet_synth.pt}
-TRAIN_DATA=synth:seed=1,frames=300
-VAL_DATA=synth:seed=101,frames=40
+# Three streets of 200 frames each (more scenes generalise better to unseen seeds than one long street).
+TRAIN=(--data synth:seed=1,frames=200 --data synth:seed=2,frames=200 --data synth:seed=3,frames=200)
+LABELLED=(--data synth:seed=1,frames=200,labels=gt --data synth:seed=2,frames=200,labels=gt
+          --data synth:seed=3,frames=200,labels=gt)
+VAL=(--val synth:seed=101,frames=40)
 
-train() { "$PYTHON" -m omeganet_ros.cli.train --threads "$THREADS" --device "$DEVICE" --no-progress "$@"; }
+steps() { if [ -n "${1:-}" ]; then echo "--steps $1"; fi; }
+train() { "$PYTHON" -m omeganet_ros.cli.train --device "$DEVICE" --no-progress "$@"; }
+mkdir -p "$RUNS"
 
 # Stage 1: DSNet (depth + semantics, proxy labels = the world's ground-truth trainIds) and CamNet.
-train --config config/train_stage1.yaml --data "$TRAIN_DATA,labels=gt" --val "$VAL_DATA" \
-      --out "$RUNS/stage1" --steps "$STEPS1"
-last="$RUNS/stage1/last.pt"
-# Stage 2: the teacher OFNet, starting from stage 1 (the checkpoint carries all three networks).
-if [ "$STEPS2" -gt 0 ]; then
-  train --config config/train_stage2.yaml --data "$TRAIN_DATA" --val "$VAL_DATA" \
-        --init "$last" --out "$RUNS/stage2" --steps "$STEPS2"
-  last="$RUNS/stage2/last.pt"
-fi
-# Stage 3: the self-distilled OFNet (teacher = stage 2's OFNet; rigid flow from stage 1's networks).
-if [ "$STEPS3" -gt 0 ]; then
-  train --config config/train_stage3.yaml --data "$TRAIN_DATA" --val "$VAL_DATA" \
-        --init "$last" --out "$RUNS/stage3" --steps "$STEPS3"
-  last="$RUNS/stage3/last.pt"
+stage1() { train --threads "$THREADS" --config config/train_stage1.yaml "${LABELLED[@]}" "${VAL[@]}" \
+                 --out "$RUNS/stage1" $(steps "${STEPS1:-}") > "$RUNS/stage1.log" 2>&1; }
+# Stage 2: the teacher OFNet.
+stage2() { train --threads "$THREADS" --config config/train_stage2.yaml "${TRAIN[@]}" "${VAL[@]}" \
+                 --out "$RUNS/stage2" $(steps "${STEPS2:-}") > "$RUNS/stage2.log" 2>&1; }
+if [ "$PARALLEL" = 1 ]; then
+  stage1 & pid1=$!
+  stage2 & pid2=$!
+  wait "$pid1" || { echo "stage 1 failed: $RUNS/stage1.log" >&2; exit 1; }
+  wait "$pid2" || { echo "stage 2 failed: $RUNS/stage2.log" >&2; exit 1; }
+else
+  stage1 || { echo "stage 1 failed: $RUNS/stage1.log" >&2; exit 1; }
+  stage2 || { echo "stage 2 failed: $RUNS/stage2.log" >&2; exit 1; }
 fi
 
-# Export: the networks only (no optimiser state, no teacher), weights in fp16, provenance kept.
+# Stage 3: the self-distilled OFNet (teacher = stage 2's OFNet; rigid flow from stage 1's networks).
+train --threads "$THREADS3" --config config/train_stage3.yaml "${TRAIN[@]}" "${VAL[@]}" \
+      --init "$RUNS/stage1/last.pt" --init "$RUNS/stage2/last.pt" --out "$RUNS/stage3" $(steps "${STEPS3:-}") \
+      > "$RUNS/stage3.log" 2>&1 || { echo "stage 3 failed: $RUNS/stage3.log" >&2; exit 1; }
+
+# Stage 4: the motion threshold τ that best separates moving objects on the validation seed.
+train --threads "$THREADS3" --config config/train_stage4.yaml --data synth:seed=101,frames=40 \
+      --init "$RUNS/stage3/last.pt" --out "$RUNS/stage4" > "$RUNS/stage4.log" 2>&1 \
+      || { echo "stage 4 failed: $RUNS/stage4.log" >&2; exit 1; }
+last="$RUNS/stage4/calibrated.pt"
+
+# Export: the networks only (no optimiser state, no teacher), weights in fp16, provenance (and τ) kept.
 "$PYTHON" - "$last" "$MODEL" <<'EOF'
 import hashlib
 import sys
@@ -59,5 +79,6 @@ provenance = dict(ckpt.provenance)
 provenance["export"] = {"source": str(source), "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
                         "dtype": "float16", "recipe": "scripts/train_reference.sh"}
 save_checkpoint(target, networks, input_size=ckpt.input_size, provenance=provenance, classes=ckpt.classes)
-print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) from {source}, input_size {ckpt.input_size}")
+print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) from {source}, input_size {ckpt.input_size}, "
+      f"motion threshold {provenance.get('motion_threshold')}")
 EOF
