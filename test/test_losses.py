@@ -181,3 +181,46 @@ def test_flow_loss_skips_an_occlusion_mask_that_would_hide_most_pixels():
     assert masked["photometric"] == 0  # every pixel judged occluded
     guarded = losses.optical_flow_loss(target, [source], [[torch.zeros_like(flow)]], [inconsistent], min_visible=0.5)
     assert guarded["photometric"] > 0.02
+
+
+def _smooth_shifted_pair(shift: int):
+    """A low-frequency image and a copy shifted by ``shift`` px: target(u) = source(u + shift)."""
+    u = torch.arange(W + shift, dtype=torch.float32)
+    v = torch.arange(H, dtype=torch.float32)[:, None]
+    big = 0.5 + 0.4 * torch.sin(u / 5.0) * torch.cos(v / 7.0)
+    big = big.expand(1, 3, H, W + shift).clone()
+    return big[..., shift:shift + W], big[..., :W]
+
+
+def test_level_photometric_loss_compares_images_at_the_levels_resolution():
+    target, source = _smooth_shifted_pair(8)
+    coarse = torch.zeros(1, 2, H // 4, W // 4)
+    right = coarse.clone()
+    right[:, 0] = 2.0  # 8 px at full resolution = 2 px at 1/4
+    assert losses.level_photometric_loss(target, source, right) < 0.25 * losses.level_photometric_loss(target, source, coarse)
+    # The gradient at zero flow points towards the true displacement (+u) at the coarse level.
+    start = coarse.clone().requires_grad_(True)
+    losses.level_photometric_loss(target, source, start).backward()
+    assert start.grad[:, 0].sum() < 0
+    # A full-resolution pixel that is occluded hides the whole coarse pixel around it.
+    visible = torch.zeros(1, 1, H, W)
+    visible[..., :4, :4] = 1  # exactly one 4×4 footprint fully visible
+    visible[..., 5, 5] = 1  # a partly visible footprint
+    one_pixel = losses.level_photometric_loss(target, source, coarse, visible)
+    small = [torch.nn.functional.interpolate(x, size=coarse.shape[-2:], mode="area") for x in (target, source)]
+    assert torch.isclose(one_pixel, losses.photometric_error(small[1], small[0])[0, 0, 0, 0])
+    visible[..., :4, :4] = 0
+    assert losses.level_photometric_loss(target, source, coarse, visible) == 0  # nothing fully visible
+    # Tiny levels (no 3×3 SSIM window) fall back to L1.
+    tiny = torch.zeros(1, 2, 2, 3)
+    assert losses.level_photometric_loss(target, source, tiny) > 0
+
+
+def test_flow_loss_resolution_option():
+    target, source = shifted_pair()
+    flows = [[torch.zeros(1, 2, H, W), torch.zeros(1, 2, H // 4, W // 4), torch.zeros(1, 2, H // 8, W // 8)]]
+    level = losses.optical_flow_loss(target, [source], flows, [None], resolution="level")
+    full = losses.optical_flow_loss(target, [source], flows, [None], resolution="input")
+    assert level["photometric"] != full["photometric"]
+    with pytest.raises(ValueError, match="resolution"):
+        losses.optical_flow_loss(target, [source], flows, [None], resolution="half")

@@ -278,10 +278,31 @@ def flow_levels_full_res(flows: Sequence[torch.Tensor], height: int, width: int)
     return [f if f.shape[-2:] == (height, width) else geometry.resize_flow(f, height, width) for f in levels]
 
 
+def level_photometric_loss(target: torch.Tensor, source: torch.Tensor, flow: torch.Tensor,
+                           visible: torch.Tensor | None = None) -> torch.Tensor:
+    """Photometric loss of one flow level at its own resolution h×w (UnFlow's pyramid loss).
+
+    ``flow`` B×2×h×w in pixels of h×w; ``target``, ``source`` B×3×H×W are
+    area-downsampled to h×w and ``visible`` B×1×H×W keeps a pixel of h×w only
+    where its whole footprint is visible. Coarse levels thus compare coarse
+    images, whose smooth intensity gradients reach over large displacements,
+    where an upsampled flow only sees full-resolution gradients a pixel wide.
+    Below 3×3 (no SSIM window) the error is L1 only.
+    """
+    h, w = flow.shape[-2:]
+    if target.shape[-2:] != (h, w):
+        target = F.interpolate(target, size=(h, w), mode="area")
+        source = F.interpolate(source, size=(h, w), mode="area")
+        if visible is not None:
+            visible = (F.interpolate(visible, size=(h, w), mode="area") > 0.999).to(visible.dtype)
+    alpha = SSIM_WEIGHT if min(h, w) >= 3 else 0.0
+    return flow_photometric_loss(target, source, flow, visible, alpha)
+
+
 def optical_flow_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flows: Sequence[Sequence[torch.Tensor]],
                       reverse_flows: Sequence[torch.Tensor | None], *, smoothness_weight: float = 0.02,
                       alpha1: float = OCCLUSION_ALPHA1, alpha2: float = OCCLUSION_ALPHA2,
-                      min_visible: float = 0.0) -> dict[str, torch.Tensor]:
+                      min_visible: float = 0.0, resolution: str = "level") -> dict[str, torch.Tensor]:
     """Stage-2 loss of the teacher OFNet, all levels.
 
     For each source k: ``flows[k]`` the OFNet list (full-res output, then
@@ -290,11 +311,15 @@ def optical_flow_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flo
     (detached; None disables the check). When the check finds fewer than
     ``min_visible`` of a batch's pixels visible, the flows are taken as not yet
     consistent enough to judge occlusions and that batch is not masked.
-    Photometric error on visible pixels
-    of each level upsampled to H×W, plus ``smoothness_weight / 2**level``
-    edge-aware smoothness at each level's own resolution. Returns ``loss``,
-    ``photometric``, ``smoothness`` and ``visible`` (finest, first source).
+    Photometric error on visible pixels of each level, at the level's own
+    resolution (``resolution="level"``, :func:`level_photometric_loss`) or
+    upsampled to H×W (``"input"``, monodepth2's choice for depth), plus
+    ``smoothness_weight / 2**level`` edge-aware smoothness at each level's own
+    resolution. Returns ``loss``, ``photometric``, ``smoothness`` and
+    ``visible`` (finest, first source).
     """
+    if resolution not in ("level", "input"):
+        raise ValueError(f"flow loss resolution must be 'level' or 'input', got {resolution!r}")
     h, w = target.shape[-2:]
     photometric = target.new_zeros(())
     smoothness = target.new_zeros(())
@@ -306,10 +331,13 @@ def optical_flow_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flo
             visible = None
         if first_visible is None:
             first_visible = visible if visible is not None else torch.ones_like(finest[:, :1])
-        levels_full = flow_levels_full_res(flow_list, h, w)
-        for flow in levels_full:
-            photometric = photometric + flow_photometric_loss(target, source, flow, visible) / len(levels_full)
         levels = list(flow_list[1:]) if len(flow_list) > 1 else list(flow_list)
+        if resolution == "level":
+            for flow in levels:
+                photometric = photometric + level_photometric_loss(target, source, flow, visible) / len(levels)
+        else:
+            for flow in flow_levels_full_res(flow_list, h, w):
+                photometric = photometric + flow_photometric_loss(target, source, flow, visible) / len(levels)
         for level, flow in enumerate(levels):
             smoothness = smoothness + smoothness_weight / (2 ** level) * flow_smoothness(flow, target) / len(levels)
     n = len(sources)

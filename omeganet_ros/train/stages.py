@@ -141,7 +141,8 @@ class TeacherFlowStage(Stage):
         options = dict(smoothness_weight=float(cfg.get("flow_smoothness", 0.02)),
                        alpha1=float(cfg.get("occlusion_alpha1", losses.OCCLUSION_ALPHA1)),
                        alpha2=float(cfg.get("occlusion_alpha2", losses.OCCLUSION_ALPHA2)),
-                       min_visible=float(cfg.get("occlusion_min_visible", 0.5)))
+                       min_visible=float(cfg.get("occlusion_min_visible", 0.5)),
+                       resolution=str(cfg.get("photometric_resolution", "level")))
         main = losses.optical_flow_loss(batch["cur"], [batch["next"], batch["prev"]], [fw, bw],
                                         [next_to_cur[0], prev_to_cur[0]] if check else [None, None], **options)
         from_next = losses.optical_flow_loss(batch["next"], [batch["cur"]], [next_to_cur],

@@ -56,7 +56,7 @@ DEFAULT_CONFIG: dict = {
     "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
     "loss": {"scales": 4, "automask": True, "disp_smoothness": 1e-3, "flow_smoothness": 0.02,
              "occlusion": "fwd_bwd", "occlusion_alpha1": 0.01, "occlusion_alpha2": 0.5, "occlusion_warmup_steps": 300,
-             "occlusion_min_visible": 0.5,
+             "occlusion_min_visible": 0.5, "photometric_resolution": "level",
              "consistency_threshold": 0.5},
     "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
     "student_init": "teacher",  # stage 3: teacher | scratch
