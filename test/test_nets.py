@@ -277,3 +277,16 @@ def test_warp_and_correlation_export_to_onnx(tmp_path):
     got = session.run(None, dict(zip(names, (ref.numpy(), target.numpy(), flow.numpy()))))[0]
     assert got.shape == (1, 81, 12, 20)
     assert abs(got - _WarpCorrelate()(ref, target, flow).numpy()).max() < 1e-4
+
+
+def test_camnet_pose_head_keeps_learning_when_its_units_are_switched_off():
+    # With ReLUs a unit whose pre-activation is negative for every input passes no gradient
+    # ("dies"); this happened to most of the pose head in training. LeakyReLU keeps a gradient.
+    torch.manual_seed(0)
+    net = CamNet()
+    first = net.pose_convs[0]
+    with torch.no_grad():
+        first.bias.fill_(-1e3)  # every unit of the first layer switched off
+    prev, cur, nxt = frames(192, 64)
+    net(prev, cur, nxt)["motion"].abs().sum().backward()
+    assert first.weight.grad.abs().sum() > 0
