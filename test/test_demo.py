@@ -30,3 +30,16 @@ def test_demo_runs_end_to_end_and_says_where_everything_is(tmp_path):
     if default_checkpoint_path() is None:   # no trained model bundled: the demo must say so, twice
         assert "RANDOMLY INITIALISED" in result.stdout and "RANDOM weights" in result.stdout
         assert report["model"]["random_weights"] is True
+
+
+def test_demo_picks_a_private_ros_domain_unless_one_is_set(monkeypatch, capsys):
+    from omeganet_ros.cli import demo
+
+    # A bad --size makes main() return before any ROS work, after the domain is chosen.
+    monkeypatch.delenv("ROS_DOMAIN_ID", raising=False)
+    assert demo.main(["--size", "nonsense", "--out", "unused"]) == 2
+    assert 1 <= int(os.environ["ROS_DOMAIN_ID"]) <= 100  # not the default domain 0 a robot's nodes use
+    monkeypatch.setenv("ROS_DOMAIN_ID", "42")
+    assert demo.main(["--size", "nonsense", "--out", "unused"]) == 2
+    assert os.environ["ROS_DOMAIN_ID"] == "42"  # the user's choice is kept
+    assert "error" in capsys.readouterr().err
