@@ -8,7 +8,9 @@ ground truth:
 * depth: abs_rel, sq_rel, rmse, a1 with per-image median scaling (the network
   depth is relative), no crop, 1e-3–80 m (``evaluate.depth``);
 * flow: end-point error t→t+1 in pixels where the ground truth is defined
-  (not occluded, in view) and Fl (``evaluate.flow``);
+  (not occluded, in view) and Fl (``evaluate.flow``); also split into static
+  and moving pixels, and the EPE of the rigid flow (depth + ego-motion) on
+  static pixels, which tells depth/pose errors from optical-flow errors;
 * motion: IoU of the moving class and mean IoU of the motion mask against the
   moving-object ground truth (``evaluate.motion``);
 * pose: 5-frame snippet ATE in metres, scale aligned per snippet
@@ -65,6 +67,12 @@ def evaluate_sequence(engine: SceneEngine, seed: int, frames: int, size: tuple[i
         following = truth[index]
         evaluators["depth"].add(out.depth, gt["depth"])
         evaluators["flow"].add(out.flow, gt["flow_fw"])
+        moving = gt["motion"].astype(bool)[..., None]
+        static_gt = np.where(moving, np.nan, gt["flow_fw"]).astype(np.float32)
+        evaluators["flow_static"].add(out.flow, static_gt)
+        evaluators["flow_moving"].add(out.flow, np.where(moving, gt["flow_fw"], np.nan).astype(np.float32))
+        if out.rigid_flow is not None:  # depth + ego-motion as a flow: right only where nothing moves
+            evaluators["rigid_flow_static"].add(out.rigid_flow, static_gt)
         evaluators["semantic"].add(out.semantic, gt["semantic"])
         evaluators["motion"].add(out.motion_mask, gt["motion"])
         pred_motions.append(out.ego_motion)
@@ -81,6 +89,7 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
         kwargs["size"] = network_size
     engine = SceneEngine(checkpoint, **kwargs)
     evaluators = {"depth": DepthEvaluator(median_scaling=True, crop=None), "flow": FlowEvaluator(),
+                  "flow_static": FlowEvaluator(), "flow_moving": FlowEvaluator(), "rigid_flow_static": FlowEvaluator(),
                   "semantic": SemanticEvaluator(), "motion": MotionEvaluator()}
     ates = []
     start = time.perf_counter()
@@ -104,7 +113,10 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
         "intrinsics": "given (ground-truth K)" if given_K else "CamNet estimate",
         "depth": {"abs_rel_median_scaled": depth["abs_rel"], "sq_rel": depth["sq_rel"], "rmse": depth["rmse"],
                   "a1": depth["a1"]},
-        "flow": {"epe": flow["epe_all"], "fl_all": flow["fl_all"]},
+        "flow": {"epe": flow["epe_all"], "fl_all": flow["fl_all"],
+                 "epe_static": evaluators["flow_static"].result()["epe_all"],
+                 "epe_moving": evaluators["flow_moving"].result()["epe_all"],
+                 "rigid_flow_epe_static": evaluators["rigid_flow_static"].result()["epe_all"]},
         "motion": {"iou_moving": motion["iou_moving"], "mean_iou": motion["mean_iou"]},
         "pose": {"ate_5frame_m": ate, "snippets": int(weights.sum())},
         "semantic": {"miou": semantic["miou"], "pixel_acc": semantic["pixel_acc"]},
