@@ -14,7 +14,7 @@
 # Environment: PYTHON (default .venv/bin/python), RUNS (scratch folder), THREADS (PyTorch CPU threads
 # of each stage-1/2 process; stage 3 gets THREADS3), DEVICE (cpu | cuda | auto), STEPS1/STEPS2/STEPS3
 # (steps per stage; empty = the configs' steps, the shipped recipe), PARALLEL (1 | 0), MODEL (where
-# the fp16 checkpoint is written).
+# the fp16 checkpoint is written), FROM_STAGE (1 | 3 | 4: start there, reusing RUNS' earlier stages).
 # The trainer resumes exactly: stopping a stage with Ctrl-C and continuing with --resume and the
 # same --steps gives the same weights as an uninterrupted run (CPU).
 set -euo pipefail
@@ -43,7 +43,10 @@ stage1() { train --threads "$THREADS" --config config/train_stage1.yaml "${LABEL
 # Stage 2: the teacher OFNet.
 stage2() { train --threads "$THREADS" --config config/train_stage2.yaml "${TRAIN[@]}" "${VAL[@]}" \
                  --out "$RUNS/stage2" $(steps "${STEPS2:-}") > "$RUNS/stage2.log" 2>&1; }
-if [ "$PARALLEL" = 1 ]; then
+FROM_STAGE=${FROM_STAGE:-1}
+if [ "$FROM_STAGE" -gt 1 ]; then
+  echo "reusing $RUNS/stage1 and $RUNS/stage2 (FROM_STAGE=$FROM_STAGE)"
+elif [ "$PARALLEL" = 1 ]; then
   stage1 & pid1=$!
   stage2 & pid2=$!
   wait "$pid1" || { echo "stage 1 failed: $RUNS/stage1.log" >&2; exit 1; }
@@ -54,7 +57,7 @@ else
 fi
 
 # Stage 3: the self-distilled OFNet (teacher = stage 2's OFNet; rigid flow from stage 1's networks).
-train --threads "$THREADS3" --config config/train_stage3.yaml "${TRAIN[@]}" "${VAL[@]}" \
+[ "$FROM_STAGE" -gt 3 ] || train --threads "$THREADS3" --config config/train_stage3.yaml "${TRAIN[@]}" "${VAL[@]}" \
       --init "$RUNS/stage1/last.pt" --init "$RUNS/stage2/last.pt" --out "$RUNS/stage3" $(steps "${STEPS3:-}") \
       > "$RUNS/stage3.log" 2>&1 || { echo "stage 3 failed: $RUNS/stage3.log" >&2; exit 1; }
 
