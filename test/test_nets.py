@@ -279,14 +279,19 @@ def test_warp_and_correlation_export_to_onnx(tmp_path):
     assert abs(got - _WarpCorrelate()(ref, target, flow).numpy()).max() < 1e-4
 
 
-def test_camnet_pose_head_keeps_learning_when_its_units_are_switched_off():
-    # With ReLUs a unit whose pre-activation is negative for every input passes no gradient
-    # ("dies"); this happened to most of the pose head in training. LeakyReLU keeps a gradient.
-    torch.manual_seed(0)
-    net = CamNet()
-    first = net.pose_convs[0]
-    with torch.no_grad():
-        first.bias.fill_(-1e3)  # every unit of the first layer switched off
+def test_camnet_pose_head_slope_keeps_switched_off_units_learning():
+    # With ReLUs (slope 0, the default) a unit whose pre-activation is negative for every input
+    # passes no gradient ("dies"); a negative slope keeps one. The slope is part of the architecture.
     prev, cur, nxt = frames(192, 64)
-    net(prev, cur, nxt)["motion"].abs().sum().backward()
-    assert first.weight.grad.abs().sum() > 0
+    grads = {}
+    for slope in (0.0, 0.1):
+        torch.manual_seed(0)
+        net = CamNet(pose_negative_slope=slope)
+        first = net.pose_convs[0]
+        with torch.no_grad():
+            first.bias.fill_(-1e3)  # every unit of the first layer switched off
+        net(prev, cur, nxt)["motion"].abs().sum().backward()
+        grads[slope] = float(first.weight.grad.abs().sum())
+    assert grads[0.0] == 0 and grads[0.1] > 0
+    from omeganet_ros.checkpoint import describe_architecture
+    assert describe_architecture({"camnet": CamNet(pose_negative_slope=0.1)})["camnet"]["kwargs"]["pose_negative_slope"] == 0.1

@@ -14,9 +14,14 @@ from .ofnet import OFNet
 from .pyramid_encoder import PyramidEncoder
 
 
-def build_networks() -> dict[str, nn.Module]:
-    """The three ΩNet networks, randomly initialised: ``{"dsnet", "camnet", "ofnet"}``."""
-    return {"dsnet": DSNet(), "camnet": CamNet(), "ofnet": OFNet()}
+def build_networks(kwargs: dict[str, dict] | None = None) -> dict[str, nn.Module]:
+    """The three ΩNet networks, randomly initialised: ``{"dsnet", "camnet", "ofnet"}``.
+
+    ``kwargs``: optional constructor arguments per network, e.g. ``{"camnet": {"pose_negative_slope": 0.1}}``.
+    """
+    kwargs = kwargs or {}
+    return {"dsnet": DSNet(**kwargs.get("dsnet", {})), "camnet": CamNet(**kwargs.get("camnet", {})),
+            "ofnet": OFNet(**kwargs.get("ofnet", {}))}
 
 
 __all__ = ["CamNet", "DSNet", "Monodepth2ResNet18", "OFNet", "PyramidEncoder", "build_networks"]

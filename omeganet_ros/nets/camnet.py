@@ -22,18 +22,19 @@ class CamNet(nn.Module):
       frames, which run through it as one batch).
     * Pose: the 1/16 features (level 4, 128 channels) of the three frames are
       concatenated (384 channels) and go through 3×3 convs 128, 128 (stride 2),
-      256, 256 (stride 2), each followed by LeakyReLU 0.1, then a 1×1 conv to 12; the
+      256, 256 (stride 2), each followed by an activation (below), then a 1×1 conv to 12; the
       spatial mean × 0.01 gives two pose vectors (tx, ty, tz, rx, ry, rz), the
       camera motions prev→cur and cur→next (see ``geometry``: the pose of the
       later camera in the earlier one; translation in the network's relative
       units, axis-angle in radians). The paper does not name normalisation or
       padding for these convs: like monodepth2's pose decoder they have no
       BatchNorm and use zero padding (the maps are down to 1×1 at 64×64 input,
-      too small for reflection padding). With plain ReLUs (monodepth2's) and
-      no pretrained encoder, up to 93 % of the first layers' units died within
-      500 steps; LeakyReLU 0.1 keeps a gradient through every unit. (In 30 CPU
-      minutes the head still learns little more than the mean motion: see the
-      model card.)
+      too small for reflection padding). Their activation is a LeakyReLU with
+      ``pose_negative_slope`` (0: monodepth2's ReLU, the default). With ReLUs
+      and no pretrained encoder up to 93 % of the first layers' units died
+      within 500 steps; a slope of 0.1 (the reference checkpoint's) keeps every
+      unit alive, but the head still learnt little more than the mean motion,
+      and depth learnt more slowly in short runs (see the model card).
     * Intrinsics: the 1/32 features (level 5) of the three frames, globally
       average-pooled and concatenated (768 values), a 1×1 conv to 4 values
       (a_fx, a_fy, a_cx, a_cy): fx, fy = softplus(a)·(W, H) and
@@ -48,15 +49,16 @@ class CamNet(nn.Module):
     pose_level = 3        # index into the encoder's features: 1/16
     intrinsics_level = 4  # 1/32
 
-    def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256)):
+    def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256), pose_negative_slope: float = 0.0):
         super().__init__()
+        self.pose_negative_slope = float(pose_negative_slope)
         self.encoder = PyramidEncoder(encoder_channels)
         cin = 3 * encoder_channels[self.pose_level]
         self.pose_convs = nn.Sequential(
-            nn.Conv2d(cin, 128, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(128, 128, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(128, 256, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(256, 256, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(cin, 128, 3, padding=1), nn.LeakyReLU(pose_negative_slope, inplace=True),
+            nn.Conv2d(128, 128, 3, stride=2, padding=1), nn.LeakyReLU(pose_negative_slope, inplace=True),
+            nn.Conv2d(128, 256, 3, padding=1), nn.LeakyReLU(pose_negative_slope, inplace=True),
+            nn.Conv2d(256, 256, 3, stride=2, padding=1), nn.LeakyReLU(pose_negative_slope, inplace=True),
             nn.Conv2d(256, 12, 1),
         )
         self.intrinsics_head = nn.Conv2d(3 * encoder_channels[self.intrinsics_level], 4, 1)

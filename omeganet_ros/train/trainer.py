@@ -51,6 +51,7 @@ DEFAULT_CONFIG: dict = {
     "steps": 1000,
     "seed": 0,
     "intrinsics": "auto",  # learned | given | auto (given where the data knows K)
+    "networks": {"camnet": {"pose_negative_slope": 0.0}},  # constructor arguments (nets.build_networks)
     "init": None,  # checkpoint(s) to start from (stage 2: stage 1's; stage 3: stage 1's then stage 2's, or stage 2's)
     "optimizer": {"lr": 1e-4, "weight_decay": 0.0, "lr_decay_steps": 0, "lr_decay": 0.1, "grad_clip": 0.0},
     "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
@@ -242,7 +243,7 @@ class Trainer:
                              f"{self.out_dir / 'last.pt'} or choose another --out")
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
-        self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in build_networks().items()}
+        self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in build_networks(cfg["networks"]).items()}
         resume_ckpt = load_checkpoint(self.resume_path) if self.resume_path else None
         init_paths = init_checkpoints(cfg.get("init"))
         # Which stage last trained each network (None: still at its random initialisation).
@@ -263,7 +264,7 @@ class Trainer:
             self.nets["teacher"] = copy.deepcopy(self.nets["ofnet"])
             if cfg.get("student_init", "teacher") == "scratch" and resume_ckpt is None:
                 torch.manual_seed(int(cfg["seed"]) + 1)
-                self.nets["ofnet"] = build_networks()["ofnet"].to(self.device)
+                self.nets["ofnet"] = build_networks(cfg["networks"])["ofnet"].to(self.device)
         if resume_ckpt is not None:
             self._load_networks(resume_ckpt, strict_names=True)
         for name, net in self.nets.items():
