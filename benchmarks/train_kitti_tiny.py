@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pose-negative-slope", type=float, default=0.0, help="CamNet pose-head LeakyReLU slope (0: ReLU)")
     args = p.parse_args(argv)
     split = args.root / "kitti_tiny.txt"
     if not split.is_file():
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
     config = merge_config(DEFAULT_CONFIG, {
         "stage": 1, "size": [width, height], "batch_size": args.batch_size, "steps": args.steps,
         "optimizer": {"lr": args.lr}, "checkpoint_every": 10 ** 9, "validate_every": 10 ** 9,
+        "networks": {"camnet": {"pose_negative_slope": args.pose_negative_slope}},
         "validation": {"max_items": 100}})
     spec = f"kitti:{args.root}:{split}"
     results = {}
@@ -64,7 +66,7 @@ def main(argv=None) -> int:
                                 if k in metrics}}
     print(json.dumps({
         "data": spec, "triplets": len(trainer.dataset), "size": [width, height], "lr": args.lr,
-        "batch_size": args.batch_size, "threads": args.threads, **results,
+        "batch_size": args.batch_size, "threads": args.threads, "pose_negative_slope": args.pose_negative_slope, **results,
         "load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
         "machine": platform.machine()}, indent=2))
     return 0
