@@ -125,3 +125,11 @@ def test_node_declares_every_parameter_with_description_and_range(rclpy_availabl
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_motion_threshold_parameter_minus_one_means_the_checkpoints_tau(rclpy_available):
+    from omeganet_ros.ros.node import _motion_threshold
+
+    assert _motion_threshold({"motion_threshold": -1.0}) is None  # → SceneEngine uses the calibrated τ
+    assert _motion_threshold({"motion_threshold": 0.0}) == 0.0
+    assert _motion_threshold({"motion_threshold": 0.7}) == 0.7

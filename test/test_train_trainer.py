@@ -129,13 +129,16 @@ def test_three_stages_chain_and_freeze_what_they_should(sequence, tmp_path):
 
 def test_stage3_takes_each_network_from_the_checkpoint_that_trained_it(sequence, tmp_path):
     # Stages 1 and 2 trained independently (e.g. in parallel), then combined by a list of init checkpoints.
-    run(sequence, tmp_path / "s1", 1)
+    run(sequence, tmp_path / "s1", 1, networks={"camnet": {"pose_negative_slope": 0.1}})
     run(sequence, tmp_path / "s2", 1, stage=2)
     c1, c2 = load_checkpoint(tmp_path / "s1" / "last.pt"), load_checkpoint(tmp_path / "s2" / "last.pt")
     assert c2.provenance["networks_trained_by_stage"] == {"dsnet": None, "camnet": None, "ofnet": 2}
     s3 = run(sequence, tmp_path / "s3", 1, stage=3, init=[str(tmp_path / "s1" / "last.pt"), str(tmp_path / "s2" / "last.pt")])
     c3 = load_checkpoint(tmp_path / "s3" / "last.pt")
     assert c3.provenance["networks_trained_by_stage"] == {"dsnet": 1, "camnet": 1, "ofnet": 3}
+    # Stage 1's CamNet architecture (its activation slope) comes with its weights, not from stage 3's config.
+    assert c3.architecture["camnet"]["kwargs"]["pose_negative_slope"] == 0.1
+    assert s3.nets["camnet"].pose_negative_slope == 0.1
     for name in ("dsnet", "camnet"):  # stage 1's, not stage 2's untrained copies
         assert all(torch.equal(c1.state_dicts[name][k], c3.state_dicts[name][k]) for k in c1.state_dicts[name])
         assert any(not torch.equal(c2.state_dicts[name][k], c3.state_dicts[name][k]) for k in c2.state_dicts[name])

@@ -98,12 +98,17 @@ def _release_memory() -> None:
         pass
 
 
-
 def _network_size(cfg: dict) -> tuple[int, int] | None:
     """(W, H) from the parameters; None (both 0): the size the checkpoint was trained at."""
     if cfg["network_width"] == 0 and cfg["network_height"] == 0:
         return None
     return cfg["network_width"], cfg["network_height"]
+
+
+def _motion_threshold(cfg: dict) -> float | None:
+    """τ from the parameters; None (negative, -1 by default): the τ calibrated into the checkpoint."""
+    return cfg["motion_threshold"] if cfg["motion_threshold"] >= 0 else None
+
 
 class OmeganetNode(LifecycleNode):
     """The lifecycle node; see the module docstring and README.md."""
@@ -246,7 +251,7 @@ class OmeganetNode(LifecycleNode):
             engine = SceneEngine(
                 checkpoint=checkpoint, device=cfg["device"], precision=cfg["precision"],
                 size=_network_size(cfg), compile=cfg["compile"],
-                output_resolution=cfg["output_resolution"], motion_threshold=cfg["motion_threshold"] if cfg["motion_threshold"] >= 0 else None,
+                output_resolution=cfg["output_resolution"], motion_threshold=_motion_threshold(cfg),
                 dynamic_classes=None if cfg["motion_any_class"] else cfg["dynamic_classes"], causal=cfg["causal"],
                 num_threads=cfg["num_threads"] or None)
         if engine.random_weights:

@@ -38,7 +38,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from .. import geometry
-from ..checkpoint import load_checkpoint, load_state_checked, save_checkpoint
+from ..checkpoint import build_networks_from_checkpoint, load_checkpoint, load_state_checked, save_checkpoint
 from ..nets import build_networks
 from . import stages as stages_mod
 from .data import SemanticTeacher, TripletDataset, build_dataset, collate_triplets
@@ -303,12 +303,14 @@ class Trainer:
         }
 
     def _load_networks(self, ckpt, strict_names: bool, only: list[str] | None = None) -> None:
+        """Take the networks ``ckpt`` holds (all, or ``only`` these), rebuilt from its architecture record,
+        so that constructor arguments it was trained with (e.g. CamNet's ``pose_negative_slope``) carry over."""
         where = f"checkpoint {ckpt.path}"
-        for name, net in self.nets.items():
+        for name in list(self.nets):
             if name == "teacher" or (only is not None and name not in only):
                 continue  # the teacher is kept in extra["teacher_ofnet"], below
             if name in ckpt.state_dicts:
-                load_state_checked(net, ckpt.state_dicts[name], where=f"{where}, network {name!r}")
+                self.nets[name] = build_networks_from_checkpoint(ckpt, [name])[name].to(self.device)
             elif strict_names:
                 raise ValueError(f"{where}: no weights for network {name!r} needed to resume")
         if "teacher" in self.nets and "teacher_ofnet" in ckpt.extra:
