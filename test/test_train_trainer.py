@@ -189,3 +189,52 @@ def test_synthetic_world_semantics_flow_validation_and_tau_calibration(tmp_path,
     assert 0.05 <= result["threshold"] <= 0.95 and result["num_images"] == 3
     assert len(result["per_threshold"]) == 19
     assert load_checkpoint(tmp_path / "s4" / "calibrated.pt").provenance["motion_threshold"] == result["threshold"]
+
+
+def test_ctrl_c_inside_a_step_resumes_exactly(sequence, tmp_path, monkeypatch):
+    full = run(sequence, tmp_path / "full", 4)
+    with monkeypatch.context() as patch:
+        _failing_compute(patch, at_call=3, action="interrupt")  # inside step 3: steps 1–2 done
+        with pytest.raises(KeyboardInterrupt):
+            run(sequence, tmp_path / "part", 4)
+    resumed = run(sequence, tmp_path / "part", 4, resume=tmp_path / "part" / "last.pt")
+    assert resumed.step == 4
+    for name in ("dsnet", "camnet"):
+        a, b = full.nets[name].state_dict(), resumed.nets[name].state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), f"{name} differs after a Ctrl-C resume"
+
+
+class _FastClock:
+    """Stands in for time.monotonic: every call advances 20 s, so a 1-minute budget ends after a few steps."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 20.0
+        return self.now
+
+
+def test_max_minutes_stops_cleanly_with_a_resumable_checkpoint(sequence, tmp_path, capsys, monkeypatch):
+    from omeganet_ros.train import trainer as trainer_module
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("stage: 1\nsize: [128, 64]\nbatch_size: 2\nsteps: 50\nvalidation:\n  max_items: 2\n")
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module.time, "monotonic", _FastClock())
+        code = train_main(["--config", str(cfg), "--data", f"sequence:{sequence}", "--out", str(tmp_path / "o"),
+                           "--no-progress", "--device", "cpu", "--max-minutes", "1"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["stopped_by_budget"] is True
+    assert 1 <= report["step"] < 50
+    assert load_checkpoint(tmp_path / "o" / "last.pt").extra["trainer"]["step"] == report["step"]
+    # Without a budget the same run goes to the configured steps, and --resume continues the stopped one.
+    code = train_main(["--config", str(cfg), "--data", f"sequence:{sequence}", "--out", str(tmp_path / "o"),
+                       "--no-progress", "--device", "cpu", "--steps", str(report["step"] + 1),
+                       "--resume", str(tmp_path / "o" / "last.pt")])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["step"] == report["step"] + 1
+    assert train_main(["--config", str(cfg), "--data", f"sequence:{sequence}", "--out", str(tmp_path / "o4"),
+                       "--max-minutes", "0"]) == 2
+    assert "--max-minutes must be positive" in capsys.readouterr().err

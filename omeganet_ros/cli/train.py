@@ -7,6 +7,7 @@ Examples::
     omeganet-train --config config/train_stage3.yaml --data synth:seed=1,frames=200 --init runs/s2/last.pt --out runs/s3
     omeganet-train --config config/train_stage4.yaml --data synth:seed=7,frames=60 --init runs/s3/last.pt --out runs/s4
     omeganet-train --config config/train_stage1.yaml --bag recording/ --topic /camera/image_raw --out runs/robot
+    omeganet-train ... --max-minutes 30                  # wall-clock budget: stops cleanly, exit 0
     omeganet-train ... --resume runs/s1/last.pt          # continue exactly where it stopped
     torchrun --nproc_per_node 2 -m omeganet_ros.cli.train --config ... --data ... --out ...   # DDP
 
@@ -57,6 +58,9 @@ def parse_args(argv=None):
                         "each later checkpoint replaces the networks it trained, e.g. stage 3 from "
                         "--init stage1/last.pt --init stage2/last.pt")
     p.add_argument("--steps", type=int, help="total number of steps (overrides the config)")
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="wall-clock budget: stop cleanly after M minutes (validation, last.pt, exit 0); "
+                        "--resume continues the run")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch (1 is fastest on a busy machine)")
     p.add_argument("--teacher", help="semantic teacher for proxy labels, as module:factory")
@@ -88,7 +92,9 @@ def main(argv=None) -> int:
         teacher = load_teacher(args.teacher) if args.teacher else None
         trainer = Trainer(config, data, args.out, val_specs=args.val, resume=args.resume, semantic_teacher=teacher,
                           device=args.device, progress=not args.no_progress)
-        metrics = trainer.train(args.steps)
+        if args.max_minutes is not None and not args.max_minutes > 0:
+            raise ValueError(f"--max-minutes must be positive, got {args.max_minutes}")
+        metrics = trainer.train(args.steps, max_minutes=args.max_minutes)
     except TrainingError as exc:
         print(f"omeganet-train: {exc}", file=sys.stderr)
         return 1
@@ -99,7 +105,8 @@ def main(argv=None) -> int:
         return 130
     if trainer.is_main:
         print(json.dumps({"checkpoint": str(trainer.last_checkpoint), "step": trainer.step,
-                          "skipped_triplets": trainer.skipped, "metrics": metrics}, indent=2))
+                          "skipped_triplets": trainer.skipped, "stopped_by_budget": trainer.stopped_by_budget,
+                          "metrics": metrics}, indent=2))
     return 0
 
 

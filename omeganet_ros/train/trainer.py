@@ -421,9 +421,15 @@ class Trainer:
         row.update({f"weight_{k}": v for k, v in self.weighting.weights().items()})
         return row
 
-    def train(self, steps: int | None = None) -> dict:
-        """Train up to ``steps`` (default: the config's) total steps; returns the final metrics."""
+    def train(self, steps: int | None = None, max_minutes: float | None = None) -> dict:
+        """Train up to ``steps`` (default: the config's) total steps; returns the final metrics.
+
+        ``max_minutes``: a wall-clock budget for this call. When it is spent the run stops after the
+        current step exactly as at its last step (validation, ``last.pt``), and :attr:`stopped_by_budget`
+        is set; ``--resume`` continues it.
+        """
         self._setup()
+        self.stopped_by_budget = False
         total_steps = int(steps if steps is not None else self.config["steps"])
         batch_size = int(self.config["batch_size"])
         n = len(self.dataset)
@@ -455,11 +461,14 @@ class Trainer:
                 for batch in loader:
                     if self.step >= total_steps:
                         break
+                    skipped = int(batch.pop("skipped"))
+                    trainable = "cur" in batch  # False: every triplet of this batch was unreadable
+                    row = self._train_step_or_roll_back(batch) if trainable else None
+                    # Counted only once the step is done: a Ctrl-C inside it resumes with this same batch.
                     self.batch_in_epoch += 1
-                    self.skipped += int(batch.pop("skipped"))
-                    if "cur" not in batch:
-                        continue  # every triplet of this batch was unreadable
-                    row = self._train_step(self._prepare(batch))
+                    self.skipped += skipped
+                    if not trainable:
+                        continue
                     self.step += 1
                     if self.is_main and (self.step % log_every == 0 or self.step == total_steps):
                         row = {"step": self.step, "epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
@@ -479,6 +488,9 @@ class Trainer:
                         self._validate_and_log(log, tb)
                     if ckpt_every and self.step % ckpt_every == 0 and self.step < total_steps:
                         self.save()
+                    if max_minutes is not None and self._budget_spent(started, max_minutes):
+                        self.stopped_by_budget = True
+                        break
                 else:
                     self.epoch += 1
                     self.batch_in_epoch = 0
@@ -503,6 +515,31 @@ class Trainer:
         if self.skipped and self.is_main:
             warnings.warn(f"{self.skipped} triplets skipped because a frame could not be read")
         return self.metrics
+
+    def _train_step_or_roll_back(self, batch: dict) -> dict:
+        """One training step; a Ctrl-C inside it restores the BatchNorm statistics and RNG state the step had
+        already moved, so the checkpoint saved on interrupt is exactly the state after the last completed step."""
+        buffers = {name: [b.detach().clone() for b in net.buffers()] for name, net in self.nets.items()}
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        try:
+            return self._train_step(self._prepare(batch))
+        except KeyboardInterrupt:
+            torch.set_rng_state(rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state(cuda_rng, self.device)
+            with torch.no_grad():
+                for name, net in self.nets.items():
+                    for live, saved in zip(net.buffers(), buffers[name]):
+                        live.copy_(saved)
+            raise
+
+    def _budget_spent(self, started: float, max_minutes: float) -> bool:
+        """True once ``max_minutes`` of wall time have passed since ``started``; every process agrees (rank 0 decides)."""
+        spent = torch.tensor([float(time.monotonic() - started >= 60.0 * max_minutes)])
+        if self.world > 1 and dist.is_initialized():
+            dist.broadcast(spent, src=0)
+        return bool(spent.item())
 
     def _teardown(self) -> None:
         if getattr(self, "owns_process_group", False) and dist.is_initialized():
