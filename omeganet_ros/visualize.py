@@ -22,7 +22,9 @@ def colorize_depth(depth: np.ndarray) -> np.ndarray:
     valid = np.isfinite(depth) & (depth > 0)
     inverse = np.zeros_like(depth)
     inverse[valid] = 1.0 / depth[valid]
-    top = float(np.percentile(inverse[valid], 95)) if valid.any() else 1.0
+    # Scaled to the nearest pixel, not a percentile: a depth clamped at the network's minimum must show as a
+    # saturated patch, not vanish among merely near pixels.
+    top = float(inverse[valid].max()) if valid.any() else 1.0
     scaled = np.clip(inverse / max(top, 1e-12) * 255.0, 0, 255).astype(np.uint8)
     rgb = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
     rgb[~valid] = 0

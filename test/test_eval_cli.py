@@ -182,3 +182,55 @@ def test_median_scaling_follows_metric_flag(tmp_path, capsys, worlds, written):
     forced = _run(capsys, "depth", "--pred", str(metric_dir), "--gt", str(written["gt_dir"]), "--json",
                   "--median-scaling")
     assert forced["abs_rel"] == pytest.approx(auto["abs_rel"])
+
+
+def test_kitti_flow_noc_is_found_for_a_prediction_file_keyed_by_position(shared_data, tmp_path, capsys):
+    """A single .npy prediction (key 0) against KITTI's folder (key 10): epe_noc must use flow_noc, not repeat epe_all."""
+    from omeganet_ros.data.flow_io import read_flow
+
+    gt = shared_data / "kitti_flow"
+    zero = np.zeros_like(read_flow(gt / "flow_occ" / "000010_10.png"))
+    pred = tmp_path / "zero.npy"
+    np.save(pred, zero)
+    assert main(["flow", "--pred", str(pred), "--gt", str(gt), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    noc, occ = read_flow(gt / "flow_noc" / "000010_10.png"), read_flow(gt / "flow_occ" / "000010_10.png")
+    expect_noc = float(np.nanmean(np.linalg.norm(np.where(np.isfinite(noc), noc, np.nan), axis=-1)))
+    expect_all = float(np.nanmean(np.linalg.norm(np.where(np.isfinite(occ), occ, np.nan), axis=-1)))
+    assert result["epe_noc"] == pytest.approx(expect_noc, rel=1e-5)
+    assert result["epe_all"] == pytest.approx(expect_all, rel=1e-5)
+    assert result["epe_noc"] != pytest.approx(result["epe_all"], rel=1e-3)
+
+
+def test_middlebury_folder_reads_its_flo_not_its_frames(shared_data, tmp_path, capsys):
+    from omeganet_ros.data.flow_io import read_flow
+
+    gt = shared_data / "middlebury_flow" / "Urban2"
+    truth = read_flow(gt / "flow10.flo")
+    pred = tmp_path / "zero.npy"
+    np.save(pred, np.zeros_like(truth))
+    assert main(["flow", "--pred", str(pred), "--gt", str(gt), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    expect = float(np.nanmean(np.linalg.norm(truth, axis=-1)))
+    assert result["epe_all"] == pytest.approx(expect, rel=1e-5)
+
+
+def test_sequence_folder_against_kitti_folder_pairs_by_position(shared_data, tmp_path, capsys):
+    from omeganet_ros.data.flow_io import read_flow
+
+    gt = shared_data / "kitti_flow"
+    truth = read_flow(gt / "flow_occ" / "000010_10.png")
+    seq = SequenceFolder(tmp_path / "seq")
+    seq.write(0, flow_fw=np.nan_to_num(truth))  # frame 0 of a sequence is KITTI's 000010
+    assert main(["flow", "--pred", str(tmp_path / "seq"), "--gt", str(gt), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epe_all"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_depth_colouring_shows_saturation_at_the_nearest_depth():
+    from omeganet_ros.visualize import colorize_depth
+
+    depth = np.linspace(2.0, 80.0, 100 * 100, dtype=np.float32).reshape(100, 100)
+    depth[:3] = 2.0  # 3 % of the image clamped at the minimum depth
+    depth[3:6] = 2.5  # nearer than the rest, not clamped
+    rgb = colorize_depth(depth).astype(int)
+    assert not np.array_equal(rgb[0, 0], rgb[4, 0]), "the clamped patch looks like merely near pixels"

@@ -56,14 +56,27 @@ def match_frames(pred: Frames, gt: Frames) -> list[tuple[Any, Callable, Callable
         raise ValueError(f"no ground truth found in {gt.origin}")
     if pred.key_kind == gt.key_kind and pred.key_kind != "position":
         keys = sorted(set(pred.loaders) & set(gt.loaders))
-        if not keys:
-            raise ValueError(f"no frame of {pred.origin} ({pred.key_kind}s {pred.keys()[:3]}…) matches one of "
-                             f"{gt.origin} ({gt.keys()[:3]}…)")
-        return [(k, pred.loaders[k], gt.loaders[k]) for k in keys]
+        if keys:
+            return [(k, pred.loaders[k], gt.loaders[k]) for k in keys]
+        if len(pred) != len(gt):
+            raise ValueError(f"no frame of {pred.origin} (keyed by {pred.key_kind}: {pred.keys()[:3]}…) matches one "
+                             f"of {gt.origin} (keyed by {gt.key_kind}: {gt.keys()[:3]}…), and the counts differ "
+                             f"({len(pred)} vs {len(gt)}), so they cannot be paired by position either")
+        # e.g. omeganet-infer's sequence folder (frames 0, 1, …) against KITTI's 000010_10.png: same count, by position
     if len(pred) != len(gt):
         raise ValueError(f"cannot match {len(pred)} predictions of {pred.origin} (by {pred.key_kind}) with "
                          f"{len(gt)} ground truths of {gt.origin} (by {gt.key_kind}) by position: counts differ")
     return [(i, pred.loaders[kp], gt.loaders[kg]) for i, (kp, kg) in enumerate(zip(pred.keys(), gt.keys()))]
+
+
+def zip_frames(first: Frames, second: Frames | None) -> Frames:
+    """``first``'s frames whose loaders return ``(first, second or None)``: a second map (e.g. KITTI's noc flow)
+    that travels with the first through :func:`match_frames`, whatever the prediction's keys are."""
+    def load(key):
+        other = second.loaders.get(key) if second is not None and second.key_kind == first.key_kind else None
+        return first.loaders[key](), (other() if other is not None else None)
+
+    return Frames(first.key_kind, {k: (lambda k=k: load(k)) for k in first.loaders}, first.origin)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -244,7 +257,9 @@ def flow_frames(path: str | Path, topic: str | None = None) -> tuple[Frames, Fra
         noc_files = sorted((path / "flow_noc").glob("*_10.png")) if (path / "flow_noc").is_dir() else []
         noc = files_frames(noc_files, read_flow, str(path / "flow_noc")) if noc_files else None
         return occ, noc
-    files = [p for p in list_files(path, (".png", ".flo", ".npy")) if not re.fullmatch(r"\d+_11", p.stem)]
+    files = list_files(path, (".flo", ".npy"))
+    if not files:  # a folder of KITTI flow PNGs; a Middlebury folder has .flo files beside its frame PNGs
+        files = [p for p in list_files(path, (".png",)) if not re.fullmatch(r"\d+_11", p.stem)]
     if not files:
         raise ValueError(f"{path}: no flow found (expected flow_fw/*.npy, flow_occ/, or .png/.flo/.npy files)")
     return files_frames(files, read_flow, str(path)), None

@@ -61,11 +61,11 @@ def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | Non
     if task == "flow":
         pred_frames, _ = inputs.flow_frames(pred, topic)
         gt_all, gt_noc = inputs.flow_frames(gt, _gt_topic(task, gt_topic))
-        pairs = inputs.match_frames(pred_frames, gt_all)
+        pairs = inputs.match_frames(pred_frames, inputs.zip_frames(gt_all, gt_noc))
         evaluator = FlowEvaluator()
-        for key, load_pred, load_gt in pairs:
-            noc = gt_noc.loaders.get(key) if gt_noc is not None and gt_noc.key_kind == gt_all.key_kind else None
-            evaluator.add(load_pred(), load_gt(), gt_noc=noc() if noc is not None else None)
+        for _, load_pred, load_gt in pairs:
+            flow_all, flow_noc = load_gt()
+            evaluator.add(load_pred(), flow_all, gt_noc=flow_noc)
         out = evaluator.result()
         out["noc_mask"] = "separate" if gt_noc is not None else "same as all (single validity mask)"
         return out
