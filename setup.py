@@ -15,6 +15,7 @@ CONSOLE_SCRIPTS = [
     "omeganet-train = omeganet_ros.cli.train:main",
     "omeganet-node = omeganet_ros.ros.node:main",
     "omeganet-replay = omeganet_ros.ros.replay:main",
+    "omeganet-teacher = omeganet_ros.cli.teacher:main",
 ]
 
 setup(
@@ -24,7 +25,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["omeganet_ros", "omeganet_ros.*"], exclude=["omeganet_ros.msg"]),
-    package_data={"omeganet_ros": ["models/*.pt", "models/*.md"]},
+    package_data={"omeganet_ros": ["models/*.pt", "models/*.pth", "models/*.md", "models/LICENSE-*"]},
     install_requires=[
         "torch",
         "numpy>=1.24",
