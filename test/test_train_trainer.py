@@ -238,3 +238,70 @@ def test_max_minutes_stops_cleanly_with_a_resumable_checkpoint(sequence, tmp_pat
     assert train_main(["--config", str(cfg), "--data", f"sequence:{sequence}", "--out", str(tmp_path / "o4"),
                        "--max-minutes", "0"]) == 2
     assert "--max-minutes must be positive" in capsys.readouterr().err
+
+
+def _log_steps(path):
+    with open(path, newline="") as f:
+        return [float(r["step"]) for r in csv.DictReader(f) if r.get("loss")]
+
+
+def test_log_never_repeats_steps_after_a_resume_and_appends_without_rewriting(sequence, tmp_path, monkeypatch):
+    import os as os_module
+
+    import shutil
+
+    # A hard kill (kill -9) after step 4 was logged, while the newest checkpoint is from step 2: steps 3–4 are redone.
+    run(sequence, tmp_path, 2, log_every=1)
+    shutil.copy(tmp_path / "last.pt", tmp_path / "step2.pt")
+    run(sequence, tmp_path, 4, log_every=1, resume=tmp_path / "last.pt")
+    shutil.copy(tmp_path / "step2.pt", tmp_path / "last.pt")
+    replaced = []
+    real_replace = os_module.replace
+    monkeypatch.setattr("omeganet_ros.train.trainer.os.replace",
+                        lambda a, b: (replaced.append(str(b)), real_replace(a, b)))
+    run(sequence, tmp_path, 6, log_every=1, resume=tmp_path / "last.pt")
+    steps = _log_steps(tmp_path / "log.csv")
+    assert steps == sorted(set(steps)) and steps[-1] == 6, steps
+    training_rewrites = [p for p in replaced if p.endswith("log.csv")]
+    assert len(training_rewrites) <= 2, f"log.csv rewritten {len(training_rewrites)} times for 4 rows"
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint_and_says_so(sequence, tmp_path, monkeypatch):
+    from omeganet_ros import checkpoint as checkpoint_module
+
+    run(sequence, tmp_path, 2)
+    real_save = torch.save
+
+    def disk_full(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", disk_full)
+    with pytest.raises(TrainingError, match=r"cannot write the checkpoint at step 4 .*previous .*last.pt is intact"):
+        run(sequence, tmp_path, 4, resume=tmp_path / "last.pt")
+    monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
+    assert load_checkpoint(tmp_path / "last.pt").extra["trainer"]["step"] == 2
+    assert not list(tmp_path.glob("last.pt.*.tmp"))
+
+
+def test_ctrl_c_during_a_save_finishes_the_save_first_and_orphans_are_removed(sequence, tmp_path, monkeypatch):
+    import os as os_module
+    import signal
+
+    from omeganet_ros import checkpoint as checkpoint_module
+
+    orphan = tmp_path / "last.pt.k9x.tmp"
+    tmp_path.mkdir(exist_ok=True)
+    orphan.write_bytes(b"left by kill -9")
+    real_save = torch.save
+
+    def interrupted_save(obj, f, *args, **kwargs):
+        os_module.kill(os_module.getpid(), signal.SIGINT)  # Ctrl-C half-way through the write
+        real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        run(sequence, tmp_path, 2)
+    monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
+    assert load_checkpoint(tmp_path / "last.pt").extra["trainer"]["step"] == 2
+    assert not orphan.exists()

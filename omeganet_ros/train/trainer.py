@@ -142,26 +142,78 @@ def resolve_device(name: str | None) -> torch.device:
 
 
 class CsvLog:
-    """Append-only CSV of training/validation scalars (the columns grow as new names appear)."""
+    """Append-only CSV of training/validation scalars (the columns grow as new names appear).
 
-    def __init__(self, path: Path, append: bool = True):
+    A row with the known columns is appended as one line; the file is rewritten only when a new column
+    appears. Resuming at step N drops the rows of steps after N (they are redone), so no step repeats.
+    """
+
+    def __init__(self, path: Path, append: bool = True, resumed_step: int | None = None):
         self.path = path
-        self.rows: list[dict] = []
+        self.fields: list[str] = []
         if append and path.is_file():
-            with path.open() as f:
-                self.rows = list(csv.DictReader(f))
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                self.fields = list(reader.fieldnames or [])
+            if resumed_step is not None:
+                kept = [r for r in rows if _row_step(r) <= resumed_step]
+                if len(kept) != len(rows):
+                    self._rewrite(kept)
+        elif path.exists():
+            path.unlink()
 
     def write(self, row: dict) -> None:
-        self.rows.append({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        fields: list[str] = []
-        for r in self.rows:
-            fields += [k for k in r if k not in fields]
+        row = {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+        new = [k for k in row if k not in self.fields]
+        if new or not self.path.is_file():
+            rows = []
+            if self.path.is_file():
+                with self.path.open(newline="") as f:
+                    rows = list(csv.DictReader(f))
+            self.fields += new
+            self._rewrite(rows + [row])
+            return
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self.fields).writerow(row)
+
+    def _rewrite(self, rows: list[dict]) -> None:
         tmp = self.path.with_suffix(".tmp")
         with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
+            writer = csv.DictWriter(f, fieldnames=self.fields)
             writer.writeheader()
-            writer.writerows(self.rows)
+            writer.writerows(rows)
         os.replace(tmp, self.path)
+
+
+def _row_step(row: dict) -> float:
+    try:
+        return float(row.get("step") or 0)
+    except ValueError:
+        return 0.0
+
+
+@contextlib.contextmanager
+def sigint_deferred():
+    """Hold back Ctrl-C (SIGINT) while the block runs, then raise KeyboardInterrupt if one came.
+
+    A checkpoint write interrupted half-way leaves no checkpoint; deferring the signal keeps it whole.
+    Outside the main thread (signals cannot be handled there) the block simply runs.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 class EpochBatches:
@@ -368,7 +420,16 @@ class Trainer:
         provenance = dict(self.provenance_base, step=self.step, epoch=self.epoch, skipped_triplets=self.skipped,
                           metrics=self.metrics, loss_weights=self.weighting.weights(),
                           saved=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        path = save_checkpoint(self.out_dir / name, networks, input_size=self.size, provenance=provenance, extra=extra)
+        target = self.out_dir / name
+        for orphan in self.out_dir.glob(f"{name}.*.tmp"):  # left by a save killed half-way (kill -9, power loss)
+            orphan.unlink(missing_ok=True)
+        try:
+            with sigint_deferred():
+                path = save_checkpoint(target, networks, input_size=self.size, provenance=provenance, extra=extra)
+        except (OSError, RuntimeError) as exc:  # disk full surfaces from torch.save as a RuntimeError
+            kept = f"the previous {target} is intact" if target.is_file() else f"no {target} was written"
+            raise TrainingError(f"cannot write the checkpoint at step {self.step} ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}); {kept}") from exc
         self.last_checkpoint = path
         return path
 
@@ -436,7 +497,8 @@ class Trainer:
         if n < batch_size * self.world:
             raise ValueError(f"the training data has {n} triplets, fewer than batch_size × processes = "
                              f"{batch_size} × {self.world}; lower batch_size or add data")
-        log = CsvLog(self.out_dir / "log.csv", append=self.resume_path is not None) if self.is_main else None
+        log = CsvLog(self.out_dir / "log.csv", append=self.resume_path is not None,
+                     resumed_step=self.step) if self.is_main else None
         tb = self._tensorboard() if self.is_main else None
         bar = None
         if self.is_main and self.progress:
