@@ -29,6 +29,7 @@ from torch import nn
 from .classes import CLASS_NAMES
 
 FORMAT = "omeganet_ros.checkpoint/1"
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 32, 8192  # pixels; a network input beyond these is a corrupt field
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "models" / "omeganet_synth.pt"
 
 
@@ -132,6 +133,7 @@ def load_checkpoint(path, map_location="cpu") -> Checkpoint:
     for key in ("architecture", "input_size", "state_dicts"):
         if key not in payload:
             raise CheckpointError(f"checkpoint {path}: missing field {key!r}")
+    _check_fields(path, payload)
     state_dicts = {}
     for name, state in payload["state_dicts"].items():
         state_dicts[name] = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
@@ -145,6 +147,41 @@ def load_checkpoint(path, map_location="cpu") -> Checkpoint:
         state_dicts=state_dicts,
         extra=dict(payload.get("extra", {})),
     )
+
+
+def _check_fields(path: Path, payload: dict) -> None:
+    """Raise CheckpointError naming the file and field for a malformed field or non-finite weights."""
+    def fail(field: str, problem: str):
+        raise CheckpointError(f"checkpoint {path}: field {field!r} {problem}")
+
+    size = payload["input_size"]
+    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                      for v in size)):
+        fail("input_size", f"must be [W, H] integers, got {size!r}")
+    if not all(MIN_INPUT_SIDE <= v <= MAX_INPUT_SIDE for v in size):
+        fail("input_size", f"must be within {MIN_INPUT_SIDE}..{MAX_INPUT_SIDE} pixels per side, got {list(size)}")
+    architecture = payload["architecture"]
+    if not isinstance(architecture, dict):
+        fail("architecture", f"must be a dict of networks, got {type(architecture).__name__}")
+    for name, spec in architecture.items():
+        if not (isinstance(spec, dict) and isinstance(spec.get("class"), str) and isinstance(spec.get("kwargs", {}), dict)):
+            fail(f"architecture.{name}", f"must be {{'class': str, 'kwargs': dict}}, got {spec!r:.80}")
+    for key, kind in (("classes", list), ("provenance", dict), ("extra", dict)):
+        if key in payload and not isinstance(payload[key], kind):
+            fail(key, f"must be a {kind.__name__}, got {type(payload[key]).__name__}")
+    if not all(isinstance(c, str) for c in payload.get("classes", [])):
+        fail("classes", "must be a list of class names (strings)")
+    state_dicts = payload["state_dicts"]
+    if not isinstance(state_dicts, dict):
+        fail("state_dicts", f"must be a dict of networks, got {type(state_dicts).__name__}")
+    for name, state in state_dicts.items():
+        if not isinstance(state, dict):
+            fail(f"state_dicts.{name}", f"must be a dict of tensors, got {type(state).__name__}")
+        for key, value in state.items():
+            if not torch.is_tensor(value):
+                fail(f"state_dicts.{name}.{key}", f"must be a tensor, got {type(value).__name__}")
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                fail(f"state_dicts.{name}.{key}", "holds NaN or Inf values (a diverged or corrupted training run?)")
 
 
 def load_state_checked(module: nn.Module, state: dict, *, where: str) -> None:

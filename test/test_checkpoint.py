@@ -128,3 +128,30 @@ def test_default_checkpoint_path(monkeypatch, tmp_path):
 def test_save_rejects_bad_input_size(tmp_path, dsnet):
     with pytest.raises(ValueError, match="input_size"):
         save_checkpoint(tmp_path / "x.pt", {"dsnet": dsnet}, input_size=(128,))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("input_size", [100000, 100000], r"field 'input_size' must be within 32\.\.8192"),
+    ("input_size", ["640", 192], r"field 'input_size' must be \[W, H\] integers"),
+    ("state_dicts", [1, 2], r"field 'state_dicts' must be a dict of networks, got list"),
+    ("architecture", "DSNet", r"field 'architecture' must be a dict"),
+    ("classes", "road", r"field 'classes' must be a list"),
+    ("provenance", "trained", r"field 'provenance' must be a dict"),
+])
+def test_malformed_fields_name_the_file_and_field(tmp_path, dsnet, field, value, message):
+    path = save_checkpoint(tmp_path / "bad.pt", {"dsnet": dsnet}, input_size=(128, 64))
+    raw = torch.load(path, weights_only=True)
+    raw[field] = value
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match="bad.pt.*" + message):
+        load_checkpoint(path)
+
+
+def test_non_finite_weights_are_refused(tmp_path, dsnet):
+    path = save_checkpoint(tmp_path / "nan.pt", {"dsnet": dsnet}, input_size=(128, 64))
+    raw = torch.load(path, weights_only=True)
+    key = next(k for k, v in raw["state_dicts"]["dsnet"].items() if v.is_floating_point())
+    raw["state_dicts"]["dsnet"][key][0] = float("nan")
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=f"nan.pt: field 'state_dicts.dsnet.{key}' holds NaN or Inf"):
+        load_checkpoint(path)
