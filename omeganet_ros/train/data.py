@@ -15,6 +15,15 @@ Options follow as ``,key=value`` (after the path for path kinds):
 * ``labels=DIR``: proxy semantic labels, one trainId PNG per frame with the
   frame's file stem (255 = none), searched in DIR and its sub-folders for ``cityscapes``. For ``sequence`` and ``synth``,
   ``labels=gt`` uses the sequence's own ``semantic/`` ground truth.
+* ``labels=teacher`` (every kind): proxy labels from a pretrained semantic teacher,
+  computed once per frame (at the frame's own resolution, before any resize) and
+  cached on disk (``omeganet_ros.teacher.label_cache``, keyed by frame and teacher
+  weights). With it: ``teacher=espnet`` (default, the bundled Cityscapes ESPNet) or
+  an ESPNet weights file; ``min_confidence=F`` (default 0.5): pixels where the
+  teacher's confidence is below F are 255, so the semantic loss ignores them;
+  ``labels_cache=DIR`` (default ``~/.cache/omeganet_ros/teacher_labels``).
+* ``frames=A:B`` (video, bag): only the decoded frames A … B−1 (either end may be
+  left out), e.g. to hold the end of a recording out of training.
 * ``intrinsics=FILE``: a 3×3 K (pixels of the original frames) when known.
   ``sequence`` and ``synth`` read their own; ``kitti`` reads the calibration.
 * ``side=l|r`` (kitti): camera 02 or 03 when the split file does not say.
@@ -34,7 +43,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -45,17 +54,11 @@ from .. import geometry
 from ..classes import IGNORE_ID
 from ..data.kitti import read_calib_file, read_depth_file
 from ..data.layout import SequenceFolder
+from ..teacher import SemanticTeacher
 
 Loader = Callable[[], np.ndarray]
 SPEC_KINDS = ("synth", "sequence", "folder", "video", "bag", "kitti", "cityscapes")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-@runtime_checkable
-class SemanticTeacher(Protocol):
-    """A network that labels frames for the semantic loss: B×3×H×W RGB in [0, 1] → B×H×W trainIds (255 = none)."""
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass
@@ -174,17 +177,51 @@ def _folder_sequence(spec: DataSpec) -> FrameSequence:
     return FrameSequence(str(root), frames, K)
 
 
-def _decoded_sequence(spec: DataSpec, source, size: tuple[int, int]) -> FrameSequence:
-    """Decode a video/bag into memory at the training size (their frames cannot be read one by one cheaply)."""
+def _frame_range(spec: DataSpec) -> tuple[int, int | None]:
+    """The ``frames=A:B`` option of a video/bag spec as (start, stop); (0, None) without it."""
+    text = spec.options.get("frames")
+    if text is None:
+        return 0, None
+    first, sep, last = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        start, stop = (int(first) if first else 0), (int(last) if last else None)
+    except ValueError:
+        raise ValueError(f"data spec {spec.text!r}: frames must be START:STOP frame indices, got {text!r}") from None
+    if start < 0 or (stop is not None and stop <= start):
+        raise ValueError(f"data spec {spec.text!r}: frames {text!r} is an empty or negative range")
+    return start, stop
+
+
+def _decoded_sequence(spec: DataSpec, source, size: tuple[int, int], teacher: TeacherLabels | None = None) -> FrameSequence:
+    """Decode a video/bag into memory at the training size (their frames cannot be read one by one cheaply).
+
+    With a ``teacher``, each frame is labelled (or found in its cache) at its decoded resolution first.
+    """
     width, height = size
+    start, stop = _frame_range(spec)
     frames, original = [], None
-    for index, _stamp, rgb in source:
+    stream = source
+    if teacher is not None:
+        from tqdm import tqdm
+
+        stream = tqdm(source, total=len(source) or None, desc=f"teacher labels {source.path.name}", unit="frame",
+                      disable=None)
+    for index, _stamp, rgb in stream:
+        if index < start:
+            continue
+        if stop is not None and index >= stop:
+            break
         original = original or (rgb.shape[1], rgb.shape[0])
         if (rgb.shape[1], rgb.shape[0]) != original:
             source._skip(f"{source.path}: frame {index} is {rgb.shape[1]}×{rgb.shape[0]}, the clip {original[0]}×{original[1]}")
             continue
         small = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-        frames.append(FrameRecord(image=lambda a=small: a, name=f"{source.path}#{index}"))
+        labels = teacher.for_pixels(rgb) if teacher is not None else None
+        frames.append(FrameRecord(image=lambda a=small: a, name=f"{source.path}#{index}", labels=labels))
+    if teacher is not None:
+        stream.close()
     if not frames:
         raise OSError(f"data spec {spec.text!r}: no frame could be decoded")
     K = None
@@ -365,24 +402,91 @@ def _cityscapes_sequences(spec: DataSpec) -> list[FrameSequence]:
     return sequences
 
 
+DEFAULT_MIN_CONFIDENCE = 0.5  # teacher pixels below it are ignored (on Cityscapes: 2 % of pixels, 57 % of them wrong)
+
+
+class TeacherLabels:
+    """``labels=teacher`` for one data spec: a semantic teacher's labels, cached on disk, as frames' label loaders.
+
+    Takes the teacher options (``teacher``, ``min_confidence``, ``labels_cache``)
+    and ``labels`` out of ``spec.options``, so the kind's own reader sees none of them.
+    """
+
+    def __init__(self, spec: DataSpec):
+        from ..teacher import load_teacher
+        from ..teacher.label_cache import TeacherLabelCache
+
+        options = spec.options
+        try:
+            self.min_confidence = float(options.pop("min_confidence", DEFAULT_MIN_CONFIDENCE))
+        except ValueError:
+            raise ValueError(f"data spec {spec.text!r}: min_confidence must be a number in [0, 1]") from None
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"data spec {spec.text!r}: min_confidence must be in [0, 1], got {self.min_confidence}")
+        teacher = load_teacher(options.pop("teacher", "espnet"))
+        root = options.pop("labels_cache", None)
+        del options["labels"]
+        # The dataset's identity in the cache: its kind and source, not options that do not change the labels.
+        source = [str(Path(spec.args[0]).resolve())] + spec.args[1:] if spec.args else [spec.text]
+        self.cache = TeacherLabelCache(teacher, ":".join([spec.kind, *source]), root)
+        self.unreadable = 0
+
+    def _loader(self, key: str, rgb_loader) -> Loader:
+        from ..teacher.label_cache import load_labels
+
+        labels_path, conf_path = self.cache.ensure(key, rgb_loader)
+        return lambda: load_labels(labels_path, conf_path, self.min_confidence, IGNORE_ID)
+
+    def for_pixels(self, rgb: np.ndarray) -> Loader:
+        """The label loader of a decoded H×W×3 uint8 RGB frame (keyed by its pixels)."""
+        from ..teacher.label_cache import pixel_frame_key
+
+        return self._loader(pixel_frame_key(rgb), lambda: rgb)
+
+    def attach(self, sequences: list[FrameSequence]) -> None:
+        """Give every possible triplet centre of ``sequences`` its teacher labels (files keyed by path, size, mtime)."""
+        from tqdm import tqdm
+
+        from ..teacher.label_cache import file_frame_key, pixel_frame_key
+
+        records = [seq.frames[c] for seq in sequences
+                   for c in (seq.centres if seq.centres is not None else range(1, len(seq.frames) - 1))]
+        for record in tqdm(records, desc="teacher labels", unit="frame", disable=None):
+            path = Path(record.name)
+            try:
+                key = file_frame_key(path) if path.is_file() else pixel_frame_key(record.image())
+                record.labels = self._loader(key, record.image)
+            except (OSError, ValueError) as exc:  # an unreadable frame: its triplets are skipped later anyway
+                self.unreadable += 1
+                if self.unreadable <= 5:
+                    warnings.warn(f"{record.name}: no teacher labels ({exc})")
+
+
 def build_sequences(spec_text: str, size: tuple[int, int]) -> list[FrameSequence]:
     """The frame sequences of one ``--data`` spec; ``size`` (W, H) is the training size."""
     spec = parse_spec(spec_text)
-    if spec.kind == "folder":
-        return [_folder_sequence(spec)]
-    if spec.kind == "sequence":
-        return [_sequence_folder(spec)]
-    if spec.kind == "synth":
-        return [_synth_sequence(spec, size)]
-    if spec.kind == "kitti":
-        return _kitti_sequences(spec)
-    if spec.kind == "cityscapes":
-        return _cityscapes_sequences(spec)
-    from ..data import sources  # OpenCV/PyAV/rosbags readers
+    teacher = TeacherLabels(spec) if spec.options.get("labels") == "teacher" else None
+    if spec.kind in ("video", "bag"):
+        from ..data import sources  # OpenCV/PyAV/rosbags readers
 
-    if spec.kind == "video":
-        return [_decoded_sequence(spec, sources.VideoSource(spec.args[0]), size)]
-    return [_decoded_sequence(spec, sources.RosbagSource(spec.args[0], spec.args[1]), size)]
+        source = (sources.VideoSource(spec.args[0]) if spec.kind == "video"
+                  else sources.RosbagSource(spec.args[0], spec.args[1]))
+        return [_decoded_sequence(spec, source, size, teacher)]
+    if "frames" in spec.options and spec.kind != "synth":
+        raise ValueError(f"data spec {spec.text!r}: the frames=A:B option is for video and bag specs")
+    if spec.kind == "folder":
+        sequences = [_folder_sequence(spec)]
+    elif spec.kind == "sequence":
+        sequences = [_sequence_folder(spec)]
+    elif spec.kind == "synth":
+        sequences = [_synth_sequence(spec, size)]
+    elif spec.kind == "kitti":
+        sequences = _kitti_sequences(spec)
+    else:
+        sequences = _cityscapes_sequences(spec)
+    if teacher is not None:
+        teacher.attach(sequences)
+    return sequences
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,5 +662,5 @@ def build_dataset(specs: list[str], size: tuple[int, int], *, stride: int = 1, a
     return TripletDataset(sequences, size, stride=stride, augment=augment, seed=seed)
 
 
-__all__ = ["SemanticTeacher", "FrameRecord", "FrameSequence", "DataSpec", "parse_spec", "build_sequences",
+__all__ = ["SemanticTeacher", "TeacherLabels", "FrameRecord", "FrameSequence", "DataSpec", "parse_spec", "build_sequences",
            "TripletDataset", "collate_triplets", "build_dataset", "color_jitter", "ConcatDataset"]
