@@ -60,15 +60,25 @@ def parse_intrinsics(text: str) -> np.ndarray:
     return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
 
 
+def add_input_arguments(p: argparse.ArgumentParser) -> None:
+    """The recording-reading options shared by the tools that go over one recording (this one, omeganet-teacher)."""
+    p.add_argument("--input", required=True, help="image folder, video file, or ROS 2 bag (with --topic)")
+    p.add_argument("--out", required=True, help="output sequence folder (created)")
+    p.add_argument("--topic", default=None, help="image topic when --input is a ROS 2 bag")
+    p.add_argument("--rate", type=float, default=10.0, help="frame rate assumed for image folders (stamps), Hz")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many input frames")
+    p.add_argument("--save-images", action="store_true", help="also write the input frames to images/")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omeganet-infer", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None,
                    help="omeganet_ros checkpoint (.pt); default: the installed reference model, else random weights "
                         "(with a warning); 'random' forces random weights")
-    p.add_argument("--input", required=True, help="image folder, video file, or ROS 2 bag (with --topic)")
-    p.add_argument("--out", required=True, help="output sequence folder (created)")
-    p.add_argument("--topic", default=None, help="image topic when --input is a ROS 2 bag")
+    add_input_arguments(p)
     p.add_argument("--size", type=parse_size, default=None,
                    help="network input WxH (default: the size the checkpoint was trained at; 640x192 for random weights)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -79,11 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intrinsics", type=parse_intrinsics, default=None,
                    help="known camera intrinsics of the input frames: 'fx,fy,cx,cy' or a 3×3 text file")
     p.add_argument("--depth-scale", type=float, default=None, help="metres per network depth unit (makes depth metric)")
-    p.add_argument("--rate", type=float, default=10.0, help="frame rate assumed for image folders (stamps), Hz")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many input frames")
-    p.add_argument("--save-images", action="store_true", help="also write the input frames to images/")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 

@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .infer import add_input_arguments
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omeganet-teacher", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="image folder, video file, or ROS 2 bag (with --topic)")
-    p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--topic", default=None, help="image topic when --input is a ROS 2 bag")
+    add_input_arguments(p)
     p.add_argument("--weights", default="espnet",
                    help="teacher: 'espnet' (the bundled Cityscapes ESPNet, default) or an ESPNet weights file")
     p.add_argument("--input-width", type=int, default=1024,
@@ -45,11 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-confidence", type=float, default=0.0,
                    help="label pixels whose confidence is below this as 255 (void); default 0 (keep all)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--rate", type=float, default=10.0, help="frame rate assumed for image folders (stamps), Hz")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many input frames")
-    p.add_argument("--save-images", action="store_true", help="also write the input frames to images/")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
