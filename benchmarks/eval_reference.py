@@ -50,9 +50,9 @@ import torch
 from omeganet_ros.checkpoint import default_checkpoint_path
 from omeganet_ros.engine import SceneEngine
 from omeganet_ros.evaluate import DepthEvaluator, FlowEvaluator, MotionEvaluator, SemanticEvaluator
+from omeganet_ros.evaluate import trivial
 from omeganet_ros.evaluate.pose import evaluate_pose_snippets, motions_from_poses
 from omeganet_ros.synth import iterate_frames, parse_size
-from scipy.spatial.transform import Rotation
 
 
 def evaluate_sequence(engine: SceneEngine, seed: int, frames: int, size: tuple[int, int], given_K: bool,
@@ -76,9 +76,9 @@ def evaluate_sequence(engine: SceneEngine, seed: int, frames: int, size: tuple[i
         gt = truth.pop(t)
         following = truth[index]
         evaluators["depth"].add(out.depth, gt["depth"])
-        evaluators["depth_trivial"].add(np.ones_like(out.depth), gt["depth"])
+        evaluators["depth_trivial"].add(trivial.depth_plane(gt["depth"]), gt["depth"])
         evaluators["flow"].add(out.flow, gt["flow_fw"])
-        evaluators["flow_trivial"].add(np.zeros_like(out.flow), gt["flow_fw"])
+        evaluators["flow_trivial"].add(trivial.zero_flow(out.flow), gt["flow_fw"])
         moving = gt["motion"].astype(bool)[..., None]
         static_gt = np.where(moving, np.nan, gt["flow_fw"]).astype(np.float32)
         evaluators["flow_static"].add(out.flow, static_gt)
@@ -86,32 +86,11 @@ def evaluate_sequence(engine: SceneEngine, seed: int, frames: int, size: tuple[i
         if out.rigid_flow is not None:  # depth + ego-motion as a flow: right only where nothing moves
             evaluators["rigid_flow_static"].add(out.rigid_flow, static_gt)
         evaluators["semantic"].add(out.semantic, gt["semantic"])
-        evaluators["semantic_labels"].append(gt["semantic"])
         evaluators["motion"].add(out.motion_mask, gt["motion"])
-        evaluators["motion_trivial"].add(np.zeros_like(out.motion_mask), gt["motion"])
         pred_motions.append(out.ego_motion)
         gt_motions.append(motions_from_poses(np.stack([gt["pose"], following["pose"]]))[0])
         truth.pop(t - 1, None)
     return {"pred_motions": np.array(pred_motions), "gt_motions": np.array(gt_motions)}
-
-
-def constant_velocity(gt_motions: np.ndarray) -> np.ndarray:
-    """K×4×4: the mean of the true motions (mean rotation, mean translation), repeated every frame."""
-    constant = np.eye(4)
-    constant[:3, :3] = Rotation.from_matrix(gt_motions[:, :3, :3]).mean().as_matrix()
-    constant[:3, 3] = gt_motions[:, :3, 3].mean(axis=0)
-    return np.repeat(constant[None], len(gt_motions), axis=0)
-
-
-def motion_correlations(pred_motions: np.ndarray, gt_motions: np.ndarray) -> dict:
-    """Pearson correlation of predicted and true yaw (rotation about camera y) and forward translation (z)."""
-    def corr(a, b):
-        return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and np.std(a) > 0 and np.std(b) > 0 else float("nan")
-
-    yaw_pred = Rotation.from_matrix(pred_motions[:, :3, :3]).as_rotvec()[:, 1]
-    yaw_gt = Rotation.from_matrix(gt_motions[:, :3, :3]).as_rotvec()[:, 1]
-    return {"yaw_correlation": corr(yaw_pred, yaw_gt), "forward_correlation": corr(pred_motions[:, 2, 3], gt_motions[:, 2, 3]),
-            "yaw_std_pred": float(np.std(yaw_pred)), "yaw_std_gt": float(np.std(yaw_gt))}
 
 
 def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], network_size, given_K: bool = True,
@@ -125,7 +104,7 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
                   "flow_static": FlowEvaluator(), "flow_moving": FlowEvaluator(), "rigid_flow_static": FlowEvaluator(),
                   "semantic": SemanticEvaluator(), "motion": MotionEvaluator(),
                   "depth_trivial": DepthEvaluator(median_scaling=True, crop=None), "flow_trivial": FlowEvaluator(),
-                  "motion_trivial": MotionEvaluator(), "semantic_labels": []}
+}
     ates, ates_trivial, all_pred, all_gt = [], [], [], []
     start = time.perf_counter()
     for seed in seeds:
@@ -133,8 +112,8 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
         if len(motions["pred_motions"]) >= 1:
             pose = evaluate_pose_snippets(motions["pred_motions"], motions["gt_motions"])
             ates.append((pose["ate_mean"], pose["num_snippets"]))
-            trivial = evaluate_pose_snippets(constant_velocity(motions["gt_motions"]), motions["gt_motions"])
-            ates_trivial.append((trivial["ate_mean"], trivial["num_snippets"]))
+            constant = evaluate_pose_snippets(trivial.constant_velocity(motions["gt_motions"]), motions["gt_motions"])
+            ates_trivial.append((constant["ate_mean"], constant["num_snippets"]))
             all_pred.append(motions["pred_motions"])
             all_gt.append(motions["gt_motions"])
     depth = evaluators["depth"].result()
@@ -144,18 +123,11 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
     weights = np.array([n for _, n in ates], np.float64)
     ate = float(np.sum([a * n for a, n in ates]) / weights.sum()) if ates else float("nan")
     ate_trivial = float(np.sum([a * n for a, n in ates_trivial]) / weights.sum()) if ates else float("nan")
-    correlations = motion_correlations(np.concatenate(all_pred), np.concatenate(all_gt)) if all_pred else {}
-    # Majority class: the most frequent ground-truth class of the whole evaluation, everywhere.
-    labels = evaluators["semantic_labels"]
-    counts = sum(np.bincount(g[g < 19].ravel(), minlength=19) for g in labels) if labels else np.zeros(19)
-    majority = int(np.argmax(counts))
-    majority_eval = SemanticEvaluator()
-    for g in labels:
-        majority_eval.add(np.full_like(g, majority), g)
-    trivial_semantic = {"class": majority, **{k: majority_eval.result()[k] for k in ("miou", "pixel_acc")}} if labels else {}
+    correlations = trivial.motion_correlations(np.concatenate(all_pred), np.concatenate(all_gt)) if all_pred else {}
     depth_trivial = evaluators["depth_trivial"].result()
     flow_trivial = evaluators["flow_trivial"].result()
-    motion_trivial = evaluators["motion_trivial"].result()
+    semantic_trivial = trivial.majority_class(evaluators["semantic"].confusion)
+    motion_trivial = trivial.nothing_moves(evaluators["motion"].confusion)
     return {
         "checkpoint": "random" if engine.random_weights else str(engine.checkpoint_path),
         "network_size": list(engine.size),
@@ -165,21 +137,21 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
         "intrinsics": "given (ground-truth K)" if given_K else "CamNet estimate",
         "depth": {"abs_rel_median_scaled": depth["abs_rel"], "sq_rel": depth["sq_rel"], "rmse": depth["rmse"],
                   "a1": depth["a1"],
-                  "trivial": {"answer": "median-depth plane", "abs_rel_median_scaled": depth_trivial["abs_rel"],
+                  "trivial": {"answer": trivial.ANSWERS["depth"], "abs_rel_median_scaled": depth_trivial["abs_rel"],
                               "rmse": depth_trivial["rmse"], "a1": depth_trivial["a1"]}},
         "flow": {"epe": flow["epe_all"], "fl_all": flow["fl_all"],
                  "epe_static": evaluators["flow_static"].result()["epe_all"],
                  "epe_moving": evaluators["flow_moving"].result()["epe_all"],
                  "rigid_flow_epe_static": evaluators["rigid_flow_static"].result()["epe_all"],
-                 "trivial": {"answer": "zero flow", "epe": flow_trivial["epe_all"], "fl_all": flow_trivial["fl_all"]}},
+                 "trivial": {"answer": trivial.ANSWERS["flow"], "epe": flow_trivial["epe_all"], "fl_all": flow_trivial["fl_all"]}},
         "motion": {"iou_moving": motion["iou_moving"], "mean_iou": motion["mean_iou"],
-                   "trivial": {"answer": "nothing moves", "iou_moving": motion_trivial["iou_moving"],
+                   "trivial": {"answer": motion_trivial["answer"], "iou_moving": motion_trivial["iou_moving"],
                                "mean_iou": motion_trivial["mean_iou"]}},
         "pose": {"ate_5frame_m": ate, "snippets": int(weights.sum()), **correlations,
-                 "trivial": {"answer": "constant velocity (the sequence's mean true motion)",
+                 "trivial": {"answer": trivial.ANSWERS["pose"],
                              "ate_5frame_m": ate_trivial, "yaw_correlation": None}},
         "semantic": {"miou": semantic["miou"], "pixel_acc": semantic["pixel_acc"],
-                     "trivial": {"answer": "majority class everywhere", **trivial_semantic}},
+                     "trivial": {k: semantic_trivial[k] for k in ("answer", "class", "miou", "pixel_acc")}},
         "seconds": round(time.perf_counter() - start, 1),
         "torch": torch.__version__, "machine": platform.machine(),
         "note": "CPU; cores shared with other jobs",

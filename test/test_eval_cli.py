@@ -234,3 +234,40 @@ def test_depth_colouring_shows_saturation_at_the_nearest_depth():
     depth[3:6] = 2.5  # nearer than the rest, not clamped
     rgb = colorize_depth(depth).astype(int)
     assert not np.array_equal(rgb[0, 0], rgb[4, 0]), "the clamped patch looks like merely near pixels"
+
+
+def _trivial_prediction(task, g, gt):
+    """What the trivial answer predicts for ground-truth frame ``g`` (majority class over all of ``gt``)."""
+    from omeganet_ros.evaluate import trivial
+
+    if task == "depth":
+        return trivial.depth_plane(g["depth"])
+    if task == "flow":
+        return np.zeros_like(g["flow"])
+    if task == "semantic":
+        counts = np.bincount(np.concatenate([f["semantic"][f["semantic"] < 19] for f in gt]), minlength=19)
+        return np.full_like(g["semantic"], np.argmax(counts))
+    return np.zeros_like(g["motion"])
+
+
+@pytest.mark.parametrize("task", ["depth", "flow", "semantic", "motion", "pose"])
+def test_every_figure_comes_with_the_trivial_answer(capsys, worlds, written, task):
+    """The "trivial" entry equals the metric of actually predicting the trivial answer; markdown prints its row."""
+    gt, _ = worlds
+    result = _run(capsys, task, "--pred", str(written["pred_dir"]), "--gt", str(written["gt_dir"]), "--json")
+    if task == "pose":
+        from omeganet_ros.evaluate import trivial
+        from omeganet_ros.evaluate.pose import evaluate_pose_snippets, motions_from_poses
+
+        motions = motions_from_poses(np.stack([g["pose"] for g in gt]))
+        expected = evaluate_pose_snippets(trivial.constant_velocity(motions), motions)
+        assert result["yaw_correlation"] is not None
+    else:
+        expected = _api(task, gt, [{task: _trivial_prediction(task, g, gt)} for g in gt])
+    for key in KEYS[task]:
+        assert result["trivial"][key] == pytest.approx(expected[key], rel=1e-5, abs=1e-9), key
+    assert main([task, "--pred", str(written["pred_dir"]), "--gt", str(written["gt_dir"]), "--markdown"]) == 0
+    table = capsys.readouterr().out
+    assert "| trivial: " in table and "| prediction |" in table
+    assert main([task, "--pred", str(written["pred_dir"]), "--gt", str(written["gt_dir"])]) == 0
+    assert "(trivial: " in capsys.readouterr().out

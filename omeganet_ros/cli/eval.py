@@ -73,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         print(markdown_table(args.task, result))
     if not args.json and not args.markdown:
+        base = result.get("trivial", {})
         for name in METRICS[args.task]:
-            print(f"{name:>14}: {result[name]:.6f}")
+            beside = f"   (trivial: {base[name]:.6f})" if isinstance(base.get(name), (int, float)) else ""
+            print(f"{name:>14}: {result[name]:.6f}{beside}")
+        if base:
+            print(f"{'trivial':>14}: {base['answer']}")
         for name, value in result.items():
             if name not in METRICS[args.task] and isinstance(value, (int, float)):
                 print(f"{name:>14}: {value}")

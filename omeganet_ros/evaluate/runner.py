@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 
 from omeganet_ros.data.layout import SequenceFolder
-from omeganet_ros.evaluate import inputs
+from omeganet_ros.evaluate import inputs, trivial
 from omeganet_ros.evaluate.depth import DepthEvaluator
 from omeganet_ros.evaluate.flow import FlowEvaluator
 from omeganet_ros.evaluate.motion import MotionEvaluator
 from omeganet_ros.evaluate.odometry import evaluate_odometry
-from omeganet_ros.evaluate.pose import evaluate_pose
+from omeganet_ros.evaluate.pose import evaluate_pose, evaluate_pose_snippets, motions_from_poses
 from omeganet_ros.evaluate.semantic import SemanticEvaluator
 
 TASKS = ("depth", "flow", "semantic", "motion", "pose", "odometry")
@@ -55,18 +55,24 @@ def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | Non
         if median_scaling is None:
             median_scaling = not predictions_are_metric(pred)
         evaluator = DepthEvaluator(median_scaling=median_scaling, crop=crop)
+        baseline = DepthEvaluator(median_scaling=True, crop=crop)
         for _, load_pred, load_gt in pairs:
-            evaluator.add(load_pred(), load_gt())
-        return {**evaluator.result(), "median_scaling": median_scaling}
+            depth_gt = load_gt()
+            evaluator.add(load_pred(), depth_gt)
+            baseline.add(trivial.depth_plane(depth_gt), depth_gt)
+        return {**evaluator.result(), "median_scaling": median_scaling,
+                "trivial": {"answer": trivial.ANSWERS["depth"], **_headline("depth", baseline.result())}}
     if task == "flow":
         pred_frames, _ = inputs.flow_frames(pred, topic)
         gt_all, gt_noc = inputs.flow_frames(gt, _gt_topic(task, gt_topic))
         pairs = inputs.match_frames(pred_frames, inputs.zip_frames(gt_all, gt_noc))
-        evaluator = FlowEvaluator()
+        evaluator, baseline = FlowEvaluator(), FlowEvaluator()
         for _, load_pred, load_gt in pairs:
             flow_all, flow_noc = load_gt()
             evaluator.add(load_pred(), flow_all, gt_noc=flow_noc)
+            baseline.add(trivial.zero_flow(flow_all), flow_all, gt_noc=flow_noc)
         out = evaluator.result()
+        out["trivial"] = {"answer": trivial.ANSWERS["flow"], **_headline("flow", baseline.result())}
         out["noc_mask"] = "separate" if gt_noc is not None else "same as all (single validity mask)"
         return out
     if task == "semantic":
@@ -75,14 +81,17 @@ def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | Non
         evaluator = SemanticEvaluator()
         for _, load_pred, load_gt in pairs:
             evaluator.add(load_pred(), load_gt())
-        return evaluator.result()
+        baseline = trivial.majority_class(evaluator.confusion)
+        return {**evaluator.result(), "trivial": {"answer": baseline["answer"], "class": baseline["class"],
+                                                  **_headline("semantic", baseline)}}
     if task == "motion":
         pairs = inputs.match_frames(inputs.motion_frames(pred, topic),
                                     inputs.motion_frames(gt, _gt_topic(task, gt_topic)))
         evaluator = MotionEvaluator()
         for _, load_pred, load_gt in pairs:
             evaluator.add(load_pred(), inputs.normalise_motion_gt(load_gt(), motion_gt))
-        return evaluator.result()
+        baseline = trivial.nothing_moves(evaluator.confusion)
+        return {**evaluator.result(), "trivial": {"answer": baseline["answer"], **_headline("motion", baseline)}}
     if task == "odometry":
         pred_dir, gt_dir = Path(pred), Path(gt)
         if pred_dir.is_dir() and not inputs.is_bag(pred_dir) and not (pred_dir / "poses.txt").exists() \
@@ -92,8 +101,17 @@ def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | Non
     gt_traj = inputs.trajectory(gt, _gt_topic(task, gt_topic), cam)
     gt_poses, pred_poses, indices = inputs.match_trajectories(pred_traj, gt_traj)
     if task == "pose":
-        return evaluate_pose(pred_poses, gt_poses[indices])
+        result = evaluate_pose(pred_poses, gt_poses[indices])
+        gt_motions = motions_from_poses(gt_poses[indices])
+        baseline = evaluate_pose_snippets(trivial.constant_velocity(gt_motions), gt_motions)
+        result.update(trivial.motion_correlations(motions_from_poses(pred_poses), gt_motions))
+        result["trivial"] = {"answer": trivial.ANSWERS["pose"], **_headline("pose", baseline)}
+        return result
     return evaluate_odometry(gt_poses, pred_poses, indices, alignment)
+
+
+def _headline(task: str, result: dict) -> dict:
+    return {name: result[name] for name in METRICS[task] if name in result}
 
 
 def predictions_are_metric(pred: str | Path) -> bool:
@@ -133,6 +151,11 @@ def markdown_table(task: str, result: dict) -> str:
     rule = "|" + "|".join("---:" for _ in names) + "|"
     row = "| " + " | ".join(f"{result[n]:.4f}" for n in names) + " |"
     lines = [header, rule, row]
+    if "trivial" in result:  # the trivial answer's row, so a collapse cannot pass for learning
+        base = result["trivial"]
+        lines = ["| | " + header[2:], "|---|" + rule[1:], "| prediction | " + row[2:],
+                 f"| trivial: {base['answer']} | " + " | ".join(
+                     f"{base[n]:.4f}" if isinstance(base.get(n), (int, float)) else "—" for n in names) + " |"]
     if "sequences" in result:
         lines = ["| sequence | " + header[2:], "|---|" + rule[1:]]
         for seq, figures in result["sequences"].items():
