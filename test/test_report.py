@@ -55,15 +55,15 @@ def _by_stamp(bag, topic):
 def test_report_metrics_equal_the_evaluation_suite_run_directly(bags, report):
     out, result = report
     on_disk = json.loads((out / "report.json").read_text())
-    pred = {t: _by_stamp(bags["pred"], t) for t in ("/depth", "/flow", "/semantic", "/motion/mask", "/odometry")}
+    pred = {t: _by_stamp(bags["pred"], t) for t in ("/depth/relative", "/flow", "/semantic", "/motion/mask", "/odometry")}
     gt = {t: _by_stamp(bags["camera"], t) for t in ("/gt/depth", "/gt/flow", "/gt/semantic", "/gt/motion", "/gt/pose")}
-    stamps = sorted(set(pred["/depth"]) & set(gt["/gt/depth"]))
+    stamps = sorted(set(pred["/depth/relative"]) & set(gt["/gt/depth"]))
     assert len(stamps) == FRAMES - len(SKIPPED)
 
     depth, flow, semantic, motion = DepthEvaluator(median_scaling=True, crop=None), FlowEvaluator(), \
         SemanticEvaluator(), MotionEvaluator()
     for s in stamps:
-        depth.add(rosbag_io.image_to_numpy(pred["/depth"][s]), rosbag_io.image_to_numpy(gt["/gt/depth"][s]))
+        depth.add(rosbag_io.image_to_numpy(pred["/depth/relative"][s]), rosbag_io.image_to_numpy(gt["/gt/depth"][s]))
         flow.add(rosbag_io.image_to_numpy(pred["/flow"][s]), rosbag_io.image_to_numpy(gt["/gt/flow"][s]))
         semantic.add(rosbag_io.image_to_numpy(pred["/semantic"][s]), rosbag_io.image_to_numpy(gt["/gt/semantic"][s]))
         motion.add(rosbag_io.image_to_numpy(pred["/motion/mask"][s]),
@@ -95,6 +95,9 @@ def test_report_files_and_timing_section(report):
     assert t["offered_rate_hz"] == pytest.approx(10.0)
     markdown = (out / "report.md").read_text()
     assert "randomly initialised" in markdown and "abs_rel" in markdown and "| 150.0 |" in markdown
+    for answer in ("median-depth plane", "zero flow", "majority class everywhere"):  # beside every figure
+        assert f"| trivial: {answer} |" in markdown, answer
+    assert result["accuracy"]["flow"]["trivial"]["epe_all"] > 0
 
     mosaic = cv2.imread(str(out / "mosaic.png"))
     assert mosaic.shape[1] == 5 * helpers.WIDTH and mosaic.shape[0] >= 4 * helpers.HEIGHT

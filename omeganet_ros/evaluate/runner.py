@@ -145,20 +145,26 @@ def evaluate_odometry_folders(pred_dir: Path, gt_dir: Path, alignment: str | Non
 
 
 def markdown_table(task: str, result: dict) -> str:
-    """The headline metrics of ``result`` as a Markdown table (one row)."""
-    names = METRICS[task]
+    """The headline metrics of ``result`` as a Markdown table, with the trivial answer's row when it has one."""
+    names = [n for n in METRICS[task] if n in result]
     header = "| " + " | ".join(f"{n} ({UNITS[n]})" if UNITS[n] else n for n in names) + " |"
     rule = "|" + "|".join("---:" for _ in names) + "|"
-    row = "| " + " | ".join(f"{result[n]:.4f}" for n in names) + " |"
+    row = "| " + " | ".join(_cell(result.get(n)) for n in names) + " |"
     lines = [header, rule, row]
     if "trivial" in result:  # the trivial answer's row, so a collapse cannot pass for learning
         base = result["trivial"]
         lines = ["| | " + header[2:], "|---|" + rule[1:], "| prediction | " + row[2:],
-                 f"| trivial: {base['answer']} | " + " | ".join(
-                     f"{base[n]:.4f}" if isinstance(base.get(n), (int, float)) else "—" for n in names) + " |"]
+                 f"| trivial: {base['answer']} | " + " | ".join(_cell(base.get(n)) for n in names) + " |"]
     if "sequences" in result:
         lines = ["| sequence | " + header[2:], "|---|" + rule[1:]]
         for seq, figures in result["sequences"].items():
-            lines.append(f"| {seq} | " + " | ".join(f"{figures[n]:.4f}" for n in names) + " |")
+            lines.append(f"| {seq} | " + " | ".join(_cell(figures.get(n)) for n in names) + " |")
         lines.append("| mean | " + row[2:])
     return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    """A metric for a table: 4 decimals, "—" when absent or not finite."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+        return f"{value:.4f}"
+    return "—"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from omeganet_ros.data import rosbag_io
-from omeganet_ros.evaluate.runner import METRICS, UNITS
+from omeganet_ros.evaluate.runner import markdown_table
 from omeganet_ros.report import accuracy as accuracy_mod
 from omeganet_ros.report import figures, run_data, timing as timing_mod
 from omeganet_ros.report.video import Mp4Writer
@@ -117,6 +117,8 @@ def write_report(out_dir: str | Path, *, input_bag: str | Path, output_bag: str 
     # Accuracy
     metric = bool(scene.depth_is_metric) and all(scene.depth_is_metric)
     median_scaling = {"auto": not metric, "on": True, "off": False}[depth_median_scaling]
+    if metric and "depth" not in (pred_topics or {}):
+        pred_topics = {**(pred_topics or {}), "depth": accuracy_mod.METRIC_DEPTH_TOPIC}
     if output_bag is not None:
         report["accuracy"] = accuracy_mod.evaluate_run(
             output_bag, input_bag, pred_topics, gt_topics, namespace=namespace,
@@ -212,12 +214,7 @@ def render_markdown(report: dict) -> str:
             if "skipped" in result:
                 lines += [f"{label}: skipped — {result['skipped']}", ""]
                 continue
-            names = [n for n in METRICS[task] if n in result]
-            lines.append(label)
-            lines.append("")
-            lines.append("| " + " | ".join(f"{n} ({UNITS[n]})" if UNITS[n] else n for n in names) + " |")
-            lines.append("|" + "|".join("---:" for _ in names) + "|")
-            lines.append("| " + " | ".join(_fmt(result[n]) for n in names) + " |")
+            lines += [label, "", markdown_table(task, result)]
             if result.get("note"):
                 lines.append(f"\n_{result['note']}_")
             lines.append("")
