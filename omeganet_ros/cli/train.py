@@ -46,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--config", required=True, help="training config YAML (config/train_stage{1,2,3,4}.yaml)")
     p.add_argument("--data", action="append", default=[], metavar="SPEC",
                    help="training data (repeatable): synth:seed=S,frames=N | sequence:PATH | folder:PATH | "
-                        "video:PATH | bag:PATH:TOPIC | kitti:ROOT:SPLITFILE | cityscapes:ROOT, options ,labels=DIR ,intrinsics=FILE")
+                        "video:PATH | bag:PATH:TOPIC | kitti:ROOT:SPLITFILE | cityscapes:ROOT, options ,labels=DIR|teacher ,intrinsics=FILE (labels=teacher: the bundled ESPNet's cached labels, see docs/training.md)")
     p.add_argument("--bag", help="a ROS 2 bag to train on (with --topic); same as --data bag:BAG:TOPIC")
     p.add_argument("--topic", help="image topic of --bag")
     p.add_argument("--val", action="append", default=[], metavar="SPEC",
