@@ -187,14 +187,46 @@ def numpy_to_image_fields(array: np.ndarray, encoding: str) -> dict:
     }
 
 
-def compressed_to_rgb8(format: str, data: Any) -> np.ndarray:
+MAX_INPUT_PIXELS = 40_000_000  # ≈ 7700×5200: beyond any camera a robot streams; more is a decompression bomb
+
+
+class ImageTooLarge(ValueError):
+    """An encoded image whose header announces more pixels than allowed (checked before decoding)."""
+
+
+def encoded_image_size(data: bytes | np.ndarray | Path) -> tuple[int, int] | None:
+    """(W, H) from an encoded image's header (PNG, JPEG, PPM, BMP, TIFF, WebP), without decoding its pixels;
+    None when the header cannot be read (the decoder then reports the problem)."""
+    import io
+
+    from PIL import Image
+
+    try:
+        source = data if isinstance(data, Path) else io.BytesIO(bytes(data))
+        with Image.open(source) as image:
+            return image.size
+    except Exception:  # noqa: BLE001 — any unreadable header: leave the verdict to the decoder
+        return None
+
+
+def check_input_pixels(size: tuple[int, int] | None, max_pixels: int | None, what: str) -> None:
+    """Raise :class:`ImageTooLarge` when ``size`` (W, H) exceeds ``max_pixels`` (None or 0: no limit)."""
+    if size is not None and max_pixels and size[0] * size[1] > max_pixels:
+        raise ImageTooLarge(f"{what} is {size[0]}×{size[1]} = {size[0] * size[1]:,} pixels, over the limit of "
+                            f"{max_pixels:,} (max_input_pixels); not decoded")
+
+
+def compressed_to_rgb8(format: str, data: Any, max_pixels: int | None = MAX_INPUT_PIXELS) -> np.ndarray:
     """A CompressedImage's ``format`` and ``data`` (jpeg/png/…) → H×W×3 uint8 RGB.
 
-    Raises ``ValueError`` when the bytes cannot be decoded.
+    Raises ``ValueError`` when the bytes cannot be decoded, :class:`ImageTooLarge` (a ValueError) when the
+    header announces more than ``max_pixels`` pixels (checked before decoding: a small file can decode to
+    gigabytes).
     """
     buffer = _data_buffer(data)
     if buffer.size == 0:
         raise ValueError(f"compressed image ({format!r}) has no data")
+    check_input_pixels(encoded_image_size(buffer), max_pixels, f"compressed image ({format!r})")
     decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if decoded is None:
         raise ValueError(f"could not decode compressed image with format {format!r} ({buffer.size} bytes)")

@@ -6,8 +6,9 @@ Frames that cannot be read or decoded are skipped and counted in
 ``source.skipped`` (with the reasons in ``source.errors``): one bad frame does
 not end a run.
 
-* :class:`ImageFolderSource`: ``*.png`` / ``*.jpg`` / ``*.jpeg`` sorted by
-  name; stamps are ``index / rate`` (the folder carries no time).
+* :class:`ImageFolderSource`: still images (:data:`IMAGE_SUFFIXES`) sorted by
+  name; stamps are ``index / rate`` (the folder carries no time). An image whose
+  header announces more than ``max_pixels`` is skipped before it is decoded.
 * :class:`VideoSource`: OpenCV ``VideoCapture``, PyAV when OpenCV cannot open
   the file; stamps from the container's timestamps.
 * :class:`RosbagSource`: one topic of a ROS 2 bag (sqlite3 or mcap) with
@@ -27,8 +28,9 @@ import numpy as np
 
 from . import rosbag_io
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
+# Every still-image format OpenCV reads (PPM/PGM: KITTI odometry tools, FlyingChairs; BMP, TIFF, WebP).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv", ".3gp", ".ogv")
 BAG_SUFFIXES = (".db3", ".mcap")
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 
@@ -72,8 +74,9 @@ def _to_rgb(image: np.ndarray, order: str = "bgr") -> np.ndarray:
 class ImageFolderSource(FrameSource):
     """Images of a folder sorted by file name; stamp = index / ``rate`` seconds."""
 
-    def __init__(self, path, rate: float = 10.0):
+    def __init__(self, path, rate: float = 10.0, max_pixels: int | None = rosbag_io.MAX_INPUT_PIXELS):
         super().__init__(path)
+        self.max_pixels = max_pixels
         if not self.path.is_dir():
             raise OSError(f"image folder {self.path} does not exist")
         if rate <= 0:
@@ -89,6 +92,11 @@ class ImageFolderSource(FrameSource):
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         for file in self.files:
+            try:
+                rosbag_io.check_input_pixels(rosbag_io.encoded_image_size(file), self.max_pixels, str(file))
+            except ValueError as exc:
+                self._skip(str(exc))
+                continue
             image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
             if image is None:
                 self._skip(f"{file}: cannot be decoded")
@@ -262,4 +270,7 @@ def open_source(path, topic: str | None = None, rate: float = 10.0) -> FrameSour
         return ImageFolderSource(path, rate=rate)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise ValueError(f"input {path} is a single image; give the folder that holds the sequence")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"input {path}: unknown kind of file ({path.suffix or 'no suffix'}); expected a folder of "
+                         f"images, a video ({'/'.join(VIDEO_SUFFIXES)}) or a ROS 2 bag ({'/'.join(BAG_SUFFIXES)})")
     return VideoSource(path)

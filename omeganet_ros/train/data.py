@@ -24,7 +24,8 @@ Options follow as ``,key=value`` (after the path for path kinds):
   ``labels_cache=DIR`` (default ``~/.cache/omeganet_ros/teacher_labels``).
 * ``frames=A:B`` (video, bag): only the decoded frames A … B−1 (either end may be
   left out), e.g. to hold the end of a recording out of training.
-* ``intrinsics=FILE``: a 3×3 K (pixels of the original frames) when known.
+* ``intrinsics=FILE``: K (pixels of the original frames) when known: a 3×3 text file or a KITTI
+  ``calib.txt`` / ``calib_cam_to_cam.txt`` (``FILE:P0`` picks a camera; default ``P2`` / ``P_rect_02``).
   ``sequence`` and ``synth`` read their own; ``kitti`` reads the calibration.
 * ``side=l|r`` (kitti): camera 02 or 03 when the split file does not say.
 
@@ -154,13 +155,10 @@ def _label_loader(label_dir: Path | None, stem: str) -> Loader | None:
     return (lambda p=path: _imread_labels(p)) if path.is_file() else None
 
 
-def _read_K(path) -> np.ndarray:
-    path = Path(path)
-    try:
-        K = np.loadtxt(path).reshape(3, 3)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"intrinsics file {path}: expected a 3×3 matrix ({exc})") from exc
-    return K
+def _read_K(spec) -> np.ndarray:
+    from ..data.intrinsics import read_intrinsics
+
+    return read_intrinsics(spec)
 
 
 def _folder_sequence(spec: DataSpec) -> FrameSequence:

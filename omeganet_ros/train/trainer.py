@@ -300,6 +300,7 @@ class Trainer:
         init_paths = init_checkpoints(cfg.get("init"))
         # Which stage last trained each network (None: still at its random initialisation).
         lineage = {name: None for name in ("dsnet", "camnet", "ofnet")}
+        semantic_lineage = None  # which stage last trained DSNet's semantic head (None: untrained)
         if resume_ckpt is None and init_paths:
             for order, path in enumerate(init_paths):
                 init_ckpt = load_checkpoint(path)
@@ -309,9 +310,14 @@ class Trainer:
                 names = None if order == 0 else [n for n, stage in trained_by.items() if stage is not None]
                 self._load_networks(init_ckpt, strict_names=False, only=names)
                 lineage.update({n: s for n, s in trained_by.items() if names is None or n in names})
+                if names is None or "dsnet" in names:
+                    semantic_lineage = init_ckpt.provenance.get("semantic_head_trained_by_stage")
         elif resume_ckpt is not None:
             lineage.update(resume_ckpt.provenance.get("networks_trained_by_stage", {}))
+            semantic_lineage = resume_ckpt.provenance.get("semantic_head_trained_by_stage")
         lineage.update({name: self.stage.number for name in self.stage.trained})
+        if "dsnet" in self.stage.trained and "semantic" in self.tasks:
+            semantic_lineage = self.stage.number
         if self.stage.number == 3:
             self.nets["teacher"] = copy.deepcopy(self.nets["ofnet"])
             if cfg.get("student_init", "teacher") == "scratch" and resume_ckpt is None:
@@ -351,6 +357,7 @@ class Trainer:
             "config": cfg, "data": self.data_specs, "val_data": self.val_specs, "git_commit": git_commit(),
             "torch": str(torch.__version__), "world_size": self.world, "device": self.device.type,
             "trained": list(self.stage.trained), "networks_trained_by_stage": lineage, "tasks": self.tasks,
+            "semantic_head_trained_by_stage": semantic_lineage,
             "init": [str(path) for path in init_paths] or None,
         }
 
