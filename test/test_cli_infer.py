@@ -180,3 +180,89 @@ def test_console_script_is_installed():
         pytest.skip(f"console script not installed next to {sys.executable}")
     result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--checkpoint" in result.stdout and "--topic" in result.stdout
+
+
+def _run_at(args, size="128x128"):
+    return infer.main(args + ["--size", size, "--checkpoint", "random", "--quiet", "--threads", "2"])
+
+
+def _write_folder(folder, frames, suffix=".png"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        assert cv2.imwrite(str(folder / f"{i:06d}{suffix}"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def test_two_frames_explain_why_nothing_was_written(tmp_path, capsys):
+    folder = _write_folder(tmp_path / "two", _frames(2))
+    assert _run_at(["--input", str(folder), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "2 readable frame(s) gave no output" in err and "--causal" in err
+    assert _run_at(["--input", str(folder), "--out", str(tmp_path / "c"), "--causal"]) == 0
+
+
+def test_ppm_folders_are_sequences_and_unknown_files_are_refused(tmp_path):
+    folder = _write_folder(tmp_path / "ppm", _frames(3), ".ppm")
+    assert [index for index, _, _ in open_source(folder)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="single image"):
+        open_source(folder / "000000.ppm")
+    odd = tmp_path / "frames.xyz"
+    odd.write_bytes(b"\x00" * 16)
+    with pytest.raises(ValueError, match="unknown kind of file"):
+        open_source(odd)
+
+
+def test_huge_images_are_refused_from_the_header_before_decoding(tmp_path):
+    from omeganet_ros.data.rosbag_io import ImageTooLarge, compressed_to_rgb8
+
+    folder = _write_folder(tmp_path / "frames", _frames(3))
+    bomb = np.zeros((5000, 9000), np.uint8)  # 45 Mpx of one grey: a small file, a large decode
+    assert cv2.imwrite(str(folder / "000001b.png"), bomb)
+    encoded = (folder / "000001b.png").read_bytes()
+    assert len(encoded) < 200_000
+    source = open_source(folder)
+    assert len(list(source)) == 3 and source.skipped == 1
+    assert "over the limit" in source.errors[0] and "000001b.png" in source.errors[0]
+    with pytest.raises(ImageTooLarge, match="9000×5000"):
+        compressed_to_rgb8("png", encoded)
+
+
+def test_kitti_calibration_files_give_intrinsics(shared_data, tmp_path):
+    from omeganet_ros.data.intrinsics import read_intrinsics
+    from omeganet_ros.data.kitti import CamToCam
+
+    raw = next((shared_data / "kitti_raw_tiny").rglob("calib_cam_to_cam.txt"))
+    assert np.allclose(read_intrinsics(raw), CamToCam(raw).K(2))
+    assert np.allclose(read_intrinsics(f"{raw}:P_rect_00"), CamToCam(raw).K(0))
+    odometry = tmp_path / "calib.txt"
+    odometry.write_text("".join(f"P{c}: {700 + c} 0 600 {-300 * c} 0 {700 + c} 180 0 0 0 1 0\n" for c in range(4))
+                        + "Tr: 1 0 0 0 0 1 0 0 0 0 1 0\n")
+    assert read_intrinsics(odometry)[0, 0] == 702  # P2: the left colour camera
+    assert read_intrinsics(f"{odometry}:P0")[0, 0] == 700
+    assert infer.parse_intrinsics(str(odometry))[1, 2] == 180
+    with pytest.raises(ValueError, match="no P7 projection"):
+        read_intrinsics(f"{odometry}:P7")
+
+
+def test_outputs_layers_scene_cuts_and_untrained_networks_are_reported(tmp_path, capsys, caplog):
+    from omeganet_ros.train.lineage import untrained_outputs
+
+    blue = np.zeros_like(_frames(1)[0])
+    blue[..., 2] = 220
+    blue[::3, ::3, 0] = 60
+    folder = _write_folder(tmp_path / "cut", _frames(4) + [blue, np.roll(blue, 3, axis=1), np.roll(blue, 6, axis=1)])
+    out = tmp_path / "o"
+    assert _run_at(["--input", str(folder), "--out", str(out), "--outputs", "depth,semantic"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["window_restarts"] == {"scene_cut": 1}
+    assert meta["frames_written"] == 2 + 1  # two from the first scene, one from the second
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["depth", "semantic"]
+    with pytest.raises(SystemExit):
+        infer.main(["--input", str(folder), "--out", str(tmp_path / "x"), "--outputs", "depth,colour"])
+    assert "unknown layer(s) ['colour']" in capsys.readouterr().err
+    # A stage-1 checkpoint: OFNet never trained.
+    assert untrained_outputs({"networks_trained_by_stage": {"dsnet": 1, "camnet": 1, "ofnet": None},
+                              "semantic_head_trained_by_stage": 1}) == ["flow", "motion"]
+    assert "semantic" in untrained_outputs({"networks_trained_by_stage": {"dsnet": 1, "camnet": 1, "ofnet": 2},
+                                            "semantic_head_trained_by_stage": None})
+    assert untrained_outputs({}) is None

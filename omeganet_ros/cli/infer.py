@@ -15,7 +15,9 @@ Input: a folder of images (sorted by name), a video file, or a ROS 2 bag
     motion/NNNNNN.png    uint8 0/1 motion mask
     images/NNNNNN.png    the input frames (with --save-images)
     poses.txt            camera-to-world poses chained from the ego-motion, first frame = identity,
-                         "index r11 r12 r13 t1 … t3" (KITTI odometry with a leading frame index)
+                         "index r11 r12 r13 t1 … t3" (KITTI odometry with a leading frame index);
+                         metres with --depth-scale / --camera-height
+
     intrinsics.txt       3×3 K in output pixels: the given one, or the median of CamNet's estimates
     stamps.txt           "index stamp_seconds" per frame
     meta.json            engine settings, checkpoint, depth_metric, frame counts, skipped frames
@@ -23,7 +25,10 @@ Input: a folder of images (sorted by name), a video file, or a ROS 2 bag
 NNNNNN is the frame's index in the input (unreadable frames are skipped,
 counted, and do not take an index). In the default (paper) mode the first and
 last frames have no predictions (they lack a neighbour); their poses are still
-written.
+written. ``--outputs depth,semantic`` writes fewer layers (a warning comes before
+a run would write more than 2 GB). Frames go through :class:`omeganet_ros.pipeline.ScenePipeline`,
+as in the node: a scene cut (an edited video) or a stamp going back restarts the
+frame window (counted in meta.json's ``window_restarts``).
 """
 from __future__ import annotations
 
@@ -46,18 +51,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def parse_intrinsics(text: str) -> np.ndarray:
-    """'fx,fy,cx,cy' or a file holding a 3×3 matrix → 3×3 K."""
-    path = Path(text)
-    if path.is_file():
-        values = np.loadtxt(path, dtype=np.float64).reshape(-1)
-        if values.size != 9:
-            raise argparse.ArgumentTypeError(f"{path}: expected a 3×3 matrix, got {values.size} numbers")
-        return values.reshape(3, 3)
+    """'fx,fy,cx,cy', a 3×3 text file or a KITTI calibration file (``calib.txt[:P2]``) → 3×3 K."""
+    from ..data.intrinsics import read_intrinsics
+
     try:
-        fx, fy, cx, cy = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"intrinsics must be 'fx,fy,cx,cy' or a file with a 3×3 K, got {text!r}") from None
-    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
+        return read_intrinsics(text)
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_input_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,96 +87,156 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-resolution", default="input", choices=["input", "network"])
     p.add_argument("--causal", action="store_true", help="predict each frame from it and the previous one (no look-ahead)")
     p.add_argument("--intrinsics", type=parse_intrinsics, default=None,
-                   help="known camera intrinsics of the input frames: 'fx,fy,cx,cy' or a 3×3 text file")
-    p.add_argument("--depth-scale", type=float, default=None, help="metres per network depth unit (makes depth metric)")
+                   help="known camera intrinsics of the input frames: 'fx,fy,cx,cy', a 3×3 text file, or a KITTI "
+                        "calib.txt / calib_cam_to_cam.txt (FILE:P0 picks a camera; default P2 / P_rect_02)")
+    scale = p.add_mutually_exclusive_group()
+    scale.add_argument("--depth-scale", type=float, default=None, help="metres per network depth unit (makes depth metric)")
+    scale.add_argument("--camera-height", type=float, default=None, metavar="M",
+                       help="metric depth from the camera's height above the road in metres (ground-plane fit per frame)")
+    p.add_argument("--outputs", type=parse_outputs, default=OUTPUT_LAYERS, metavar="LAYERS",
+                   help=f"layers to write, comma-separated (default: {','.join(OUTPUT_LAYERS)})")
+    p.add_argument("--scene-cut-threshold", type=float, default=0.5,
+                   help="colour-histogram correlation below which a frame starts a new scene (0: never)")
     return p
 
 
-def write_outputs(folder, index: int, out, causal: bool, frame=None) -> None:
-    """One frame's predictions into the sequence folder."""
-    flows = {"flow_bw": out.flow} if causal else {"flow_fw": out.flow}
-    folder.write(index, depth=out.depth, semantic=out.semantic, motion=out.motion_mask.astype(np.uint8),
-                 images=frame, **flows)
+OUTPUT_LAYERS = ("depth", "flow", "semantic", "motion")
+LARGE_RUN_BYTES = 2 * 1024 ** 3  # warn before writing more than this
+
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    """'depth,semantic' → the output layers to write (a subset of OUTPUT_LAYERS)."""
+    layers = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in layers if v not in OUTPUT_LAYERS]
+    if unknown or not layers:
+        raise argparse.ArgumentTypeError(f"--outputs: unknown layer(s) {unknown or text!r}; choose from "
+                                         f"{','.join(OUTPUT_LAYERS)}")
+    return layers
+
+
+def write_outputs(folder, index: int, out, causal: bool, frame=None, layers=OUTPUT_LAYERS) -> None:
+    """One frame's predictions (the chosen ``layers``) into the sequence folder."""
+    arrays = {"depth": out.depth, "semantic": out.semantic, "motion": out.motion_mask.astype(np.uint8),
+              ("flow_bw" if causal else "flow_fw"): out.flow}
+    chosen = {k: v for k, v in arrays.items() if k.split("_")[0] in layers}
+    folder.write(index, images=frame, **chosen)
+
+
+def _bytes_per_frame(out, layers) -> int:
+    h, w = out.depth.shape
+    per_pixel = {"depth": 4, "flow": 8, "semantic": 1, "motion": 1}
+    return h * w * sum(per_pixel[k] for k in layers)
+
+
+def _pose_lines(poses: dict[int, np.ndarray]) -> str:
+    return "".join(f"{index} " + " ".join(f"{v:.9e}" for v in pose[:3, :4].reshape(-1)) + "\n"
+                   for index, pose in sorted(poses.items()))
 
 
 def run(args) -> dict:
     from tqdm import tqdm
 
+    from ..checkpoint import load_checkpoint
+    from ..train.lineage import untrained_outputs
     from ..data.layout import SequenceFolder
     from ..data.sources import open_source
     from ..engine import SceneEngine
+    from ..pipeline import ScenePipeline
+    from ..scale_recovery import ScaleRecovery
 
     source = open_source(args.input, topic=args.topic, rate=args.rate)
     engine = SceneEngine(checkpoint=args.checkpoint, device=args.device, precision=args.precision, size=args.size,
                          compile=args.compile, output_resolution=args.output_resolution, causal=args.causal,
-                         depth_scale=args.depth_scale, num_threads=args.threads)
+                         num_threads=args.threads)
+    if args.depth_scale is not None:
+        scale = ScaleRecovery("fixed", fixed_scale=args.depth_scale)
+    elif args.camera_height is not None:
+        scale = ScaleRecovery("camera_height", camera_height=args.camera_height)
+    else:
+        scale = ScaleRecovery("none")
+    pipeline = ScenePipeline(engine, scale_recovery=scale, scene_cut_threshold=args.scene_cut_threshold,
+                             keep_rgb=args.save_images)
+    untrained = None if engine.random_weights else untrained_outputs(load_checkpoint(engine.checkpoint_path).provenance)
+    if untrained:
+        logging.getLogger("omeganet-infer").warning(
+            "checkpoint %s has untrained networks: its %s are meaningless (random weights)",
+            engine.checkpoint_path, ", ".join(untrained))
+    layers = args.outputs
     out_dir = Path(args.out)
     folder = SequenceFolder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     stamps: dict[int, float] = {}
-    pending: dict[float, tuple[int, np.ndarray]] = {}  # stamp → (index, frame) waiting for its outputs
-    from_previous: dict[int, np.ndarray] = {}           # index → camera motion previous frame → this one
+    poses: dict[int, np.ndarray] = {}  # frame index → camera pose (optical frame of the first posed frame)
     intrinsics: list[np.ndarray] = []
     timings: list[float] = []
-    written = 0
+    written = metric_frames = 0
     total = len(source) or None
     if args.max_frames is not None and total is not None:
         total = min(total, args.max_frames)
-    last_index = None
+    warned_size = False
     progress = tqdm(total=total, unit="frame", desc="omeganet-infer", disable=args.quiet, file=sys.stderr)
     for index, stamp, frame in source:
         if args.max_frames is not None and index >= args.max_frames:
             break
         stamps[index] = stamp
-        pending[stamp] = (index, frame if args.save_images else None)
-        out = engine.push(frame, stamp, K=args.intrinsics)
+        result = pipeline.push(frame, stamp, K=args.intrinsics, tag=index)
         progress.update(1)
-        last_index = index
-        if out is None:
+        if result is None:
             continue
-        out_index, out_frame = pending.pop(out.stamp)
-        for old in [s for s in pending if s < out.stamp]:
-            del pending[old]
-        write_outputs(folder, out_index, out, args.causal, out_frame)
-        from_previous[out_index] = out.motion_from_previous
-        if not args.causal:  # the ego-motion reaches the next frame, which has no outputs of its own at the end
-            from_previous[out_index + 1] = out.ego_motion
+        out = result.outputs
+        write_outputs(folder, result.frame.tag, out, args.causal, result.frame.rgb, layers)
+        if result.previous is not None and result.previous.tag not in poses:
+            poses[result.previous.tag] = result.pose @ np.linalg.inv(out.motion_from_previous)
+        poses[result.frame.tag] = result.pose
         intrinsics.append(out.intrinsics)
         timings.append(out.timings_ms["total"])
         written += 1
+        metric_frames += result.metric
+        if not warned_size and total and _bytes_per_frame(out, layers) * total > LARGE_RUN_BYTES:
+            warned_size = True
+            logging.getLogger("omeganet-infer").warning(
+                "about %.1f GB will be written (%.1f MB per frame); --outputs depth,semantic writes fewer layers",
+                _bytes_per_frame(out, layers) * total / 1e9, _bytes_per_frame(out, layers) / 1e6)
         progress.set_postfix(ms=f"{out.timings_ms['total']:.0f}", skipped=source.skipped)
     progress.close()
-    if last_index is None:
+    if not stamps:
         raise ValueError(f"input {args.input}: no readable frames ({source.skipped} skipped)")
+    if written == 0:
+        needed = 2 if args.causal else 3
+        raise ValueError(f"input {args.input}: {len(stamps)} readable frame(s) gave no output: the model needs "
+                         f"{needed} consecutive frames of one scene" + ("" if args.causal else
+                         " (with 2 frames, --causal answers for the second)"))
+    final = pipeline.final_pose()
+    if final is not None:
+        poses.setdefault(final[0].tag, final[1])
 
-    # Trajectory over every input frame: identity at the first, chained with previous→this motions.
-    indices = sorted(stamps)
-    pose = np.eye(4)
-    lines = []
-    for index in indices:
-        if index in from_previous and index != indices[0]:
-            pose = pose @ from_previous[index]
-        lines.append(f"{index} " + " ".join(f"{v:.9e}" for v in pose[:3, :4].reshape(-1)))
-    (out_dir / "poses.txt").write_text("\n".join(lines) + "\n")
-    (out_dir / "stamps.txt").write_text("".join(f"{i} {stamps[i]:.9f}\n" for i in indices))
+    (out_dir / "poses.txt").write_text(_pose_lines(poses))
+    (out_dir / "stamps.txt").write_text("".join(f"{i} {stamps[i]:.9f}\n" for i in sorted(stamps)))
     if intrinsics:
         folder.write_intrinsics(np.median(np.stack(intrinsics), axis=0))
 
+    metric = metric_frames == written
     summary = {
         "generator": "omeganet-infer",
         "input": str(args.input),
         "topic": args.topic,
-        "depth_metric": engine.depth_is_metric,
-        "depth_scale": engine.depth_scale,
-        "depth_units": "metres" if engine.depth_is_metric else "relative (network units)",
+        "outputs": list(layers),
+        "depth_metric": metric,
+        "depth_scale": pipeline.last_result.scale,
+        "depth_units": "metres" if metric else ("relative (network units)" if metric_frames == 0 else
+                                                 f"metres on {metric_frames} of {written} frames (scale recovery)"),
+        "scale_recovery": scale.mode,
         "flow": "flow_bw (frame → previous)" if args.causal else "flow_fw (frame → next)",
         "intrinsics": "given" if args.intrinsics is not None else "median of CamNet estimates",
         "classes": "cityscapes_train_ids",
-        "frames_read": len(indices),
+        "frames_read": len(stamps),
         "frames_written": written,
+        "frames_posed": len(poses),
         "frames_skipped": source.skipped,
         "skipped_reasons": source.errors[:20],
+        "window_restarts": dict(pipeline.restarts),
+        "untrained_outputs": untrained,
         "ms_per_frame_median": float(np.median(timings)) if timings else None,
         "engine": engine.describe(),
     }
