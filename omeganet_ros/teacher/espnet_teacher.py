@@ -34,6 +34,9 @@ ESPNET_MEAN_BGR = (72.3923111, 82.90893555, 73.15840149)
 ESPNET_STD_BGR = (45.3192215, 46.15289307, 44.91483307)
 ESPNET_VOID_CLASS = 19  # the 20th output: "void" (unlabelled pixels at training) → trainId 255
 TRAINED_WIDTH = 1024  # the authors' training and test width (Cityscapes frames at 1024×512)
+# Cityscapes' left camera focal length at 2048×1024 (its camera/*.json), so fx = 1131 px at 1024×512:
+# the scale at which the network learnt what a car or a person looks like.
+CITYSCAPES_FX = 2262.52
 # Bump when the preprocessing or post-processing changes: cached labels made before become invalid.
 LABELLER_VERSION = 1
 
@@ -81,9 +84,19 @@ def load_espnet(path) -> ESPNet | ESPNetC:
     return net.eval()
 
 
-def network_size(width: int, height: int, input_width: int = TRAINED_WIDTH) -> tuple[int, int]:
-    """(W, H) of the network input for a W×H frame: ``input_width`` wide, the frame's aspect ratio, multiples of 8."""
-    net_w = max(8, int(round(input_width / 8)) * 8)
+def network_size(width: int, height: int, input_width: int = TRAINED_WIDTH,
+                 focal_px: float | None = None) -> tuple[int, int]:
+    """(W, H) of the network input for a W×H frame, the frame's aspect ratio kept, multiples of 8.
+
+    Without ``focal_px``: ``input_width`` wide. With the frame's focal length (pixels), the frame is
+    scaled so that objects appear at the size they had in training (fx = 1131 px at 1024 wide) — e.g.
+    KITTI's 1242×375, fx = 721, goes in at 1944×584 — times ``input_width`` / 1024, within ½–2× ``input_width``.
+    """
+    target = input_width
+    if focal_px is not None and focal_px > 0:
+        target = width * CITYSCAPES_FX * TRAINED_WIDTH / 2048 / focal_px * input_width / TRAINED_WIDTH
+        target = min(max(target, input_width / 2), input_width * 2)
+    net_w = max(8, int(round(target / 8)) * 8)
     net_h = max(8, int(round(height * net_w / width / 8)) * 8)
     return net_w, net_h
 
@@ -135,12 +148,15 @@ class ESPNetTeacher:
         return (bgr - self._mean) / self._std / 255.0
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """B×3×H×W RGB in [0, 1] → (B×H×W int64 trainIds with 255 = void, B×H×W float32 confidence in [0, 1])."""
+    def predict(self, images: torch.Tensor, focal_px: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """B×3×H×W RGB in [0, 1] → (B×H×W int64 trainIds with 255 = void, B×H×W float32 confidence in [0, 1]).
+
+        ``focal_px``: the frames' horizontal focal length in pixels, when known (see :func:`network_size`).
+        """
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"teacher input must be B×3×H×W RGB, got {tuple(images.shape)}")
         height, width = images.shape[-2:]
-        net_w, net_h = network_size(width, height, self.input_width)
+        net_w, net_h = network_size(width, height, self.input_width, focal_px)
         x = images.to(self.device, torch.float32)
         if (net_w, net_h) != (width, height):
             x = F.interpolate(x, size=(net_h, net_w), mode="bilinear", align_corners=False)
@@ -160,13 +176,13 @@ class ESPNetTeacher:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return self.predict(images)[0].to(images.device)
 
-    def labels(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """H×W×3 uint8 RGB → (H×W uint8 trainIds, 255 = void; H×W float32 confidence)."""
+    def labels(self, image: np.ndarray, focal_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """H×W×3 uint8 RGB (focal length ``focal_px`` when known) → (H×W uint8 trainIds, 255 = void; H×W float32 confidence)."""
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"teacher input must be an H×W×3 uint8 RGB image, got "
                              f"{getattr(image, 'shape', type(image).__name__)} {getattr(image, 'dtype', '')}")
         tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div_(255.0)
-        labels, confidence = self.predict(tensor)
+        labels, confidence = self.predict(tensor, focal_px)
         return labels[0].to(torch.uint8).cpu().numpy(), confidence[0].cpu().numpy()
 
 

@@ -97,13 +97,18 @@ class TeacherLabelCache:
         """(labels PNG, confidence PNG) of a frame key."""
         return self.folder / f"{key}.png", self.folder / f"{key}.conf.png"
 
-    def ensure(self, key: str, rgb_loader) -> tuple[Path, Path]:
-        """The cached label files of frame ``key``, computing them from ``rgb_loader()`` (H×W×3 uint8 RGB) when absent."""
+    def ensure(self, key: str, rgb_loader, focal_px: float | None = None) -> tuple[Path, Path]:
+        """The cached label files of frame ``key``, computing them from ``rgb_loader()`` (H×W×3 uint8 RGB) when absent.
+
+        ``focal_px``: the frame's focal length when known; the teacher sizes its input by it, so it is part of the key.
+        """
+        if focal_px is not None:
+            key = f"{key}-f{focal_px:.1f}"
         labels_path, conf_path = self.paths(key)
         if labels_path.is_file() and conf_path.is_file():
             self.reused += 1
             return labels_path, conf_path
-        labels, confidence = self.teacher.labels(rgb_loader())
+        labels, confidence = self.teacher.labels(rgb_loader(), focal_px=focal_px)
         _write_png_atomic(conf_path, np.clip(np.rint(confidence * 255.0), 0, 255).astype(np.uint8))
         _write_png_atomic(labels_path, labels.astype(np.uint8))
         self.computed += 1

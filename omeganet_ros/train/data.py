@@ -199,6 +199,8 @@ def _decoded_sequence(spec: DataSpec, source, size: tuple[int, int], teacher: Te
     """
     width, height = size
     start, stop = _frame_range(spec)
+    K_original = _read_K(spec.options["intrinsics"]) if "intrinsics" in spec.options else None
+    focal = float(K_original[0, 0]) if K_original is not None else None
     frames, original = [], None
     stream = source
     if teacher is not None:
@@ -216,16 +218,15 @@ def _decoded_sequence(spec: DataSpec, source, size: tuple[int, int], teacher: Te
             source._skip(f"{source.path}: frame {index} is {rgb.shape[1]}×{rgb.shape[0]}, the clip {original[0]}×{original[1]}")
             continue
         small = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-        labels = teacher.for_pixels(rgb) if teacher is not None else None
+        labels = teacher.for_pixels(rgb, focal) if teacher is not None else None
         frames.append(FrameRecord(image=lambda a=small: a, name=f"{source.path}#{index}", labels=labels))
     if teacher is not None:
         stream.close()
     if not frames:
         raise OSError(f"data spec {spec.text!r}: no frame could be decoded")
     K = None
-    if "intrinsics" in spec.options:
-        K = geometry.scale_intrinsics(torch.from_numpy(_read_K(spec.options["intrinsics"])),
-                                      width / original[0], height / original[1]).numpy()
+    if K_original is not None:
+        K = geometry.scale_intrinsics(torch.from_numpy(K_original), width / original[0], height / original[1]).numpy()
     for message in source.errors[:5]:
         warnings.warn(f"skipped frame: {message}")
     return FrameSequence(spec.text, frames, K, skipped=source.skipped)
@@ -429,31 +430,34 @@ class TeacherLabels:
         self.cache = TeacherLabelCache(teacher, ":".join([spec.kind, *source]), root)
         self.unreadable = 0
 
-    def _loader(self, key: str, rgb_loader) -> Loader:
+    def _loader(self, key: str, rgb_loader, focal: float | None) -> Loader:
         from ..teacher.label_cache import load_labels
 
-        labels_path, conf_path = self.cache.ensure(key, rgb_loader)
+        labels_path, conf_path = self.cache.ensure(key, rgb_loader, focal)
         return lambda: load_labels(labels_path, conf_path, self.min_confidence, IGNORE_ID)
 
-    def for_pixels(self, rgb: np.ndarray) -> Loader:
-        """The label loader of a decoded H×W×3 uint8 RGB frame (keyed by its pixels)."""
+    def for_pixels(self, rgb: np.ndarray, focal: float | None = None) -> Loader:
+        """The label loader of a decoded H×W×3 uint8 RGB frame (keyed by its pixels); ``focal`` its fx when known."""
         from ..teacher.label_cache import pixel_frame_key
 
-        return self._loader(pixel_frame_key(rgb), lambda: rgb)
+        return self._loader(pixel_frame_key(rgb), lambda: rgb, focal)
 
     def attach(self, sequences: list[FrameSequence]) -> None:
-        """Give every possible triplet centre of ``sequences`` its teacher labels (files keyed by path, size, mtime)."""
+        """Give every possible triplet centre of ``sequences`` its teacher labels (files keyed by path, size, mtime).
+
+        Where a sequence knows its K, the teacher sizes its input by the focal length (``network_size``).
+        """
         from tqdm import tqdm
 
         from ..teacher.label_cache import file_frame_key, pixel_frame_key
 
-        records = [seq.frames[c] for seq in sequences
+        records = [(seq.frames[c], float(seq.K[0, 0]) if seq.K is not None else None) for seq in sequences
                    for c in (seq.centres if seq.centres is not None else range(1, len(seq.frames) - 1))]
-        for record in tqdm(records, desc="teacher labels", unit="frame", disable=None):
+        for record, focal in tqdm(records, desc="teacher labels", unit="frame", disable=None):
             path = Path(record.name)
             try:
                 key = file_frame_key(path) if path.is_file() else pixel_frame_key(record.image())
-                record.labels = self._loader(key, record.image)
+                record.labels = self._loader(key, record.image, focal)
             except (OSError, ValueError) as exc:  # an unreadable frame: its triplets are skipped later anyway
                 self.unreadable += 1
                 if self.unreadable <= 5:
