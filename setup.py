@@ -29,7 +29,7 @@ setup(
     install_requires=[
         "torch",
         "numpy>=1.24",
-        "opencv-python-headless>=4.8",
+        "opencv-python-headless>=4.8,<5",  # OpenCV 4: what ROS cv_bridge is built against
         "kornia>=0.7",
         "PyYAML>=6.0",
         "tqdm>=4.60",

@@ -108,7 +108,7 @@ def write_prediction_bag(path: Path, frames: int = 10, skip: tuple[int, ...] = (
             mask[:, :10] = 255
             pose = gt_pose(i)
             pose[:3, 3] = pose[:3, 3] * 0.5 + rng.normal(0, 0.05, 3)
-            bag.write_image("/depth", t, depth, "32FC1", "camera_optical_frame")
+            bag.write_image("/depth/relative", t, depth, "32FC1", "camera_optical_frame")
             bag.write_image("/flow", t, flow, "32FC2", "camera_optical_frame")
             bag.write_image("/semantic", t, semantic, "mono8", "camera_optical_frame")
             bag.write_image("/motion/mask", t, mask, "mono8", "camera_optical_frame")

@@ -49,7 +49,7 @@ def build_scene():
     ego.transform.rotation.x, ego.transform.rotation.y, ego.transform.rotation.z, ego.transform.rotation.w = (
         0.0, 0.0087, 0.0, 0.99996)
     ego.metric = True
-    ego.confidence = 0.75  # exactly representable in float32
+    ego.covariance = [0.25 * (i % 7 == 0) for i in range(36)]  # diagonal 0.25
     info = msg.camera_info
     info.header = msg.header
     info.height, info.width = HEIGHT, WIDTH

@@ -169,14 +169,20 @@ def test_poses_odometry_and_ego_motion():
     yaw = np.eye(4)
     yaw[:3, :3] = cv2.Rodrigues(np.array([0.0, -0.1, 0.0]))[0]  # turning left (rotation about optical −y = up)
     motion = forward @ yaw
-    ego = ego_motion_msg(_header(), motion, _header(6).stamp, metric=True, confidence=0.5)
+    covariance = np.diag([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]) * 1e-4
+    ego = ego_motion_msg(_header(), motion, _header(6).stamp, metric=True, covariance=covariance)
     np.testing.assert_allclose(transform_to_matrix(ego.transform), motion, atol=1e-12)
     assert ego.stamp_to.sec == 6 and ego.child_frame_id == "cam" and ego.metric
+    np.testing.assert_array_equal(np.reshape(ego.covariance, (6, 6)), covariance)
 
     pose_odom = optical_pose_in_odom(motion)
     np.testing.assert_allclose(pose_odom[:3, 3], [1.0, 0.0, 0.0], atol=1e-12)  # forward = +x in odom
-    odom = odometry_msg(_header(), "odom", "cam", pose_odom, motion, dt=0.1)
+    pose_covariance = np.eye(6) * 0.5
+    odom = odometry_msg(_header(), "odom", "cam", pose_odom, motion, dt=0.1, pose_covariance=pose_covariance,
+                        step_covariance=covariance)
     assert odom.header.frame_id == "odom" and odom.child_frame_id == "cam"
+    np.testing.assert_array_equal(np.reshape(odom.pose.covariance, (6, 6)), pose_covariance)
+    np.testing.assert_allclose(np.reshape(odom.twist.covariance, (6, 6)), covariance / 0.01)  # per step → per s²
     assert odom.pose.pose.position.x == pytest.approx(1.0)
     assert odom.twist.twist.angular.y == pytest.approx(-1.0)  # −0.1 rad / 0.1 s about optical y
     assert np.hypot(odom.twist.twist.linear.x, odom.twist.twist.linear.z) == pytest.approx(10.0)
@@ -200,29 +206,99 @@ def test_stamp_cache_finds_the_nearest_within_slop():
     assert cache.nearest(1_000, slop=10) is None
 
 
-def test_real_ros_libraries_and_fallbacks_agree():
-    """Where cv_bridge exists (a ROS 2 install), its conversion must match the fallback codec."""
-    from omeganet_ros.data.rosbag_io import image_to_rgb8
-    from omeganet_ros.ros import compat
+def test_decoding_is_the_codec_whatever_is_installed(monkeypatch):
+    """One codec path: decode_image never goes through cv_bridge, even where one is importable."""
+    import sys
+    import types
 
-    if compat._cv_bridge is None:
-        pytest.skip("cv_bridge is not importable here (bare-machine PyPI ROS 2); the fallback is what runs")
+    from omeganet_ros.ros.conversions import decode_image, image_msg
+
+    broken = types.ModuleType("cv_bridge")  # a cv_bridge whose conversions fail (as with a mismatched OpenCV)
+
+    class CvBridge:
+        def __getattr__(self, name):
+            raise KeyError(13)
+
+    broken.CvBridge = CvBridge
+    monkeypatch.setitem(sys.modules, "cv_bridge", broken)
     rgb = np.random.default_rng(2).integers(0, 256, (6, 10, 3), dtype=np.uint8)
-    for encoding, array in (("bgr8", np.ascontiguousarray(rgb[..., ::-1])), ("rgb8", rgb)):
-        msg = _image(array, encoding)
-        np.testing.assert_array_equal(compat.image_msg_to_rgb8(msg), image_to_rgb8(msg))
+    np.testing.assert_array_equal(decode_image(_image(rgb, "rgb8", step=31)), rgb)  # step not a multiple of 3
+    flow = np.linspace(-3, 3, 120, dtype=np.float32).reshape(6, 10, 2)
+    assert image_msg(flow, "32FC2", _header()).step == 80
 
 
 def test_backends_are_reported():
     from omeganet_ros.ros import compat
 
     assert set(compat.BACKENDS) == {"image_conversion", "camera_info_sync", "point_cloud", "tf"}
+    assert "cv_bridge" not in vars(compat)
     try:
         import tf2_ros  # noqa: F401
-        has_tf = True
+        has_tf = not compat._FORCE_FALLBACK
     except ImportError:
         has_tf = False
     assert compat.BACKENDS["tf"].startswith("tf2_ros") == has_tf
+
+
+def _pose(translation, rotvec=(0.0, 0.0, 0.0)):
+    pose = np.eye(4)
+    pose[:3, :3] = cv2.Rodrigues(np.asarray(rotvec, dtype=np.float64))[0]
+    pose[:3, 3] = translation
+    return pose
+
+
+def test_chain_transforms_through_a_tf_tree():
+    """The TF fallback's lookup: odom → base_link → camera_link → camera_optical_frame, and a separate tree."""
+    from omeganet_ros.ros.compat import chain_transforms
+
+    base_in_odom = _pose([5.0, 1.0, 0.0], [0.0, 0.0, 0.3])
+    link_in_base = _pose([1.2, 0.0, 1.5], [0.0, 0.05, 0.0])
+    optical_in_link = _pose([0.0, 0.0, 0.0], [-np.pi / 2, 0.0, 0.0]) @ _pose([0, 0, 0], [0.0, 0.0, 0.0])
+    edges = {"base_link": ("odom", base_in_odom), "camera_link": ("base_link", link_in_base),
+             "camera_optical_frame": ("camera_link", optical_in_link), "other": ("map", np.eye(4))}
+    np.testing.assert_allclose(chain_transforms(edges, "base_link", "camera_optical_frame"),
+                               link_in_base @ optical_in_link, atol=1e-12)
+    np.testing.assert_allclose(chain_transforms(edges, "camera_optical_frame", "odom"),
+                               np.linalg.inv(base_in_odom @ link_in_base @ optical_in_link), atol=1e-12)
+    np.testing.assert_allclose(chain_transforms(edges, "camera_link", "camera_link"), np.eye(4))
+    assert chain_transforms(edges, "base_link", "other") is None
+    assert chain_transforms(edges, "base_link", "unknown_frame") is None
+
+
+def test_camera_motion_in_base_gives_the_base_trajectory():
+    """A camera mounted 1.5 m forward and looking forward: the base follows the camera's motion in body axes."""
+    from omeganet_ros.ros.conversions import OPTICAL_TO_BODY, camera_motion_in_base
+
+    mount = np.eye(4)
+    mount[:3, :3] = OPTICAL_TO_BODY  # optical axes (x right, y down, z forward) in body axes
+    mount[:3, 3] = (1.5, 0.0, 1.2)
+    # The camera drives 2 m forward while turning 0.2 rad left (about optical −y).
+    motion = _pose([0.0, 0.0, 2.0], [0.0, -0.2, 0.0])
+    base_motion = camera_motion_in_base(motion, mount)
+    np.testing.assert_allclose(cv2.Rodrigues(base_motion[:3, :3])[0].ravel(), [0.0, 0.0, 0.2], atol=1e-12)  # yaw left
+    # The base pose is the camera pose shifted back by the mounting: consistent for any motion.
+    np.testing.assert_allclose(mount @ motion, base_motion @ mount, atol=1e-12)
+    assert base_motion[2, 3] == pytest.approx(0.0, abs=1e-12)  # no vertical motion of the base
+
+
+def test_motion_covariance_from_the_spread_of_recent_motions():
+    from omeganet_ros.motion_covariance import UNKNOWN_VARIANCE, MotionSpread, rotate_covariance
+
+    rng = np.random.default_rng(4)
+    spread = MotionSpread(window=50)
+    assert np.all(np.diag(spread.step_covariance()) == UNKNOWN_VARIANCE) and not spread.known
+    sigma = 0.05
+    for _ in range(50):  # constant 1 m/step forward plus noise of σ per axis on the translation
+        spread.add(_pose([0.0, 0.0, 1.0] + rng.normal(0, sigma, 3)), np.eye(3))
+    variance = np.diag(spread.step_covariance())
+    np.testing.assert_allclose(variance[:3], sigma ** 2, rtol=0.5)  # the noise, not the (constant) motion
+    assert np.all(variance[3:] < 1e-8)
+    pose_variance = np.diag(spread.pose_covariance)[:3]
+    assert np.all(pose_variance > 40 * variance[:3] * 0.5)  # grows with the steps (a random walk)
+    swapped = rotate_covariance(np.diag([1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1.0]]))
+    np.testing.assert_array_equal(np.diag(swapped), [2.0, 1.0, 3.0, 5.0, 4.0, 6.0])
+    spread.reset()
+    assert not spread.known
 
 
 def test_camera_info_source_with_the_message_filters_api(tmp_path):

@@ -25,7 +25,7 @@ def test_messages_import_with_documented_fields():
         assert hasattr(scene, field), field
     assert isinstance(scene.ego_motion, EgoMotion)
     ego = EgoMotion()
-    for field in ("header", "stamp_from", "stamp_to", "child_frame_id", "transform", "metric", "confidence"):
+    for field in ("header", "stamp_from", "stamp_to", "child_frame_id", "transform", "metric", "covariance"):
         assert hasattr(ego, field), field
 
 

@@ -133,3 +133,37 @@ def test_motion_threshold_parameter_minus_one_means_the_checkpoints_tau(rclpy_av
     assert _motion_threshold({"motion_threshold": -1.0}) is None  # → SceneEngine uses the calibrated τ
     assert _motion_threshold({"motion_threshold": 0.0}) == 0.0
     assert _motion_threshold({"motion_threshold": 0.7}) == 0.7
+
+
+def test_runtime_parameter_changes_are_applied_or_refused(rclpy_available):
+    """`ros2 param set` never answers "successful" without an effect."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from omeganet_ros.ros.node import OmeganetNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = OmeganetNode("omeganet_param_check", context=context, parameter_overrides=[
+            Parameter("model", value="random"), Parameter("device", value="cpu"), Parameter("num_threads", value=1),
+            Parameter("network_width", value=128), Parameter("network_height", value=64)])
+        # Unconfigured: valid values are taken (read at configure), values outside the choices refused.
+        assert node.set_parameters([Parameter("precision", value="bf16")])[0].successful
+        refused = node.set_parameters([Parameter("device", value="tpu")])[0]
+        assert not refused.successful and "auto, cpu, cuda" in refused.reason
+        assert node.get_parameter("device").value == "cpu"
+        assert node.set_parameters([Parameter("precision", value="fp32")])[0].successful
+        node.trigger_configure()
+        assert node._state_name == "inactive"
+        # Configured: engine parameters are refused with the reason, live ones applied at once.
+        refused = node.set_parameters([Parameter("device", value="auto")])[0]
+        assert not refused.successful and "configure" in refused.reason
+        assert node.get_parameter("device").value == "cpu"
+        assert node.set_parameters([Parameter("points_stride", value=2)])[0].successful
+        assert node._config["points_stride"] == 2
+        node.trigger_cleanup()
+        assert node.set_parameters([Parameter("device", value="auto")])[0].successful
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

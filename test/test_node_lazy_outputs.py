@@ -57,7 +57,7 @@ def node():
 
 
 EXPENSIVE = ("colorize_depth", "colorize_flow", "colorize_semantic", "depth_to_points")
-TOPICS = ("depth", "depth/colored", "depth/camera_info", "flow", "flow/colored", "semantic", "semantic/colored",
+TOPICS = ("depth/image", "depth/relative", "depth/colored", "depth/camera_info", "flow", "flow/colored", "semantic", "semantic/colored",
           "motion/probability", "motion/mask", "ego_motion", "odometry", "camera_info/estimated", "points", "scene")
 
 
@@ -82,6 +82,20 @@ def test_expensive_outputs_only_for_subscribers(node, monkeypatch, subscribed):
     for topic in ("depth/colored", "flow/colored", "semantic/colored", "points"):
         assert len(node._outputs[topic].published) == (1 if topic in subscribed else 0), topic
     # Raw images without subscribers are not even converted to messages (no scene subscriber either).
-    assert not node._outputs["depth"].published and not node._outputs["scene"].published
+    assert not node._outputs["depth/relative"].published and not node._outputs["scene"].published
     # Cheap outputs that feed TF/odometry consumers are always published.
     assert len(node._outputs["odometry"].published) == 1 and len(node._outputs["ego_motion"].published) == 1
+
+
+def test_disabled_outputs_stay_empty_in_scene_and_relative_depth_is_not_depth_image(node):
+    """publish_flow: false leaves scene.flow empty; without metric scale only depth/relative carries depth."""
+    node._config["publish_flow"] = False
+    node._outputs = {topic: _FakePublisher(1) for topic in TOPICS if not topic.startswith("flow")}
+    node._publish(_outputs(1.1), triggered=0.0, engine_ms=1.0)
+    scene = node._outputs["scene"].published[0]
+    assert (scene.flow.width, scene.flow.height, len(scene.flow.data)) == (0, 0, 0)
+    assert scene.semantic.width == W and scene.motion_mask.width == W
+    assert not scene.depth_is_metric and scene.depth.width == W
+    assert bytes(scene.depth.data) == bytes(node._outputs["depth/relative"].published[0].data)
+    assert not node._outputs["depth/image"].published  # REP 118: metres only
+    assert len(node._outputs["depth/camera_info"].published) == 1

@@ -36,7 +36,7 @@ def run(tmp_path_factory):
     points_max_depth: 0.0
     diagnostics_period: 0.3
 """)
-    topics = {"depth": Image, "depth/colored": Image, "depth/camera_info": CameraInfo, "flow": Image,
+    topics = {"depth/image": Image, "depth/relative": Image, "depth/colored": Image, "depth/camera_info": CameraInfo, "flow": Image,
               "flow/colored": Image, "semantic": Image, "semantic/colored": Image, "motion/probability": Image,
               "motion/mask": Image, "ego_motion": EgoMotion, "odometry": Odometry, "camera_info/estimated": CameraInfo,
               "points": PointCloud2, "scene": SceneUnderstanding}
@@ -101,7 +101,7 @@ def test_every_output_published_for_every_described_frame(run):
 
 
 @pytest.mark.parametrize("topic, encoding, channels_dtype", [
-    ("depth", "32FC1", np.float32), ("flow", "32FC2", np.float32), ("semantic", "mono8", np.uint8),
+    ("depth/image", "32FC1", np.float32), ("depth/relative", "32FC1", np.float32), ("flow", "32FC2", np.float32), ("semantic", "mono8", np.uint8),
     ("motion/probability", "32FC1", np.float32), ("motion/mask", "mono8", np.uint8),
     ("depth/colored", "rgb8", np.uint8), ("flow/colored", "rgb8", np.uint8), ("semantic/colored", "rgb8", np.uint8)])
 def test_images_have_encoding_and_network_size_from_yaml(run, topic, encoding, channels_dtype):
@@ -118,8 +118,11 @@ def test_values_match_the_engine_called_directly(run, engine_outputs):
     received = run["received"]
     assert len(engine_outputs) == 4
     for i, out in enumerate(engine_outputs):
-        depth = h.image_array(received["depth"][i])
-        np.testing.assert_allclose(depth, out.depth * SCALE, rtol=1e-3)
+        depth = h.image_array(received["depth/image"][i])  # metres (fixed scale), sky = +Inf (REP 117)
+        sky = out.semantic == conversions.SKY_TRAIN_ID
+        np.testing.assert_allclose(depth[~sky], (out.depth * SCALE)[~sky], rtol=1e-3)
+        assert np.all(np.isposinf(depth[sky]))
+        np.testing.assert_allclose(h.image_array(received["depth/relative"][i]), out.depth, rtol=1e-3)
         np.testing.assert_allclose(h.image_array(received["flow"][i]), out.flow, atol=1e-3)
         semantic = h.image_array(received["semantic"][i])
         assert (semantic == out.semantic).mean() > 0.999
@@ -160,6 +163,12 @@ def test_ego_motion_and_odometry_follow_the_engine_with_scale(run, engine_output
         got[:3, :3] = conversions.transform_to_matrix(type("T", (), {"rotation": p.orientation, "translation": p.position})())[:3, :3]
         got[:3, 3] = (p.position.x, p.position.y, p.position.z)
         np.testing.assert_allclose(got, expected_odom, atol=1e-4)
+        # Covariances from the spread of the motions so far: unknown (1000) for the first two, then real.
+        pose_cov = np.reshape(odom.pose.covariance, (6, 6))
+        ego_cov = np.reshape(ego.covariance, (6, 6))
+        assert np.all(np.diag(pose_cov) > 0) and np.all(np.diag(ego_cov) > 0)
+        if i >= 2:
+            assert np.all(np.diag(ego_cov) < 1000.0) and np.all(np.diag(pose_cov) < 1000.0)
 
 
 def test_point_cloud_back_projects_depth_with_labels(run, engine_outputs):
@@ -183,7 +192,7 @@ def test_scene_message_bundles_everything(run, engine_outputs):
         assert scene.depth_is_metric and scene.depth_scale == pytest.approx(SCALE)
         assert scene.depth.encoding == "32FC1" and scene.flow.encoding == "32FC2"
         assert scene.semantic.encoding == "mono8" and scene.motion_mask.encoding == "mono8"
-        assert bytes(scene.depth.data) == bytes(run["received"]["depth"][i].data)
+        assert bytes(scene.depth.data) == bytes(run["received"]["depth/image"][i].data)  # metric: depth/image
         assert len(scene.class_names) == 19 and scene.class_names[0] == "road"
         assert scene.intrinsics_estimated
         assert scene.ego_motion.stamp_to == run["sent"][i + 2].header.stamp

@@ -20,7 +20,7 @@ NODE_PARAMS = ["-p", "model:=random", "-p", f"network_width:={helpers.WIDTH}", "
 NAMESPACE = "/replay_test"
 # Every output of the node with one message per answered frame (issue 7's topic list), in the node's namespace.
 PER_FRAME_TOPICS = tuple(f"{NAMESPACE}/{name}" for name in (
-    "depth", "depth/colored", "depth/camera_info", "flow", "flow/colored", "semantic", "semantic/colored",
+    "depth/relative", "depth/colored", "depth/camera_info", "flow", "flow/colored", "semantic", "semantic/colored",
     "motion/probability", "motion/mask", "ego_motion", "odometry", "points", "scene"))
 
 
@@ -75,7 +75,7 @@ def test_report_of_the_run(launched_run):
     assert on_disk["model"]["random_weights"] is True
     for task in ("depth", "flow", "semantic", "motion", "pose", "odometry"):
         assert "skipped" not in on_disk["accuracy"][task], (task, on_disk["accuracy"][task])
-    direct = evaluate_paths("depth", out / "outputs", bag, topic=f"{NAMESPACE}/depth", gt_topic="/gt/depth", crop=None)
+    direct = evaluate_paths("depth", out / "outputs", bag, topic=f"{NAMESPACE}/depth/relative", gt_topic="/gt/depth", crop=None)
     assert on_disk["accuracy"]["depth"]["abs_rel"] == pytest.approx(direct["abs_rel"], rel=1e-12)
     for name in ("report.md", "mosaic.png", "run.mp4", "trajectory.png", "latency.png", "node.log"):
         assert (out / name).stat().st_size > 0, name

@@ -1,11 +1,14 @@
 """Make the bare-machine venv find the colcon-built interfaces without sourcing anything.
 
 Writes ``omeganet_ros_env.pth`` into the venv's site-packages. At interpreter
-start it prepends the colcon install prefix of omeganet_ros to
-``AMENT_PREFIX_PATH`` (typesupport lookup, ``omeganet_ros.msg``) and its ``lib/``
-to ``LD_LIBRARY_PATH``. The ROS 2 wheels' own ``ros_wheels_bootstrapper.pth``
-(processed after this file, alphabetically) re-executes the interpreter with
-the updated environment, so the loader sees the new library path.
+start it appends the colcon install prefix of omeganet_ros to
+``AMENT_PREFIX_PATH`` (typesupport lookup, ``omeganet_ros.msg``, ``ros2 launch``)
+and its ``lib/`` to ``LD_LIBRARY_PATH`` — unless another prefix already on
+``AMENT_PREFIX_PATH`` provides omeganet_ros (a sourced colcon workspace overlay):
+then the overlay is used as it is and nothing is added, so the venv never
+shadows it. The ROS 2 wheels' own ``ros_wheels_bootstrapper.pth`` (processed
+after this file, alphabetically) re-executes the interpreter with the updated
+environment, so the loader sees the new library path.
 
 Usage: python tools/write_env_pth.py INSTALL_PREFIX   (e.g. install/omeganet_ros)
 """
@@ -18,11 +21,15 @@ from pathlib import Path
 TEMPLATE = (
     "import os; exec({code!r})\n"
 )
+# The ament resource index marker of a prefix that provides the package.
 CODE = """\
-for _var, _path in (("AMENT_PREFIX_PATH", {prefix!r}), ("LD_LIBRARY_PATH", {lib!r})):
-    _parts = [p for p in os.environ.get(_var, "").split(os.pathsep) if p]
-    if _path not in _parts:
-        os.environ[_var] = os.pathsep.join([_path] + _parts)
+_ament = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+_marker = os.path.join("share", "ament_index", "resource_index", "packages", "omeganet_ros")
+if not any(p != {prefix!r} and os.path.exists(os.path.join(p, _marker)) for p in _ament):
+    for _var, _path in (("AMENT_PREFIX_PATH", {prefix!r}), ("LD_LIBRARY_PATH", {lib!r})):
+        _parts = [p for p in os.environ.get(_var, "").split(os.pathsep) if p]
+        if _path not in _parts:
+            os.environ[_var] = os.pathsep.join(_parts + [_path])
 """
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from omeganet_ros.data import rosbag_io
 
 # Output topics (relative to the node's namespace) drawn in the mosaic and the video.
-PANEL_TOPICS = {"depth": "depth", "flow": "flow", "semantic": "semantic", "motion": "motion/mask"}
+PANEL_TOPICS = {"depth": "depth/relative", "flow": "flow", "semantic": "semantic", "motion": "motion/mask"}
 
 
 @dataclass

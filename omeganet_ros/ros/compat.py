@@ -1,114 +1,68 @@
 """The one place that chooses between the real-ROS helper libraries and omeganet_ros's small fallbacks.
 
-A ROS 2 install (Jazzy, Kilted) has ``cv_bridge``, ``message_filters``,
-``sensor_msgs_py`` and ``tf2_ros``; the node uses them there, except
-sensor_msgs_py (below). The bare-machine set-up (ROS 2 from PyPI wheels)
-cannot install them, so each has a fallback here with the same behaviour for
-what the node needs:
+A ROS 2 install (Jazzy, Kilted) has ``message_filters`` and ``tf2_ros``; the
+node uses them there. The bare-machine set-up (ROS 2 from PyPI wheels) cannot
+install them, so each has a fallback here with the same behaviour for what the
+node needs:
 
-===============  ==========================================  ============================================
-library          used for                                    fallback
-===============  ==========================================  ============================================
-cv_bridge        Image ↔ numpy                               ``omeganet_ros.data.rosbag_io`` codec (also
-                                                             when cv_bridge lacks a conversion)
-message_filters  camera_info cache, lookup by nearest stamp  :class:`StampCache` on a plain subscription
-tf2_ros          odom → camera transform on /tf              ``tf2_msgs/TFMessage`` on /tf if importable,
-                                                             else none (reported on /diagnostics)
-===============  ==========================================  ============================================
+===============  ============================================  ==========================================
+library          used for                                      fallback
+===============  ============================================  ==========================================
+message_filters  camera_info cache, lookup by nearest stamp    :class:`StampCache` on a plain subscription
+tf2_ros          publishing odom → base/camera on /tf;          ``tf2_msgs/TFMessage`` on /tf, and /tf +
+                 looking up base_frame → camera                 /tf_static subscriptions chained by
+                                                               :func:`chain_transforms`, if tf2_msgs is
+                                                               importable; else none (on /diagnostics)
+===============  ============================================  ==========================================
 
-Point clouds are always written with numpy: ``sensor_msgs_py.create_cloud``
-differs between distributions (some versions cast every field to the first
-field's type) and this cloud mixes float32 and uint32 fields.
+Images are always converted by one codec, :mod:`omeganet_ros.data.rosbag_io`,
+never by ``cv_bridge``: its results must not depend on what is installed
+(cv_bridge mis-decodes rows padded to a step that is not a multiple of the
+pixel size, and raises KeyError when the Python OpenCV is not the major
+version it was built against). Point clouds are always written with numpy:
+``sensor_msgs_py.create_cloud`` differs between distributions (some versions
+cast every field to the first field's type) and this cloud mixes float32 and
+uint32 fields.
 
 :data:`BACKENDS` says which one is in use (shown on /diagnostics). Setting the
 environment variable ``OMEGANET_ROS_FORCE_FALLBACK=1`` before import selects
-the fallbacks even where the libraries exist (for comparing both paths).
+the fallbacks even where the libraries exist (for comparing both paths); it
+does not hide message packages (tf2_msgs), which the fallbacks use.
 """
 from __future__ import annotations
 
 import bisect
 import os
 import sys
+import threading
 from typing import Any, Callable
 
 import numpy as np
 
-from ..data import rosbag_io
-
 _FORCE_FALLBACK = os.environ.get("OMEGANET_ROS_FORCE_FALLBACK", "") not in ("", "0")
 
 
-def _optional_import(name: str):
-    if _FORCE_FALLBACK:
+def _optional_import(name: str, library: bool = True):
+    if library and _FORCE_FALLBACK:
         return None
     try:
         return __import__(name, fromlist=["_"])
-    except Exception:  # ImportError, or a broken install (e.g. ROS 1 cv_bridge on NumPy 2)
+    except Exception:  # ImportError, or a broken install
         return None
 
 
-_cv_bridge = _optional_import("cv_bridge")
 _message_filters = _optional_import("message_filters")
 _tf2_ros = _optional_import("tf2_ros")
-_tf2_msgs = _optional_import("tf2_msgs.msg")
+_tf2_msgs = _optional_import("tf2_msgs.msg", library=False)
 
 BACKENDS: dict[str, str] = {
-    "image_conversion": "cv_bridge" if _cv_bridge is not None else "fallback (omeganet_ros.data.rosbag_io)",
+    "image_conversion": "omeganet_ros.data.rosbag_io (the one codec, with or without cv_bridge)",
     "camera_info_sync": "message_filters.Cache" if _message_filters is not None else "fallback (StampCache)",
     "point_cloud": "numpy (same layout with or without sensor_msgs_py)",
     "tf": ("tf2_ros" if _tf2_ros is not None else
-           "fallback (tf2_msgs/TFMessage on /tf)" if _tf2_msgs is not None else
-           "none: neither tf2_ros nor tf2_msgs is importable, TF not published"),
+           "fallback (tf2_msgs/TFMessage on /tf and /tf_static)" if _tf2_msgs is not None else
+           "none: neither tf2_ros nor tf2_msgs is importable, TF neither published nor read"),
 }
-
-
-# ------------------------------------------------------------------------------------------ images
-
-_bridge = _cv_bridge.CvBridge() if _cv_bridge is not None else None
-
-
-def image_msg_to_rgb8(msg) -> np.ndarray:
-    """sensor_msgs/Image (colour, mono, 16-bit, Bayer) → H×W×3 uint8 RGB; ``ValueError`` when not convertible.
-
-    The message's fields (sizes, encoding, step, data length) are checked by
-    the codec in both cases, so both backends reject the same input.
-    """
-    if _bridge is not None:
-        rosbag_io.image_to_numpy(msg)  # the codec's field checks first, so both backends reject the same input
-        try:
-            return np.ascontiguousarray(_bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-        except Exception:  # CvBridgeError or cv2.error: e.g. a conversion cv_bridge lacks; the codec decides
-            pass
-    return rosbag_io.image_to_rgb8(msg)
-
-
-def compressed_msg_to_rgb8(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage → H×W×3 uint8 RGB; ``ValueError`` when the bytes do not decode."""
-    if _bridge is not None:
-        try:
-            return np.ascontiguousarray(_bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-        except Exception:  # not decodable by cv_bridge: the codec decides (and raises ValueError)
-            pass
-    return rosbag_io.compressed_to_rgb8(msg.format, msg.data)
-
-
-def array_to_image_msg(array: np.ndarray, encoding: str, header) -> Any:
-    """H×W or H×W×C array → sensor_msgs/Image with ``header`` (32FC1, 32FC2, mono8, rgb8, …)."""
-    from sensor_msgs.msg import Image
-
-    if _bridge is not None:
-        msg = _bridge.cv2_to_imgmsg(np.ascontiguousarray(array), encoding=encoding)
-        msg.header = header
-        return msg
-    fields = rosbag_io.numpy_to_image_fields(array, encoding)
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = fields["height"], fields["width"]
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = fields["step"]
-    msg.data = fields["data"].tobytes()
-    return msg
 
 
 # ------------------------------------------------------------------------------ camera_info pairing
@@ -221,6 +175,9 @@ def create_cloud(header, fields, points: np.ndarray):
 
 # --------------------------------------------------------------------------------------------- TF
 
+TF_AVAILABLE = _tf2_ros is not None or _tf2_msgs is not None
+
+
 class TransformPublisher:
     """Broadcasts TransformStamped messages on /tf (tf2_ros, or a TFMessage publisher, or nothing)."""
 
@@ -255,3 +212,93 @@ class TransformPublisher:
         if publisher is not None:
             self._node.destroy_publisher(publisher)
         self._broadcaster = self._publisher = None
+
+
+def chain_transforms(edges: dict[str, tuple[str, np.ndarray]], target: str, source: str,
+                     max_depth: int = 64) -> np.ndarray | None:
+    """Pose of frame ``source`` in frame ``target`` (4×4) through a TF tree, or None when not connected.
+
+    ``edges``: child frame → (parent frame, 4×4 pose of the child in the parent), as
+    TransformStamped messages on /tf and /tf_static give them.
+    """
+    def to_root(frame: str) -> dict[str, np.ndarray]:
+        poses, pose = {frame: np.eye(4)}, np.eye(4)  # ancestor → pose of ``frame`` in it
+        for _ in range(max_depth):
+            if frame not in edges:
+                break
+            frame, parent_pose = edges[frame]
+            pose = parent_pose @ pose
+            poses[frame] = pose
+        return poses
+
+    from_source, from_target = to_root(source), to_root(target)
+    common = next((f for f in from_source if f in from_target), None)
+    if common is None:
+        return None
+    return np.linalg.inv(from_target[common]) @ from_source[common]
+
+
+class TransformLookup:
+    """Looks up the pose of one frame in another from TF.
+
+    tf2_ros: a ``Buffer`` fed by a ``TransformListener`` on the node. Fallback
+    (tf2_msgs only): /tf_static (transient local) and /tf subscriptions keeping
+    the newest transform of each child frame, chained by :func:`chain_transforms`
+    (no interpolation in time: meant for the static mounting of a camera).
+    """
+
+    def __init__(self, node, callback_group=None):
+        self._node = node
+        self._subscriptions = []
+        self._buffer = self._listener = None
+        self._edges: dict[str, tuple[str, np.ndarray]] = {}
+        self._lock = threading.Lock()
+        if _tf2_ros is not None:
+            self._buffer = _tf2_ros.Buffer()
+            self._listener = _tf2_ros.TransformListener(self._buffer, node, spin_thread=False)
+        elif _tf2_msgs is not None:
+            from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+            static = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                reliability=ReliabilityPolicy.RELIABLE)
+            self._subscriptions = [
+                node.create_subscription(_tf2_msgs.TFMessage, "/tf_static", self._add, static,
+                                         callback_group=callback_group),
+                node.create_subscription(_tf2_msgs.TFMessage, "/tf", self._add, QoSProfile(depth=100),
+                                         callback_group=callback_group)]
+        else:
+            raise RuntimeError("cannot read TF: neither tf2_ros nor tf2_msgs is importable")
+
+    def _add(self, msg) -> None:
+        from .conversions import transform_to_matrix
+
+        with self._lock:
+            for t in msg.transforms:
+                self._edges[t.child_frame_id.lstrip("/")] = (t.header.frame_id.lstrip("/"),
+                                                             transform_to_matrix(t.transform))
+
+    def lookup(self, target: str, source: str) -> np.ndarray | None:
+        """Newest pose (4×4) of frame ``source`` in frame ``target``; None while TF does not connect them."""
+        if self._buffer is not None:
+            from rclpy.time import Time
+
+            from .conversions import transform_to_matrix
+
+            try:
+                return transform_to_matrix(self._buffer.lookup_transform(target, source, Time()).transform)
+            except Exception:  # tf2 LookupException / ConnectivityException / ExtrapolationException
+                return None
+        with self._lock:
+            return chain_transforms(self._edges, target.lstrip("/"), source.lstrip("/"))
+
+    def destroy(self) -> None:
+        if self._listener is not None:
+            unregister = getattr(self._listener, "unregister", None)
+            if unregister is not None:
+                unregister()
+            else:
+                for sub in (self._listener.tf_sub, self._listener.tf_static_sub):
+                    self._node.destroy_subscription(sub)
+        for sub in self._subscriptions:
+            self._node.destroy_subscription(sub)
+        self._subscriptions, self._buffer, self._listener = [], None, None

@@ -35,14 +35,15 @@ def decode_image(msg) -> np.ndarray:
 
     Raises ``ValueError`` naming the problem for zero sizes, an unknown or
     non-colour encoding (32FC1, …), a step shorter than a row, or
-    ``len(data) != step × height``; the same checks whichever backend decodes.
+    ``len(data) != step × height``. Always the one codec of
+    :mod:`omeganet_ros.data.rosbag_io` (see :mod:`.compat` for why not cv_bridge).
     """
-    return compat.image_msg_to_rgb8(msg)
+    return rosbag_io.image_to_rgb8(msg)
 
 
 def decode_compressed(msg) -> np.ndarray:
     """sensor_msgs/CompressedImage → H×W×3 uint8 RGB; ``ValueError`` when it does not decode."""
-    return compat.compressed_msg_to_rgb8(msg)
+    return rosbag_io.compressed_to_rgb8(msg.format, msg.data)
 
 
 def camera_info_to_K(msg, image_size: tuple[int, int] | None = None) -> np.ndarray:
@@ -94,8 +95,23 @@ def K_to_camera_info(K: np.ndarray, width: int, height: int, header):
 
 
 def image_msg(array: np.ndarray, encoding: str, header):
-    """numpy → sensor_msgs/Image with ``header`` (see :func:`compat.array_to_image_msg`)."""
-    return compat.array_to_image_msg(array, encoding, header)
+    """H×W or H×W×C array → sensor_msgs/Image with ``header`` (32FC1, 32FC2, mono8, rgb8, …; rows unpadded)."""
+    from sensor_msgs.msg import Image
+
+    fields = rosbag_io.numpy_to_image_fields(array, encoding)
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = fields["height"], fields["width"]
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = fields["step"]
+    msg.data = fields["data"].tobytes()
+    return msg
+
+
+def depth_with_no_return(depth: np.ndarray, semantic: np.ndarray) -> np.ndarray:
+    """Metric depth for ``depth/image``: sky pixels (no return, REP 117) set to +Inf; NaN stays invalid."""
+    return np.where(np.asarray(semantic) == SKY_TRAIN_ID, np.float32(np.inf), depth).astype(np.float32, copy=False)
 
 
 def empty_image(header):
@@ -163,8 +179,20 @@ def optical_pose_in_odom(pose_optical: np.ndarray) -> np.ndarray:
     return to_body @ np.asarray(pose_optical, dtype=np.float64)
 
 
-def ego_motion_msg(header, motion: np.ndarray, stamp_to, metric: bool, confidence: float = math.nan):
-    """omeganet_ros/EgoMotion: ``motion`` (4×4) = pose of the camera at ``stamp_to`` in the camera at ``header.stamp``."""
+def camera_motion_in_base(motion_optical: np.ndarray, camera_in_base: np.ndarray) -> np.ndarray:
+    """A camera motion (4×4, optical frame) → the same rigid motion of the base it is mounted on (base frame).
+
+    ``camera_in_base``: pose of the camera optical frame in the base frame (the static
+    ``base_frame → camera`` transform from TF). Applied to the chained camera pose it gives
+    the pose of the base in ``odom`` when ``odom`` is the first base pose (REP 105).
+    """
+    camera_in_base = np.asarray(camera_in_base, dtype=np.float64)
+    return camera_in_base @ np.asarray(motion_optical, dtype=np.float64) @ np.linalg.inv(camera_in_base)
+
+
+def ego_motion_msg(header, motion: np.ndarray, stamp_to, metric: bool, covariance: np.ndarray):
+    """omeganet_ros/EgoMotion: ``motion`` (4×4) = pose of the camera at ``stamp_to`` in the camera at ``header.stamp``;
+    ``covariance`` 6×6 (x, y, z, rot_x, rot_y, rot_z) in the camera frame (see :mod:`omeganet_ros.motion_covariance`)."""
     from omeganet_ros.msg import EgoMotion
 
     msg = EgoMotion()
@@ -174,17 +202,20 @@ def ego_motion_msg(header, motion: np.ndarray, stamp_to, metric: bool, confidenc
     msg.child_frame_id = header.frame_id
     fill_transform(msg.transform, motion)
     msg.metric = bool(metric)
-    msg.confidence = float(confidence)
+    msg.covariance = [float(v) for v in np.asarray(covariance, dtype=np.float64).ravel()]
     return msg
 
 
 def odometry_msg(header, odom_frame: str, child_frame: str, pose_in_odom: np.ndarray,
-                 motion_from_previous: np.ndarray | None, dt: float | None):
-    """nav_msgs/Odometry of the camera optical frame in ``odom`` (pose) with its velocity in the child frame.
+                 motion_from_previous: np.ndarray | None, dt: float | None,
+                 pose_covariance: np.ndarray, step_covariance: np.ndarray):
+    """nav_msgs/Odometry of ``child_frame`` in ``odom_frame`` (pose) with its velocity in the child frame.
 
-    The twist is the motion from the previous processed frame divided by ``dt``
-    (seconds); zero when unknown. Covariances are not estimated and stay zero
-    (nav_msgs has no "unknown" convention): consumers must not read them as certainty.
+    The twist is the motion from the previous processed frame (expressed in the
+    child frame) divided by ``dt`` (seconds); zero when unknown.
+    ``pose_covariance`` (6×6, odom frame) and ``step_covariance`` (6×6, child
+    frame, one step) come from :class:`omeganet_ros.motion_covariance.MotionSpread`;
+    the twist covariance is the step covariance / dt².
     """
     from nav_msgs.msg import Odometry
 
@@ -206,6 +237,9 @@ def odometry_msg(header, odom_frame: str, child_frame: str, pose_in_odom: np.nda
         t = msg.twist.twist
         t.linear.x, t.linear.y, t.linear.z = (float(v) for v in linear)
         t.angular.x, t.angular.y, t.angular.z = (float(v) for v in angular)
+    msg.pose.covariance = [float(v) for v in np.asarray(pose_covariance, dtype=np.float64).ravel()]
+    twist_covariance = np.asarray(step_covariance, dtype=np.float64) / (dt * dt if dt and dt > 0 else 1.0)
+    msg.twist.covariance = [float(v) for v in twist_covariance.ravel()]
     return msg
 
 

@@ -38,6 +38,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from ..motion_covariance import MotionSpread, rotate_covariance
 from . import compat, conversions, parameters
 
 NODE_NAME = "omeganet_node"
@@ -70,6 +71,7 @@ class _Stats:
     processed: int = 0           # frames pushed into the engine
     published: int = 0           # output sets published
     dropped_busy: int = 0        # replaced in the mailbox before the engine could take them
+    waiting_for_tf: int = 0      # outputs without odometry: base_frame → camera not in TF yet
     bad: dict = field(default_factory=dict)  # reason → count
     buffer_resets: dict = field(default_factory=dict)  # reason → count
     window_received: int = 0
@@ -136,6 +138,9 @@ class OmeganetNode(LifecycleNode):
         self._last_stamp_ns: int | None = None
         self._pushed: deque[_Pushed] = deque(maxlen=3)
         self._pose_optical = np.eye(4)
+        self._spread = MotionSpread()
+        self._tf_lookup = None
+        self._camera_in_base: np.ndarray | None = None
         self._state_name = "unconfigured"
         self._last_scale_status = "-"
         self._diag_group = MutuallyExclusiveCallbackGroup()
@@ -144,6 +149,28 @@ class OmeganetNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         period = float(self.get_parameter("diagnostics_period").value)
         self._diag_timer = self.create_timer(period, self._publish_diagnostics, callback_group=self._diag_group)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _on_set_parameters(self, params):
+        """Runtime changes: applied at once (``live`` parameters) or refused with the reason, never ignored."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        configured = self._state_name in ("inactive", "active")
+        live = {}
+        for param in params:
+            spec = parameters.BY_NAME.get(param.name)
+            if spec is None:
+                continue
+            problem = parameters.check(spec, param.value)
+            if problem is None and configured and not spec.live:
+                problem = (f"'{param.name}' takes effect at configure: deactivate and clean up the node, set it, "
+                           "then configure again (or set it in the parameters file before start-up)")
+            if problem is not None:
+                return SetParametersResult(successful=False, reason=problem)
+            live[param.name] = param.value
+        if configured:
+            self._config.update(live)
+        return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -158,9 +185,15 @@ class OmeganetNode(LifecycleNode):
         try:
             self._engine = self._build_engine(cfg)
         except Exception as exc:  # CheckpointError (names the file), ValueError, OSError, RuntimeError
-            where = cfg["model"] or "the bundled reference checkpoint"
-            self._model_status = f"not loaded: {exc}"
-            self.get_logger().error(f"configure failed: cannot load model {where}: {type(exc).__name__}: {exc}")
+            from ..checkpoint import CheckpointError
+
+            if isinstance(exc, CheckpointError):
+                cause = f"cannot load model {cfg['model'] or 'the bundled reference checkpoint'}"
+            else:  # e.g. device cuda without CUDA, fp16 on CPU, a network size too small
+                cause = (f"cannot create the scene engine (device {cfg['device']}, precision {cfg['precision']}, "
+                         f"network {cfg['network_width']}×{cfg['network_height']})")
+            self._model_status = f"not loaded: {cause}: {exc}"
+            self.get_logger().error(f"configure failed: {cause}: {type(exc).__name__}: {exc}")
             self._engine = None
             _release_memory()
             return TransitionCallbackReturn.FAILURE
@@ -172,6 +205,16 @@ class OmeganetNode(LifecycleNode):
         except ValueError as exc:
             self.get_logger().error(f"configure failed: {exc}")
             self._engine = None
+            _release_memory()
+            return TransitionCallbackReturn.FAILURE
+        if cfg["base_frame"] and not compat.TF_AVAILABLE:
+            cause = (f"base_frame '{cfg['base_frame']}' needs the base_frame → camera transform from TF, "
+                     f"and TF cannot be read here ({compat.BACKENDS['tf']}); leave base_frame empty for "
+                     "odometry of the camera frame")
+            self._model_status = f"{self._model_status} (not configured: {cause})"
+            self.get_logger().error(f"configure failed: {cause}")
+            self._engine = None
+            self._scale = None
             _release_memory()
             return TransitionCallbackReturn.FAILURE
         self._create_publishers(cfg)
@@ -278,7 +321,10 @@ class OmeganetNode(LifecycleNode):
         qos = QoSProfile(depth=cfg["output_queue_depth"], reliability=ReliabilityPolicy.RELIABLE)
         topics: dict[str, tuple] = {}
         if cfg["publish_depth"]:
-            topics.update({"depth": (Image, "depth"), "depth/colored": (Image, "depth/colored"),
+            # One namespace, so that camera_info is the sibling of every depth image (image_transport,
+            # depth_image_proc): depth/image only while metric (REP 118), depth/relative always.
+            topics.update({"depth/image": (Image, "depth/image"), "depth/relative": (Image, "depth/relative"),
+                           "depth/colored": (Image, "depth/colored"),
                            "depth/camera_info": (CameraInfo, "depth/camera_info")})
         if cfg["publish_flow"]:
             topics.update({"flow": (Image, "flow"), "flow/colored": (Image, "flow/colored")})
@@ -298,6 +344,8 @@ class OmeganetNode(LifecycleNode):
             topics["scene"] = (SceneUnderstanding, "scene")
         self._outputs = {key: self.create_publisher(msg_type, topic, qos) for key, (msg_type, topic) in topics.items()}
         self._tf = compat.TransformPublisher(self) if cfg["publish_tf"] else None
+        self._tf_lookup = compat.TransformLookup(self, self._info_group) if cfg["base_frame"] else None
+        self._camera_in_base = None
 
     def _destroy_publishers(self) -> None:
         for pub in self._outputs.values():
@@ -306,6 +354,9 @@ class OmeganetNode(LifecycleNode):
         if self._tf is not None:
             self._tf.destroy()
             self._tf = None
+        if self._tf_lookup is not None:
+            self._tf_lookup.destroy()
+            self._tf_lookup = None
 
     def _stop_processing(self) -> None:
         for sub in self._inputs:
@@ -330,15 +381,20 @@ class OmeganetNode(LifecycleNode):
         self._pushed.clear()
         self._last_stamp_ns = None
 
+    def _new_trajectory(self) -> None:
+        """Odometry restarts at identity (a looping or restarted bag, or a new activation)."""
+        self._pose_optical = np.eye(4)
+        self._spread.reset()
+
     # ------------------------------------------------------------------------------------- callbacks
 
-    def _log_error(self, reason: str, text: str) -> None:
+    def _log_error(self, reason: str, text: str, dropped: bool = True) -> None:
         """An error log at most once per ``error_log_throttle`` seconds per reason."""
         now = time.monotonic()
         throttle = float(self._config.get("error_log_throttle", 5.0))
         if now - self._last_error_log.get(reason, -math.inf) >= throttle:
             self._last_error_log[reason] = now
-            self.get_logger().error(f"{text} (dropped; counted as '{reason}' on /diagnostics)")
+            self.get_logger().error(f"{text} ({'dropped; ' if dropped else ''}counted as '{reason}' on /diagnostics)")
 
     def _on_camera_info(self, msg) -> None:
         try:
@@ -430,7 +486,7 @@ class OmeganetNode(LifecycleNode):
                 reason = "image_size_changed"
             elif stamp <= last.stamp:
                 reason = "stamp_went_back"
-                self._pose_optical = np.eye(4)  # a looping or restarted bag: a new trajectory
+                self._new_trajectory()  # a looping or restarted bag
             elif 0 < self._config["max_frame_gap"] < stamp - last.stamp:
                 reason = "gap"
             if reason is not None:
@@ -473,31 +529,38 @@ class OmeganetNode(LifecycleNode):
         # Metric scale: the engine works in relative units; the node applies the scale to this frame.
         estimate = self._scale.update(out.depth, out.intrinsics, out.semantic)
         self._last_scale_status = estimate.status
-        depth = out.depth * np.float32(estimate.scale) if estimate.scale != 1.0 else out.depth
+        relative = out.depth
+        metric = bool(estimate.metric)
         ego = out.ego_motion.copy()
         ego[:3, 3] *= estimate.scale
         from_previous = out.motion_from_previous.copy()
         from_previous[:3, 3] *= estimate.scale
-        height, width = depth.shape
+        height, width = relative.shape
 
         want_scene = self._wanted("scene")
+        enabled = cfg  # publish_<output> switches: a disabled output stays empty in `scene` too
         images = {}
 
-        def image(key, array, encoding, topic_key):
-            if key not in images and (want_scene or self._wanted(topic_key)):
-                images[key] = conversions.image_msg(array, encoding, header)
+        def image(key, array_fn, encoding, topic_key, switch):
+            """The message of one output, built once, only when enabled and someone (or `scene`) wants it."""
+            if key not in images and enabled[switch] and (want_scene or self._wanted(topic_key)):
+                images[key] = conversions.image_msg(array_fn(), encoding, header)
             return images.get(key)
 
-        depth_msg = image("depth", depth, "32FC1", "depth")
-        flow_msg = image("flow", out.flow, "32FC2", "flow")
-        semantic_msg = image("semantic", out.semantic, "mono8", "semantic")
-        prob_msg = image("motion_probability", out.motion_probability, "32FC1", "motion/probability")
-        mask_msg = image("motion_mask", conversions.mask_to_mono8(out.motion_mask), "mono8", "motion/mask")
+        metric_depth = (lambda: conversions.depth_with_no_return(relative * np.float32(estimate.scale), out.semantic))
+        depth_msg = image("depth", metric_depth, "32FC1", "depth/image", "publish_depth") if metric else None
+        relative_msg = image("relative", lambda: relative, "32FC1", "depth/relative", "publish_depth")
+        flow_msg = image("flow", lambda: out.flow, "32FC2", "flow", "publish_flow")
+        semantic_msg = image("semantic", lambda: out.semantic, "mono8", "semantic", "publish_semantic")
+        prob_msg = image("motion_probability", lambda: out.motion_probability, "32FC1", "motion/probability",
+                         "publish_motion")
+        mask_msg = image("motion_mask", lambda: conversions.mask_to_mono8(out.motion_mask), "mono8", "motion/mask",
+                         "publish_motion")
         info_msg = conversions.K_to_camera_info(out.intrinsics, width, height, header)
 
         publish = self._outputs
-        for key, msg in (("depth", depth_msg), ("flow", flow_msg), ("semantic", semantic_msg),
-                         ("motion/probability", prob_msg), ("motion/mask", mask_msg)):
+        for key, msg in (("depth/image", depth_msg), ("depth/relative", relative_msg), ("flow", flow_msg),
+                         ("semantic", semantic_msg), ("motion/probability", prob_msg), ("motion/mask", mask_msg)):
             if msg is not None and key in publish and self._wanted(key):
                 publish[key].publish(msg)
         if "depth/camera_info" in publish:
@@ -505,7 +568,7 @@ class OmeganetNode(LifecycleNode):
         if "camera_info/estimated" in publish and out.intrinsics_source == "camnet":
             publish["camera_info/estimated"].publish(info_msg)
         if self._wanted("depth/colored"):
-            publish["depth/colored"].publish(conversions.image_msg(conversions.colorize_depth(depth), "rgb8", header))
+            publish["depth/colored"].publish(conversions.image_msg(conversions.colorize_depth(relative), "rgb8", header))
         if self._wanted("flow/colored"):
             publish["flow/colored"].publish(conversions.image_msg(conversions.colorize_flow(out.flow), "rgb8", header))
         if self._wanted("semantic/colored"):
@@ -513,41 +576,48 @@ class OmeganetNode(LifecycleNode):
                 conversions.image_msg(conversions.colorize_semantic(out.semantic), "rgb8", header))
         if self._wanted("points"):
             rgb = this.rgb
-            if rgb.shape[:2] != depth.shape:
+            if rgb.shape[:2] != relative.shape:
                 import cv2
 
                 rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-            points = conversions.depth_to_points(depth, out.intrinsics, rgb, out.semantic, stride=cfg["points_stride"],
+            points = conversions.depth_to_points(relative * np.float32(estimate.scale), out.intrinsics, rgb,
+                                                 out.semantic, stride=cfg["points_stride"],
                                                  max_depth=cfg["points_max_depth"] or math.inf)
             publish["points"].publish(conversions.point_cloud_msg(points, header))
 
+        # Odometry: the chained camera motion, of the camera optical frame (no base_frame) or of the base
+        # (base_frame, REP 105) once TF gives the camera's mounting on it. Covariances: motion_covariance.py.
+        self._pose_optical = self._pose_optical @ from_previous
+        step_covariance = self._spread.add(from_previous, self._pose_optical[:3, :3])  # camera frame
         stamp_to = other.header.stamp if other is not None else header.stamp
-        ego_msg = conversions.ego_motion_msg(header, ego, stamp_to, estimate.metric)
+        ego_msg = conversions.ego_motion_msg(header, ego, stamp_to, metric, step_covariance)
         if "ego_motion" in publish:
             publish["ego_motion"].publish(ego_msg)
-
-        self._pose_optical = self._pose_optical @ from_previous
-        pose_in_odom = conversions.optical_pose_in_odom(self._pose_optical)
-        dt = this.stamp - previous.stamp if previous is not None else None
-        if "odometry" in publish:
-            publish["odometry"].publish(conversions.odometry_msg(header, cfg["odom_frame"], header.frame_id,
-                                                                 pose_in_odom, from_previous, dt))
-        if self._tf is not None:
-            self._tf.send(conversions.transform_stamped(header.stamp, cfg["odom_frame"], header.frame_id, pose_in_odom))
+        odometry = self._odometry(header.frame_id, from_previous, step_covariance)
+        if odometry is not None:
+            child_frame, pose_in_odom, step, pose_covariance, twist_covariance = odometry
+            dt = this.stamp - previous.stamp if previous is not None else None
+            if "odometry" in publish:
+                publish["odometry"].publish(conversions.odometry_msg(
+                    header, cfg["odom_frame"], child_frame, pose_in_odom, step, dt, pose_covariance, twist_covariance))
+            if self._tf is not None:
+                self._tf.send(conversions.transform_stamped(header.stamp, cfg["odom_frame"], child_frame,
+                                                            pose_in_odom))
 
         if want_scene:
             from omeganet_ros.msg import SceneUnderstanding
 
+            empty = conversions.empty_image(header)
             scene = SceneUnderstanding()
             scene.header = header
-            scene.depth = depth_msg
+            scene.depth = (depth_msg if metric else relative_msg) or empty
             scene.depth_scale = float(estimate.scale)
-            scene.depth_is_metric = bool(estimate.metric)
-            scene.flow = flow_msg
-            scene.semantic = semantic_msg
+            scene.depth_is_metric = metric
+            scene.flow = flow_msg or empty
+            scene.semantic = semantic_msg or empty
             scene.class_names = conversions.class_names()
-            scene.motion_probability = prob_msg
-            scene.motion_mask = mask_msg
+            scene.motion_probability = prob_msg or empty
+            scene.motion_mask = mask_msg or empty
             scene.ego_motion = ego_msg
             scene.camera_info = info_msg
             scene.intrinsics_estimated = out.intrinsics_source == "camnet"
@@ -559,6 +629,35 @@ class OmeganetNode(LifecycleNode):
             self._stats.published += 1
             self._stats.window_latency_ms.append(latency_ms)
             self._stats.window_engine_ms.append(engine_ms)
+
+    def _odometry(self, camera_frame: str, from_previous: np.ndarray, step_covariance: np.ndarray):
+        """(child frame, its pose in odom, this step in the child frame, pose covariance, step covariance in the
+        child frame) for the current frame; None while the base's mounting is not in TF yet.
+
+        Without ``base_frame``: the camera optical frame in odom (REP 103 body axes at the first camera pose).
+        With it: the base in odom (the first base pose), using the ``base_frame → camera`` transform
+        looked up from TF once (a rigid mounting).
+        """
+        base = self._config["base_frame"]
+        if not base:
+            first_camera_in_odom = conversions.OPTICAL_TO_BODY
+            return (camera_frame, conversions.optical_pose_in_odom(self._pose_optical), from_previous,
+                    rotate_covariance(self._spread.pose_covariance, first_camera_in_odom), step_covariance)
+        if self._camera_in_base is None:
+            self._camera_in_base = self._tf_lookup.lookup(base, camera_frame) if self._tf_lookup else None
+            if self._camera_in_base is None:
+                with self._lock:
+                    self._stats.waiting_for_tf += 1
+                self._log_error("waiting_for_tf", f"no TF transform {base} → {camera_frame} yet: odometry and "
+                                                  f"{self._config['odom_frame']} → {base} not published", dropped=False)
+                return None
+            self.get_logger().info(f"camera {camera_frame} mounted on {base} at "
+                                   f"{np.round(self._camera_in_base[:3, 3], 4).tolist()} (from TF)")
+        mount = self._camera_in_base  # odom = the first base pose, so the first camera's rotation in odom is the mount's
+        return (base, conversions.camera_motion_in_base(self._pose_optical, mount),
+                conversions.camera_motion_in_base(from_previous, mount),
+                rotate_covariance(self._spread.pose_covariance, mount[:3, :3]),
+                rotate_covariance(step_covariance, mount[:3, :3]))
 
     # ----------------------------------------------------------------------------------- diagnostics
 
@@ -586,6 +685,9 @@ class OmeganetNode(LifecycleNode):
                 "latency_ms_max": f"{np.max(latencies):.1f}" if latencies else "-",
                 "engine_ms_mean": f"{np.mean(engine_times):.1f}" if engine_times else "-",
                 "buffer_resets": str(sum(s.buffer_resets.values())),
+                "odometry_frame": (f"{self._config.get('odom_frame', '-')} → "
+                                   f"{self._config.get('base_frame') or 'camera optical frame'}"),
+                "odometry_waiting_for_tf": str(s.waiting_for_tf),
                 "scale_recovery": f"{self._config.get('scale_recovery', '-')}: {self._last_scale_status}",
             }
             for reason, count in sorted(s.bad.items()):
@@ -598,7 +700,7 @@ class OmeganetNode(LifecycleNode):
             s.window_latency_ms, s.window_engine_ms = [], []
             s.window_start = now
         status = DiagnosticStatus()
-        status.name = f"{self.get_name()}: processing"
+        status.name = f"{self.get_fully_qualified_name().lstrip('/')}: processing"  # namespaced: no collisions
         status.hardware_id = values["device"]
         if self._state_name != "active" or engine is None:
             status.level, status.message = DiagnosticStatus.WARN, f"{self._state_name}; model {self._model_status}"

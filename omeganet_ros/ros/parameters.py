@@ -21,6 +21,7 @@ class Param:
     range: tuple | None = None          # (low, high) inclusive, ints or floats
     choices: tuple[str, ...] | None = None
     read_only: bool = False
+    live: bool = False  # applied at once while configured; other changes are refused until cleanup
 
 
 OUTPUTS = ("depth", "flow", "semantic", "motion", "ego_motion", "odometry", "tf", "points", "scene", "camera_info")
@@ -60,9 +61,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("use_camera_info", True, "Use K from 'camera_info' when a valid one matches the image stamp "
           "(else CamNet's estimate)"),
     Param("camera_info_slop", 0.02, "Largest stamp difference (s) between an image and its camera_info",
-          range=(0.0, 10.0)),
+          range=(0.0, 10.0), live=True),
     Param("max_frame_gap", 0.5, "A stamp gap (s) larger than this restarts the three-frame buffer (0: never)",
-          range=(0.0, 3600.0)),
+          range=(0.0, 3600.0), live=True),
     # --- metric scale
     Param("scale_recovery", "none", "Metric scale: none (relative depth), camera_height (ground-plane fit "
           "to road pixels and the known camera height) or fixed (fixed_scale)",
@@ -74,14 +75,16 @@ PARAMETERS: tuple[Param, ...] = (
     # --- outputs
     *(Param(f"publish_{name}", True, f"Publish the {name} output(s)") for name in OUTPUTS),
     Param("output_queue_depth", 2, "History depth of the (reliable) output publishers", range=(1, 100)),
-    Param("points_stride", 4, "Keep every n-th pixel in rows and columns for 'points'", range=(1, 64)),
+    Param("points_stride", 4, "Keep every n-th pixel in rows and columns for 'points'", range=(1, 64), live=True),
     Param("points_max_depth", 80.0, "Leave out points farther than this (depth units) from 'points' (0: no limit)",
-          range=(0.0, 1e6)),
+          range=(0.0, 1e6), live=True),
     Param("odom_frame", "odom", "Frame of the accumulated odometry (REP 105)"),
+    Param("base_frame", "", "Robot base frame (REP 105, e.g. base_link): publish odom → base_frame, using the "
+          "base_frame → camera transform from TF. Empty: odom → the camera optical frame (camera only)"),
     Param("camera_frame", "", "Camera optical frame for outputs (empty: the input image's frame_id)"),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages", range=(0.05, 60.0)),
     Param("error_log_throttle", 5.0, "At most one error log per reason every this many seconds",
-          range=(0.0, 3600.0)),
+          range=(0.0, 3600.0), live=True),
 )
 
 BY_NAME = {p.name: p for p in PARAMETERS}
@@ -114,14 +117,23 @@ def declare(node) -> None:
         node.declare_parameter(p.name, p.default, descriptor)
 
 
+def check(p: Param, value) -> str | None:
+    """What is wrong with ``value`` for parameter ``p`` (choices, trainIds), or None (ranges: rcl checks them)."""
+    if p.choices is not None and value not in p.choices:
+        return f"parameter {p.name!r} = {value!r}; must be one of {', '.join(p.choices)}"
+    if p.name == "dynamic_classes":
+        bad = [c for c in (value or []) if not 0 <= int(c) < 19]
+        if bad:
+            return f"parameter 'dynamic_classes' has trainIds outside 0–18: {bad}"
+    return None
+
+
 def read(node) -> dict:
     """Current values, checked: ``ValueError`` naming the parameter for a value outside its choices."""
     values = {p.name: node.get_parameter(p.name).value for p in PARAMETERS}
     for p in PARAMETERS:
-        if p.choices is not None and values[p.name] not in p.choices:
-            raise ValueError(f"parameter {p.name!r} = {values[p.name]!r}; must be one of {', '.join(p.choices)}")
+        problem = check(p, values[p.name])
+        if problem is not None:
+            raise ValueError(problem)
     values["dynamic_classes"] = [int(c) for c in (values["dynamic_classes"] or [])]
-    bad = [c for c in values["dynamic_classes"] if not 0 <= c < 19]
-    if bad:
-        raise ValueError(f"parameter 'dynamic_classes' has trainIds outside 0–18: {bad}")
     return values
