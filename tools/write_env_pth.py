@@ -18,8 +18,10 @@ import sys
 import sysconfig
 from pathlib import Path
 
+# A fresh globals dict: site.addpackage exec()s the line in its own function scope, where the
+# comprehensions below would not see names assigned by the code.
 TEMPLATE = (
-    "import os; exec({code!r})\n"
+    "import os; exec({code!r}, {{'os': os}})\n"
 )
 # The ament resource index marker of a prefix that provides the package.
 CODE = """\
