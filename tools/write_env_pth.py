@@ -35,11 +35,15 @@ if not any(p != {prefix!r} and os.path.exists(os.path.join(p, _marker)) for p in
 """
 
 
+def pth_text(prefix: Path) -> str:
+    """The one line of the .pth file for the install prefix ``prefix``."""
+    return TEMPLATE.format(code=CODE.format(prefix=str(prefix), lib=str(prefix / "lib")))
+
+
 def main() -> None:
     prefix = Path(sys.argv[1]).resolve()
-    code = CODE.format(prefix=str(prefix), lib=str(prefix / "lib"))
     target = Path(sysconfig.get_paths()["purelib"]) / "omeganet_ros_env.pth"
-    target.write_text(TEMPLATE.format(code=code))
+    target.write_text(pth_text(prefix))
     print(f"write_env_pth: {target} -> {prefix}")
 
 
