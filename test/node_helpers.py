@@ -36,7 +36,7 @@ class NodeProcess:
     """``python -m omeganet_ros.ros.node --ros-args ...`` in a child process, output captured to a file."""
 
     def __init__(self, params: dict | None = None, *, params_file: Path | None = None, name: str | None = None,
-                 extra_ros_args: list[str] | None = None):
+                 extra_ros_args: list[str] | None = None, env: dict | None = None):
         self.name = name or f"omeganet_test_{os.getpid()}_{int(time.monotonic() * 1000) % 100000}"
         ros_args = ["--ros-args", "-r", f"__node:={self.name}"]
         if params_file is not None:
@@ -45,7 +45,7 @@ class NodeProcess:
                                 "network_width": TEST_SIZE[0], "network_height": TEST_SIZE[1], **(params or {})})
         ros_args += extra_ros_args or []
         self.log = tempfile.NamedTemporaryFile("w+b", prefix="omeganet_node_", suffix=".log", delete=False)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", **(env or {}))
         self.process = subprocess.Popen([sys.executable, "-m", "omeganet_ros.ros.node", *ros_args],
                                         stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO))
 
