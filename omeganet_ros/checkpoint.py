@@ -3,7 +3,7 @@
 A checkpoint is a plain dict written with ``torch.save``::
 
     {
-      "format": "omeganet_ros.checkpoint/1",
+      "format": "omeganet_ros.checkpoint/2",
       "architecture": {"dsnet": {"class": "DSNet", "kwargs": {...}}, ...},
       "input_size": [W, H],                 # network input size it was trained at
       "classes": ["road", ..., "bicycle"],  # trainId order of the semantic head
@@ -14,6 +14,10 @@ A checkpoint is a plain dict written with ``torch.save``::
 
 It holds only tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(weights_only=True)``: a model file cannot run code.
+
+Format 1 files were written before the networks followed the authors' code: their class names
+``DSNet``, ``CamNet``, ``OFNet`` meant today's ``LegacyDSNet``, ``LegacyCamNet``, ``LegacyOFNet``,
+and :func:`load_checkpoint` renames them so (see ``LEGACY_CLASS_NAMES``).
 """
 from __future__ import annotations
 
@@ -28,7 +32,11 @@ from torch import nn
 
 from .classes import CLASS_NAMES
 
-FORMAT = "omeganet_ros.checkpoint/1"
+FORMAT = "omeganet_ros.checkpoint/2"
+FORMAT_1 = "omeganet_ros.checkpoint/1"
+READABLE_FORMATS = (FORMAT_1, FORMAT)
+# Format 1 class names → the classes that now hold those networks.
+LEGACY_CLASS_NAMES = {"DSNet": "LegacyDSNet", "CamNet": "LegacyCamNet", "OFNet": "LegacyOFNet"}
 MIN_INPUT_SIDE, MAX_INPUT_SIDE = 32, 8192  # pixels; a network input beyond these is a corrupt field
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "models" / "omeganet_synth.pt"
 
@@ -127,20 +135,24 @@ def load_checkpoint(path, map_location="cpu") -> Checkpoint:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip, unsafe globals
         raise CheckpointError(f"checkpoint {path}: cannot be read safely ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") not in READABLE_FORMATS:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"checkpoint {path}: not an {FORMAT} file (format field: {found!r})")
+        raise CheckpointError(f"checkpoint {path}: not an {' or '.join(READABLE_FORMATS)} file (format field: {found!r})")
     for key in ("architecture", "input_size", "state_dicts"):
         if key not in payload:
             raise CheckpointError(f"checkpoint {path}: missing field {key!r}")
     _check_fields(path, payload)
+    architecture = dict(payload["architecture"])
+    if payload["format"] == FORMAT_1:
+        architecture = {name: {**spec, "class": LEGACY_CLASS_NAMES.get(spec["class"], spec["class"])}
+                        for name, spec in architecture.items()}
     state_dicts = {}
     for name, state in payload["state_dicts"].items():
         state_dicts[name] = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
     size = payload["input_size"]
     return Checkpoint(
         path=path,
-        architecture=dict(payload["architecture"]),
+        architecture=architecture,
         input_size=(int(size[0]), int(size[1])),
         classes=list(payload.get("classes", [])),
         provenance=dict(payload.get("provenance", {})),

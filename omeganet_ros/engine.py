@@ -53,7 +53,6 @@ from .checkpoint import (CheckpointError, build_networks_from_checkpoint, defaul
                          load_checkpoint)
 from .classes import DYNAMIC_TRAIN_IDS, NUM_CLASSES
 from .motion import EPSILON, MOTION_THRESHOLD, dynamic_class_mask, motion_probability
-from .nets.layers import pad_to_multiple
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +141,7 @@ class SceneEngine:
     """ΩNet inference on a stream of frames; see the module docstring for the pipeline and modes.
 
     Args:
-        checkpoint: path to an ``omeganet_ros.checkpoint/1`` file, a loaded
+        checkpoint: path to an ``omeganet_ros.checkpoint`` file, a loaded
             :class:`~omeganet_ros.checkpoint.Checkpoint`, ``None`` for the packaged
             default (random weights, with a loud warning, when none is installed), or
             ``"random"`` for random weights without looking for one.
@@ -205,6 +204,7 @@ class SceneEngine:
             if self.channels_last:
                 net.to(memory_format=torch.channels_last)
         self._dsnet = self.networks["dsnet"]
+        self._depth_from_disp = self.networks["dsnet"].depth_from_disp  # each DSNet's own disparity → depth
         self._cam_encode = self.networks["camnet"].encode
         self._cam_decode = self.networks["camnet"].decode
         self._flow_encode = self.networks["ofnet"].encode
@@ -224,7 +224,7 @@ class SceneEngine:
         return width, height
 
     def _load_networks(self, checkpoint, seed: int):
-        from .nets import build_networks
+        from .nets import ARCHITECTURES, build_networks
 
         self._calibrated_threshold = None
         if checkpoint is None:
@@ -245,11 +245,11 @@ class SceneEngine:
         if missing:
             raise CheckpointError(f"checkpoint {ckpt.path}: lacks network(s) {missing} needed by the engine")
         networks = build_networks_from_checkpoint(ckpt, NETWORK_NAMES)
-        expected = {"dsnet": "DSNet", "camnet": "CamNet", "ofnet": "OFNet"}
-        for name, cls in expected.items():
-            if type(networks[name]).__name__ != cls:
+        for name in NETWORK_NAMES:
+            expected = [arch[name].__name__ for arch in ARCHITECTURES.values()]
+            if type(networks[name]).__name__ not in expected:
                 raise CheckpointError(f"checkpoint {ckpt.path}: network {name!r} is a "
-                                      f"{type(networks[name]).__name__}, expected {cls}")
+                                      f"{type(networks[name]).__name__}, expected one of {expected}")
         dsnet_classes = getattr(networks["dsnet"], "num_classes", NUM_CLASSES)
         if dsnet_classes != NUM_CLASSES:
             raise CheckpointError(f"checkpoint {ckpt.path}: DSNet has {dsnet_classes} classes, the engine expects {NUM_CLASSES}")
@@ -376,7 +376,7 @@ class SceneEngine:
             t = time.perf_counter()
             state.cam_features = self._cam_encode(state.image)
             t = self._mark(timings, "camnet_encoder", t)
-            state.flow_features = self._flow_encode(pad_to_multiple(state.image, 64))
+            state.flow_features = self._flow_encode(state.image)
             self._mark(timings, "ofnet_encoder", t)
 
     def _infer(self, prev: _FrameState, cur: _FrameState, nxt: _FrameState, timings: dict) -> SceneOutputs:
@@ -398,10 +398,10 @@ class SceneEngine:
             motion_from_previous, ego_motion = motions[:, 0], motions[:, 1]
             given_K = cur.K is not None
             K = cur.K.unsqueeze(0) if given_K else cam["K"].float()
-            depth = geometry.disp_to_depth(disp)
+            depth = self._depth_from_disp(disp)
             rigid = geometry.rigid_flow(depth, K, ego_motion)
             prob = motion_probability(flow, rigid, eps=EPSILON)  # 1×h×w
-            semantic = logits.max(dim=1).indices  # 1×h×w; max() is ~5× faster than argmax() here
+            semantic = logits.argmax(dim=1)  # 1×h×w; the first of tied classes, as tf.argmax (the authors' logits are ReLU outputs: ties at 0)
             t = self._mark(timings, "motion", t)
 
             out = self._finish(cur, disp, logits, semantic, flow, rigid, prob, K, ego_motion, motion_from_previous)
@@ -423,7 +423,11 @@ class SceneEngine:
             K = geometry.scale_intrinsics(K, out_w / w, out_h / h)
             if self.return_class_probabilities:
                 logits = F.interpolate(logits, size=(out_h, out_w), mode="bilinear", align_corners=False)
-        depth = geometry.disp_to_depth(disp) * self.depth_scale
+        class_probabilities = None
+        if self.return_class_probabilities:
+            class_probabilities = torch.softmax(logits, dim=1)
+            semantic = class_probabilities.argmax(dim=1)  # labels that agree with the probabilities returned
+        depth = self._depth_from_disp(disp) * self.depth_scale
         mask = prob > self.motion_threshold
         if self.dynamic_classes is not None:
             mask &= dynamic_class_mask(semantic, self.dynamic_classes)
@@ -432,7 +436,7 @@ class SceneEngine:
         ego[:3, 3] *= scale
         from_prev = motion_from_previous[0].double().cpu().numpy()
         from_prev[:3, 3] *= scale
-        probabilities = torch.softmax(logits, dim=1)[0].cpu().numpy() if self.return_class_probabilities else None
+        probabilities = None if class_probabilities is None else class_probabilities[0].cpu().numpy()
         return SceneOutputs(
             stamp=cur.stamp,
             depth=depth[0, 0].cpu().numpy().astype(np.float32),

@@ -33,6 +33,31 @@ def pose_vec_to_mat(vec: torch.Tensor) -> torch.Tensor:
     return mat.reshape(*lead, 4, 4)
 
 
+def euler_pose_vec_to_mat(vec: torch.Tensor) -> torch.Tensor:
+    """(..., 6) pose vectors of the authors' CameraNet (SfMLearner's ``pose_vec2mat``) → (..., 4, 4).
+
+    ``(tx, ty, tz, rx, ry, rz)``, Euler angles in radians clipped to [−π, π], R = Rx·Ry·Rz. The
+    matrix maps a point of the target camera into the source camera (X_s = T·X_t), so it is the
+    camera motion source→target of this module's convention.
+    """
+    if vec.shape[-1] != 6:
+        raise ValueError(f"pose vector must have 6 values in its last dimension, got shape {tuple(vec.shape)}")
+    angles = vec[..., 3:].clamp(-torch.pi, torch.pi)
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    one, zero = torch.ones_like(cos[..., 0]), torch.zeros_like(cos[..., 0])
+
+    def matrix(*rows):
+        return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
+
+    (cx, cy, cz), (sx, sy, sz) = cos.unbind(-1), sin.unbind(-1)
+    rot_x = matrix((one, zero, zero), (zero, cx, -sx), (zero, sx, cx))
+    rot_y = matrix((cy, zero, sy), (zero, one, zero), (-sy, zero, cy))
+    rot_z = matrix((cz, -sz, zero), (sz, cz, zero), (zero, zero, one))
+    top = torch.cat([rot_x @ rot_y @ rot_z, vec[..., :3].unsqueeze(-1)], dim=-1)
+    bottom = torch.cat([torch.zeros_like(vec[..., :3]), torch.ones_like(vec[..., :1])], dim=-1).unsqueeze(-2)
+    return torch.cat([top, bottom], dim=-2)
+
+
 def mat_to_pose_vec(mat: torch.Tensor) -> torch.Tensor:
     """(..., 4, 4) rigid transforms → (..., 6) pose vectors; inverse of :func:`pose_vec_to_mat`."""
     lead = mat.shape[:-2]

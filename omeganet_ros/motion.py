@@ -6,7 +6,9 @@ direction or in magnitude, the point moves by itself:
 
     P = max( (1 − cos(F, R)) / 2 ,  1 − (ε + min(|F|, |R|)) / (ε + max(|F|, |R|)) )
 
-P is 0 for identical flows and 1 for opposite ones. The motion mask is
+P is 0 for identical flows and 1 for opposite ones. As in the authors' code
+(``build_moving_probability_mask``): ε = 1e-7 and the cosine of L2-normalised vectors
+(``tf.nn.l2_normalize``), so a zero flow has cosine 0 against anything (direction term 0.5). The motion mask is
 P > τ, kept only on pixels whose semantic class can move (person, rider and
 vehicles by default): buildings with a wrong flow are an estimation error,
 not a moving object.
@@ -24,7 +26,8 @@ import torch
 from .classes import DYNAMIC_TRAIN_IDS
 
 MOTION_THRESHOLD = 0.5
-EPSILON = 1e-3  # pixels; keeps the magnitude ratio defined where both flows vanish
+EPSILON = 1e-7  # pixels; the authors' ε, keeps the magnitude ratio defined where both flows vanish
+NORM_FLOOR = 1e-6  # tf.nn.l2_normalize divides by √max(Σx², 1e-12)
 
 
 def _as_torch_channels_first(flow) -> tuple[torch.Tensor, bool]:
@@ -61,11 +64,8 @@ def motion_probability(optical_flow, rigid_flow, eps: float = EPSILON):
     norm_f = torch.hypot(fu, fv)
     norm_r = torch.hypot(ru, rv)
     dot = fu * ru + fv * rv
-    # cos is taken as 1 (no evidence of motion) where either flow is zero; the
-    # magnitude term then decides.
-    denom = norm_f * norm_r
-    cos = torch.where(denom > 0, dot / denom.clamp(min=1e-12), torch.ones_like(dot))
-    direction = (1.0 - cos.clamp(-1.0, 1.0)) * 0.5
+    cos = dot / (norm_f.clamp(min=NORM_FLOOR) * norm_r.clamp(min=NORM_FLOOR))
+    direction = (1.0 - cos) * 0.5
     magnitude = 1.0 - (eps + torch.minimum(norm_f, norm_r)) / (eps + torch.maximum(norm_f, norm_r))
     prob = torch.maximum(direction, magnitude)
     if was_numpy:

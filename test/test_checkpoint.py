@@ -6,7 +6,7 @@ from omeganet_ros import checkpoint as ckpt_mod
 from omeganet_ros.checkpoint import (FORMAT, CheckpointError, build_networks_from_checkpoint, load_checkpoint,
                                      save_checkpoint)
 from omeganet_ros.classes import CLASS_NAMES
-from omeganet_ros.nets import CamNet, DSNet
+from omeganet_ros.nets import CamNet, DSNet, LegacyDSNet
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +107,21 @@ def test_shape_mismatch_is_reported(tmp_path):
     raw = torch.load(path, weights_only=True)
     raw["architecture"]["dsnet"]["kwargs"] = {"num_classes": 19}
     torch.save(raw, path)
-    with pytest.raises(CheckpointError, match=r"classes5.pt.*shape mismatch.*semantic_head.*\(5, 16, 3, 3\)"):
+    with pytest.raises(CheckpointError, match=r"classes5.pt.*shape mismatch.*semantic.*\(5, 16, 3, 3\)"):
         build_networks_from_checkpoint(load_checkpoint(path))
+
+
+def test_format_1_files_load_into_the_legacy_networks(tmp_path):
+    # Format 1 was written before the networks followed the authors' code: its "DSNet" is today's LegacyDSNet.
+    path = save_checkpoint(tmp_path / "old.pt", {"dsnet": LegacyDSNet(num_classes=4)}, input_size=(128, 64))
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == FORMAT == "omeganet_ros.checkpoint/2"
+    raw["format"] = "omeganet_ros.checkpoint/1"
+    raw["architecture"]["dsnet"]["class"] = "DSNet"
+    torch.save(raw, path)
+    ckpt = load_checkpoint(path)
+    assert ckpt.architecture["dsnet"]["class"] == "LegacyDSNet"
+    assert isinstance(build_networks_from_checkpoint(ckpt)["dsnet"], LegacyDSNet)
 
 
 def test_architecture_kwargs_are_recorded(tmp_path):

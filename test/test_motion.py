@@ -13,10 +13,17 @@ def _flow(*vectors):
 
 
 def test_identical_flows_have_zero_probability():
-    f = _flow((3.0, 4.0), (-1.0, 0.5), (0.0, 0.0))
+    f = _flow((3.0, 4.0), (-1.0, 0.5), (1e-3, 0.0))
     prob = motion_probability(f, f.clone())
     assert prob.shape == (1, 1, 3)
     torch.testing.assert_close(prob, torch.zeros(1, 1, 3), atol=1e-6, rtol=0)
+
+
+def test_zero_flows_have_the_authors_probability_one_half():
+    # tf.nn.l2_normalize maps a zero vector to zero: cosine 0, direction term 0.5 (their code, kept).
+    zero = _flow((0.0, 0.0), (0.0, 0.0))
+    prob = motion_probability(zero, _flow((0.0, 0.0), (2.0, 0.0)))
+    torch.testing.assert_close(prob, torch.tensor([[[0.5, 1.0]]]), atol=1e-6, rtol=0)
 
 
 def test_opposite_flows_have_probability_one():

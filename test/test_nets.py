@@ -1,12 +1,16 @@
-"""ΩNet networks: shapes, value ranges, gradients, parameter counts, determinism, warping and correlation."""
+"""ΩNet networks, both architectures (the authors' and the legacy ones): shapes, value ranges, gradients,
+parameter counts, determinism, warping and correlation. Equality with the authors' TensorFlow graph is
+proven by test_official_equivalence.py; their conventions (TF-legacy resize, SAME padding, tf_warp) here."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from omeganet_ros.nets import CamNet, DSNet, Monodepth2ResNet18, OFNet, PyramidEncoder, build_networks
-from omeganet_ros.nets.layers import correlation, correlation_shifts, correlation_unfold, pad_to_multiple, upsample_flow, warp
+from omeganet_ros.nets import LegacyCamNet, LegacyPyramidEncoder, Monodepth2ResNet18, PyramidEncoder, build_networks
+from omeganet_ros.nets.layers import (correlation, correlation_shifts, correlation_unfold, pad_to_multiple,
+                                      resize_bilinear_tf_legacy, resize_flow_align_corners, tf_same_padding,
+                                      upsample_flow, warp, warp_tf)
 
 # (width, height): multiples of 64 and not, and an odd size.
 SIZES = [(320, 96), (416, 128), (640, 192), (333, 111)]
@@ -18,10 +22,14 @@ def _threads():
     torch.manual_seed(0)
 
 
-@pytest.fixture(scope="module")
-def nets():
+@pytest.fixture(scope="module", params=["official", "legacy"])
+def nets(request):
     torch.manual_seed(0)
-    return {name: net.eval() for name, net in build_networks().items()}
+    return {name: net.eval() for name, net in build_networks(architecture=request.param).items()}
+
+
+def is_official(nets):
+    return type(nets["dsnet"]).__name__ == "DSNet"
 
 
 def frames(width, height, batch=1):
@@ -48,9 +56,16 @@ def test_dsnet_shapes_and_ranges(nets, width, height):
     assert len(out["disp"]) == 5
     for level, disp in enumerate(out["disp"], start=1):
         assert disp.shape == (1, 1, ceil_div(height, 2 ** level), ceil_div(width, 2 ** level))
-        assert disp.min() >= 0 and disp.max() <= 1
+        if is_official(nets):  # divided by its mean (the authors' spatial_normalize)
+            assert disp.min() > 0 and float(disp.mean()) == pytest.approx(1.0, rel=1e-5)
+        else:
+            assert disp.min() >= 0 and disp.max() <= 1
     assert out["disp_full"].shape == (1, 1, height, width)
-    assert out["disp_full"].min() >= 0 and out["disp_full"].max() <= 1
+    if is_official(nets):
+        assert out["disp_full"].min() > 0
+        assert all(d.min() >= 0.01 for d in out["disp_raw"])  # 10·sigmoid + 0.01, summed over levels
+    else:
+        assert out["disp_full"].min() >= 0 and out["disp_full"].max() <= 1
     assert out["semantic"].shape == (1, 19, height, width)
     assert torch.isfinite(out["semantic"]).all()
 
@@ -92,7 +107,10 @@ def test_ofnet_full_resolution_flow_is_upsampled_finest_level(nets):
     with torch.no_grad():
         out = nets["ofnet"](prev, cur, nxt)
     # Level 2 (1/4) upsampled ×4 in size and magnitude gives the full-resolution flow.
-    assert torch.allclose(out["flow_fw"][0], upsample_flow(out["flow_fw"][1], 4), atol=1e-5)
+    if is_official(nets):  # SelFlow's flow_resize: align_corners=True
+        assert torch.allclose(out["flow_fw"][0], resize_flow_align_corners(out["flow_fw"][1], (128, 320)), atol=1e-5)
+    else:
+        assert torch.allclose(out["flow_fw"][0], upsample_flow(out["flow_fw"][1], 4), atol=1e-5)
 
 
 def test_ofnet_forward_only_matches_full(nets):
@@ -128,8 +146,9 @@ def test_yardstick_shapes():
     assert out["disp_full"].min() >= 0 and out["disp_full"].max() <= 1
 
 
-def test_pyramid_encoder_levels():
-    feats = PyramidEncoder()(torch.rand(1, 3, 111, 333))
+@pytest.mark.parametrize("encoder", [PyramidEncoder, LegacyPyramidEncoder])
+def test_pyramid_encoder_levels(encoder):
+    feats = encoder()(torch.rand(1, 3, 111, 333))
     assert [f.shape[1] for f in feats] == [16, 32, 64, 128, 256]
     assert [tuple(f.shape[-2:]) for f in feats] == [(56, 167), (28, 84), (14, 42), (7, 21), (4, 11)]
 
@@ -138,15 +157,18 @@ def _call(name, net, prev, cur, nxt):
     return net(cur) if name in ("dsnet", "yardstick") else net(prev, cur, nxt)
 
 
+@pytest.mark.parametrize("architecture", ["official", "legacy"])
 @pytest.mark.parametrize("name", ["dsnet", "camnet", "ofnet"])
-def test_gradients_reach_every_parameter(name):
-    net = build_networks()[name].train()
+def test_gradients_reach_every_parameter(name, architecture):
+    net = build_networks(architecture=architecture)[name].train()
     prev, cur, nxt = frames(128, 128, batch=2)
     loss = sum(t.float().sum() for t in flatten_outputs(_call(name, net, prev, cur, nxt)))
     loss.backward()
-    missing = [n for n, p in net.named_parameters() if p.grad is None]
+    # The authors' CameraNet holds a 1/32 encoder level it never uses (kept: it is in their release).
+    unused = "encoder.levels.4." if (name, architecture) == ("camnet", "official") else None
+    missing = [n for n, p in net.named_parameters() if p.grad is None and not (unused and n.startswith(unused))]
     assert not missing, f"{name}: no gradient for {missing}"
-    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
 
 
 @pytest.mark.parametrize("name,target", [("dsnet", 1.9e6), ("camnet", 2.7e6), ("ofnet", 4.8e6)])
@@ -286,7 +308,7 @@ def test_camnet_pose_head_slope_keeps_switched_off_units_learning():
     grads = {}
     for slope in (0.0, 0.1):
         torch.manual_seed(0)
-        net = CamNet(pose_negative_slope=slope)
+        net = LegacyCamNet(pose_negative_slope=slope)
         first = net.pose_convs[0]
         with torch.no_grad():
             first.bias.fill_(-1e3)  # every unit of the first layer switched off
@@ -294,4 +316,43 @@ def test_camnet_pose_head_slope_keeps_switched_off_units_learning():
         grads[slope] = float(first.weight.grad.abs().sum())
     assert grads[0.0] == 0 and grads[0.1] > 0
     from omeganet_ros.checkpoint import describe_architecture
-    assert describe_architecture({"camnet": CamNet(pose_negative_slope=0.1)})["camnet"]["kwargs"]["pose_negative_slope"] == 0.1
+    assert describe_architecture({"camnet": LegacyCamNet(pose_negative_slope=0.1)})["camnet"]["kwargs"]["pose_negative_slope"] == 0.1
+
+
+def test_official_networks_hold_the_authors_9397192_values():
+    # The authors' graph saves 381 variables, 9,397,192 values at any size: parameters + BatchNorm statistics.
+    values = variables = 0
+    for net in build_networks(architecture="official").values():
+        for name, tensor in net.state_dict().items():
+            if not name.endswith("num_batches_tracked"):
+                values += tensor.numel()
+                variables += 1
+    assert (variables, values) == (381, 9_397_192)
+
+
+def test_tf_legacy_resize_reads_source_at_dst_times_in_over_out():
+    # tf.image.resize_bilinear (align_corners=False, no half-pixel centres): src = dst·in/out.
+    ramp = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 1, 2, 4)
+    up = resize_bilinear_tf_legacy(ramp, (2, 8))
+    assert torch.allclose(up[0, 0, 0], torch.tensor([0, 0.5, 1, 1.5, 2, 2.5, 3, 3.0]))  # the last pixel clamps
+    down = resize_bilinear_tf_legacy(torch.arange(8.0).view(1, 1, 1, 8), (1, 3))
+    assert torch.allclose(down[0, 0, 0], torch.tensor([0, 8 / 3, 16 / 3]))
+
+
+def test_tf_same_padding_puts_the_odd_pixel_after():
+    assert tf_same_padding(192, 3, 2, 1) == (0, 1)   # even size, stride 2: 0 before, 1 after
+    assert tf_same_padding(111, 3, 2, 1) == (1, 1)
+    assert tf_same_padding(40, 3, 1, 16) == (16, 16)
+
+
+def test_warp_tf_keeps_selflows_quirks():
+    image = torch.arange(1.0, 13.0).view(1, 1, 3, 4)
+    zero = torch.zeros(1, 2, 3, 4)
+    out = warp_tf(image, zero)
+    # Zero flow: the clipped corner of the last row and column gets zero weight.
+    assert torch.equal(out[0, 0, :2, :3], image[0, 0, :2, :3])
+    assert torch.all(out[0, 0, -1] == 0) and torch.all(out[0, 0, :, -1] == 0)
+    # x = −0.5 truncates to 0: extrapolation 1.5·I[0] − 0.5·I[1], not a blend with zeros.
+    left = zero.clone()
+    left[:, 0] = -0.5
+    assert float(warp_tf(image, left)[0, 0, 0, 0]) == pytest.approx(1.5 * 1 - 0.5 * 2)

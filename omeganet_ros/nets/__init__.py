@@ -1,7 +1,18 @@
 """The ΩNet networks (CVPR 2020): DSNet (depth + semantics), CamNet (ego-motion + intrinsics), OFNet (optical flow).
 
-All take B×3×H×W RGB float tensors in [0, 1], any H, W ≥ 64, and run under
-``torch.compile`` and ``torch.autocast("cpu", dtype=torch.bfloat16)``.
+Two architectures, chosen with ``build_networks(architecture=...)``:
+
+* ``"official"`` (default): :class:`DSNet`, :class:`CamNet`, :class:`OFNet` — exactly the
+  authors' networks (their TensorFlow inference code is the specification; the equivalence
+  test compares outputs for the same weights). Their published weights load with
+  ``omeganet-import-official``.
+* ``"legacy"``: :class:`LegacyDSNet`, :class:`LegacyCamNet`, :class:`LegacyOFNet` — this
+  package's first networks, written from the paper before the authors' code was followed.
+  Checkpoints trained with them (format ``omeganet_ros.checkpoint/1``, e.g. the bundled
+  ``omeganet_synth.pt``) keep loading into them.
+
+All take B×3×H×W RGB float tensors in [0, 1] and run under ``torch.compile`` and
+``torch.autocast("cpu", dtype=torch.bfloat16)``.
 """
 from __future__ import annotations
 
@@ -9,19 +20,32 @@ import torch.nn as nn
 
 from .camnet import CamNet
 from .dsnet import DSNet
+from .legacy_camnet import LegacyCamNet
+from .legacy_dsnet import LegacyDSNet
+from .legacy_ofnet import LegacyOFNet
+from .legacy_pyramid_encoder import LegacyPyramidEncoder
 from .monodepth2_resnet18 import Monodepth2ResNet18
 from .ofnet import OFNet
 from .pyramid_encoder import PyramidEncoder
 
+ARCHITECTURES = {
+    "official": {"dsnet": DSNet, "camnet": CamNet, "ofnet": OFNet},
+    "legacy": {"dsnet": LegacyDSNet, "camnet": LegacyCamNet, "ofnet": LegacyOFNet},
+}
+DEFAULT_ARCHITECTURE = "official"
 
-def build_networks(kwargs: dict[str, dict] | None = None) -> dict[str, nn.Module]:
+
+def build_networks(kwargs: dict[str, dict] | None = None, architecture: str = DEFAULT_ARCHITECTURE) -> dict[str, nn.Module]:
     """The three ΩNet networks, randomly initialised: ``{"dsnet", "camnet", "ofnet"}``.
 
-    ``kwargs``: optional constructor arguments per network, e.g. ``{"camnet": {"pose_negative_slope": 0.1}}``.
+    ``kwargs``: optional constructor arguments per network, e.g. ``{"camnet": {"pose_negative_slope": 0.1}}``
+    (a legacy CamNet argument). ``architecture``: "official" (the authors' networks) or "legacy".
     """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown network architecture {architecture!r}; use one of {sorted(ARCHITECTURES)}")
     kwargs = kwargs or {}
-    return {"dsnet": DSNet(**kwargs.get("dsnet", {})), "camnet": CamNet(**kwargs.get("camnet", {})),
-            "ofnet": OFNet(**kwargs.get("ofnet", {}))}
+    return {name: cls(**kwargs.get(name, {})) for name, cls in ARCHITECTURES[architecture].items()}
 
 
-__all__ = ["CamNet", "DSNet", "Monodepth2ResNet18", "OFNet", "PyramidEncoder", "build_networks"]
+__all__ = ["ARCHITECTURES", "CamNet", "DEFAULT_ARCHITECTURE", "DSNet", "LegacyCamNet", "LegacyDSNet", "LegacyOFNet",
+           "LegacyPyramidEncoder", "Monodepth2ResNet18", "OFNet", "PyramidEncoder", "build_networks"]

@@ -1,100 +1,82 @@
-"""CamNet: camera ego-motion and intrinsics from three frames (ΩNet, CVPR 2020)."""
+"""CamNet: camera motion and intrinsics from three frames, the authors' CameraNet (ΩNet, CVPR 2020)."""
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import encode_triplet, normalize_image
+from .. import geometry
+from .layers import ConvBNReLU, ReflectConv, encode_triplet
 from .pyramid_encoder import PyramidEncoder
 
-
-def _inverse_softplus(y: float) -> float:
-    return math.log(math.expm1(y))
+POSE_SCALING = 0.01
 
 
 class CamNet(nn.Module):
-    """Pose + intrinsics network.
+    """Pose + intrinsics network, exactly the authors' ``CameraNet`` (their TF code is the specification).
 
-    * One PyDNet-style :class:`PyramidEncoder` (weights shared by the three
-      frames, which run through it as one batch).
-    * Pose: the 1/16 features (level 4, 128 channels) of the three frames are
-      concatenated (384 channels) and go through 3×3 convs 128, 128 (stride 2),
-      256, 256 (stride 2), each followed by an activation (below), then a 1×1 conv to 12; the
-      spatial mean × 0.01 gives two pose vectors (tx, ty, tz, rx, ry, rz), the
-      camera motions prev→cur and cur→next (see ``geometry``: the pose of the
-      later camera in the earlier one; translation in the network's relative
-      units, axis-angle in radians). The paper does not name normalisation or
-      padding for these convs: like monodepth2's pose decoder they have no
-      BatchNorm and use zero padding (the maps are down to 1×1 at 64×64 input,
-      too small for reflection padding). Their activation is a LeakyReLU with
-      ``pose_negative_slope`` (0: monodepth2's ReLU, the default). With ReLUs
-      and no pretrained encoder up to 93 % of the first layers' units died
-      within 500 steps; a slope of 0.1 (the reference checkpoint's) keeps every
-      unit alive, but the head still learnt little more than the mean motion,
-      and depth learnt more slowly in short runs (see the model card).
-    * Intrinsics: the 1/32 features (level 5) of the three frames, globally
-      average-pooled and concatenated (768 values), a 1×1 conv to 4 values
-      (a_fx, a_fy, a_cx, a_cy): fx, fy = softplus(a)·(W, H) and
-      cx, cy = (a + 0.5)·(W, H) in pixels of the input (Gordon et al. 2019).
-      Where the pooled features come from is not stated in the paper; level 5 is
-      the most global and otherwise unused here.
+    * Its own :class:`PyramidEncoder` (the authors' ``feature_extractor_pose``), shared by the
+      three frames, on RGB in [0, 1].
+    * Pose: the 1/16 features (128 channels) of t−1, t, t+1 concatenated (384), then
+      ConvBNReLU 128 (stride 1), 128 (stride 2), 256 (1), 256 (2) — ``conv1_a`` … ``conv2_b`` —
+      then ``pred``: reflection pad 1 and a 1×1 conv to 12 with bias; its spatial mean (over the
+      padded map, as theirs) × 0.01 gives the authors' two pose vectors t→t−1 and t→t+1
+      (SfMLearner: Euler angles, a transform from the target camera into the source camera).
+    * Intrinsics from the spatial mean of ``conv2_b``: ``foci`` 1×1 conv with bias, softplus,
+      × (W, H); ``offsets`` 1×1 conv without bias, + 0.5, × (W, H).
 
-    Any H, W ≥ 64 (no padding needed: the outputs are spatial means).
-    ≈ 2.66 M parameters.
+    Any H, W ≥ 64 (below 128 the 1×1 map before ``pred`` is replicate-padded, see
+    :func:`~.layers.reflect_pad`). ≈ 2.66 M parameters.
     """
 
-    pose_level = 3        # index into the encoder's features: 1/16
-    intrinsics_level = 4  # 1/32
+    pose_level = 3  # encoder index of the 1/16 features (the authors' index 4)
 
-    def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256), pose_negative_slope: float = 0.0):
+    def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256)):
         super().__init__()
-        self.pose_negative_slope = float(pose_negative_slope)
+        self.encoder_channels = tuple(encoder_channels)
         self.encoder = PyramidEncoder(encoder_channels)
-        cin = 3 * encoder_channels[self.pose_level]
         self.pose_convs = nn.Sequential(
-            nn.Conv2d(cin, 128, 3, padding=1), nn.LeakyReLU(pose_negative_slope, inplace=True),
-            nn.Conv2d(128, 128, 3, stride=2, padding=1), nn.LeakyReLU(pose_negative_slope, inplace=True),
-            nn.Conv2d(128, 256, 3, padding=1), nn.LeakyReLU(pose_negative_slope, inplace=True),
-            nn.Conv2d(256, 256, 3, stride=2, padding=1), nn.LeakyReLU(pose_negative_slope, inplace=True),
-            nn.Conv2d(256, 12, 1),
-        )
-        self.intrinsics_head = nn.Conv2d(3 * encoder_channels[self.intrinsics_level], 4, 1)
-        # Start near a plausible camera, KITTI-like at 640×192 (fx ≈ 0.58·W, fy ≈ 1.92·H,
-        # principal point at the centre), so the untrained network already gives usable rigid flow.
-        nn.init.normal_(self.intrinsics_head.weight, std=1e-3)
-        with torch.no_grad():
-            self.intrinsics_head.bias.copy_(torch.tensor([_inverse_softplus(0.58), _inverse_softplus(1.92), 0.0, 0.0]))
+            ConvBNReLU(3 * encoder_channels[self.pose_level], 128), ConvBNReLU(128, 128, stride=2),
+            ConvBNReLU(128, 256), ConvBNReLU(256, 256, stride=2))
+        self.pose_pred = ReflectConv(256, 12, 1)
+        self.foci = nn.Conv2d(256, 2, 1)
+        self.offsets = nn.Conv2d(256, 2, 1, bias=False)
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """B×3×H×W RGB in [0, 1] → the encoder's 5 feature maps (cacheable per frame)."""
-        return self.encoder(normalize_image(image))
+        """B×3×H×W RGB in [0, 1] → the encoder's feature maps up to 1/16 (cacheable per frame).
+
+        The authors' graph also builds the 1/32 level (``conv5a``/``conv5b``) but never uses it:
+        its weights are kept (they are in the release) and not computed.
+        """
+        return self.encoder(image, num_levels=self.pose_level + 1)
 
     def decode(self, prev: list[torch.Tensor], cur: list[torch.Tensor], next: list[torch.Tensor],
                height: int, width: int) -> dict[str, torch.Tensor]:
-        """Pose and intrinsics from the encoder features of the three frames (see :meth:`encode`)."""
-        pose_in = torch.cat([prev[self.pose_level], cur[self.pose_level], next[self.pose_level]], dim=1)
-        motion = 0.01 * self.pose_convs(pose_in).mean(dim=(2, 3))
-        motion = motion.reshape(-1, 2, 6).float()
+        """Pose and intrinsics from the encoder features of the three frames (see :meth:`encode`).
 
-        pooled = torch.cat([f[self.intrinsics_level].mean(dim=(2, 3), keepdim=True) for f in (prev, cur, next)], dim=1)
-        a = self.intrinsics_head(pooled).flatten(1).float()
-        fx = F.softplus(a[:, 0]) * width
-        fy = F.softplus(a[:, 1]) * height
-        cx = (a[:, 2] + 0.5) * width
-        cy = (a[:, 3] + 0.5) * height
-        zero = torch.zeros_like(fx)
-        one = torch.ones_like(fx)
-        K = torch.stack([fx, zero, cx, zero, fy, cy, zero, zero, one], dim=1).reshape(-1, 3, 3)
-        return {"motion": motion, "K": K}
+        Returns (float32) ``"motion"`` B×2×6 in this package's convention (``geometry``: axis-angle
+        camera motions t−1→t and t→t+1), ``"K"`` B×3×3 in pixels of H×W, and the authors' raw
+        outputs ``"pose"`` B×2×6 (t→t−1, t→t+1, Euler) and ``"intrinsics"`` (= ``"K"``).
+        """
+        level = self.pose_level
+        bottleneck = self.pose_convs(torch.cat([prev[level], cur[level], next[level]], dim=1))
+        pose = POSE_SCALING * self.pose_pred(bottleneck).float().mean(dim=(2, 3)).reshape(-1, 2, 6)
+        # The authors' pose 0 maps t into t−1: our camera motion t−1→t; pose 1 maps t into t+1: the
+        # inverse of our t→t+1.
+        transforms = geometry.euler_pose_vec_to_mat(pose)
+        motions = torch.stack([transforms[:, 0], geometry.invert_rigid(transforms[:, 1])], dim=1)
+
+        pooled = bottleneck.float().mean(dim=(2, 3), keepdim=True)
+        size = torch.tensor([width, height], dtype=torch.float32, device=pooled.device)
+        foci = F.softplus(self.foci(pooled).flatten(1).float()) * size
+        offsets = (self.offsets(pooled).flatten(1).float() + 0.5) * size
+        zero = torch.zeros_like(foci[:, 0])
+        one = torch.ones_like(zero)
+        K = torch.stack([foci[:, 0], zero, offsets[:, 0], zero, foci[:, 1], offsets[:, 1], zero, zero, one],
+                        dim=1).reshape(-1, 3, 3)
+        return {"motion": geometry.mat_to_pose_vec(motions), "K": K, "pose": pose, "intrinsics": K}
 
     def forward(self, prev: torch.Tensor, cur: torch.Tensor, next: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Three B×3×H×W RGB frames in [0, 1] (t−1, t, t+1) → dict:
-
-        * ``"motion"``: B×2×6 pose vectors, [:, 0] camera motion t−1→t, [:, 1] t→t+1;
-        * ``"K"``: B×3×3 intrinsics in pixels of the H×W input.
-        """
+        """Three B×3×H×W RGB frames in [0, 1] (t−1, t, t+1) → the dict of :meth:`decode`."""
         fp, fc, fn = encode_triplet(self.encode, prev, cur, next)
         return self.decode(fp, fc, fn, cur.shape[-2], cur.shape[-1])

@@ -166,3 +166,159 @@ def correlation_unfold(reference: torch.Tensor, target: torch.Tensor, max_displa
     k = 2 * d + 1
     patches = F.unfold(F.pad(target, (d, d, d, d)), kernel_size=k).view(b, c, k * k, h, w)
     return (patches * reference.unsqueeze(2)).mean(dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The authors' TensorFlow conventions (ΩNet's official code, TF 1.8), reproduced exactly so that
+# their published weights give their outputs. ``nets.dsnet``, ``nets.camnet``, ``nets.ofnet``
+# are built from these; ``omeganet_ros.official_import`` maps their variable names onto them.
+# ---------------------------------------------------------------------------------------------
+
+# slim.batch_norm defaults used by the authors' ops.conv2d: epsilon 0.001, decay 0.999 (PyTorch
+# momentum = 1 − decay), center=True (β), scale=False (no γ).
+TF_BATCH_NORM_EPSILON = 1e-3
+TF_BATCH_NORM_MOMENTUM = 1e-3
+
+
+def reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """The authors' ``tf.pad(..., "REFLECT")`` on all four sides of B×C×H×W.
+
+    Maps too small to reflect (a side ≤ ``pad``, where TensorFlow fails) are replicate-padded
+    instead: an extension for inputs below 128 pixels, never reached at the authors' sizes.
+    """
+    mode = "reflect" if min(x.shape[-2:]) > pad else "replicate"
+    return F.pad(x, (pad,) * 4, mode=mode)
+
+
+class ConvBNReLU(nn.Module):
+    """The authors' ``ops.conv2d``: reflection pad, VALID conv without bias, BatchNorm (β only), activation.
+
+    ``activation``: "relu" (their default) or None. ``dilation`` > 1 pads by the dilation,
+    as they do. Input/output B×C×H×W; stride 2 gives floor((H + 2p − 3) / 2) + 1 rows.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 dilation: int = 1, activation: str | None = "relu"):
+        super().__init__()
+        self.pad = dilation if dilation > 1 else 1
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels, eps=TF_BATCH_NORM_EPSILON, momentum=TF_BATCH_NORM_MOMENTUM,
+                                 affine=False)
+        self.beta = nn.Parameter(torch.zeros(out_channels))
+        self.relu = activation == "relu"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(reflect_pad(x, self.pad)))
+        x = x + self.beta.view(1, -1, 1, 1).to(x.dtype)
+        return F.relu(x) if self.relu else x
+
+
+class ReflectConv(nn.Conv2d):
+    """The authors' ``ops.conv2d`` without a normaliser: reflection pad 1 (also for 1×1 kernels), VALID conv with bias."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(reflect_pad(x, 1))
+
+
+def tf_same_padding(size: int, kernel_size: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TensorFlow "SAME" padding (before, after) along one axis: the extra pixel of an odd total goes after."""
+    effective = (kernel_size - 1) * dilation + 1
+    total = max((-(-size // stride) - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv(nn.Module):
+    """``slim.conv2d`` with padding "SAME" (zero padding, TensorFlow's asymmetric split), bias, optional leaky ReLU.
+
+    ``negative_slope`` None: no activation (a prediction layer). SelFlow's convs use 0.2.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 dilation: int = 1, negative_slope: float | None = 0.2):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation)
+        self.negative_slope = negative_slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, s, d = self.conv.kernel_size[0], self.conv.stride[0], self.conv.dilation[0]
+        top, bottom = tf_same_padding(x.shape[-2], k, s, d)
+        left, right = tf_same_padding(x.shape[-1], k, s, d)
+        x = self.conv(F.pad(x, (left, right, top, bottom)))
+        return x if self.negative_slope is None else F.leaky_relu(x, self.negative_slope)
+
+
+def _legacy_source_index(out_size: int, in_size: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TF-legacy bilinear sampling along one axis: src = dst·in/out; (lower, upper, fraction)."""
+    src = torch.arange(out_size, device=device, dtype=torch.float32) * (in_size / out_size)
+    lower = src.floor()
+    frac = src - lower
+    lower = lower.to(torch.int64)
+    upper = (lower + 1).clamp(max=in_size - 1)
+    return lower, upper, frac
+
+
+def resize_bilinear_tf_legacy(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``tf.image.resize_bilinear`` / ``tf.compat.v1.image.resize_images`` (align_corners=False, no half-pixel centres).
+
+    B×C×h×w → B×C×H×W with source coordinate dst·in/out (the top-left pixels coincide; the image
+    shifts by half an output pixel against ``F.interpolate(align_corners=False)``). Computed in float32.
+    """
+    out_h, out_w = size
+    in_h, in_w = x.shape[-2:]
+    x = x.float()
+    y0, y1, fy = _legacy_source_index(out_h, in_h, x.device)
+    x0, x1, fx = _legacy_source_index(out_w, in_w, x.device)
+    fy = fy.view(1, 1, -1, 1)
+    rows = x.index_select(2, y0) * (1 - fy) + x.index_select(2, y1) * fy
+    fx = fx.view(1, 1, 1, -1)
+    return rows.index_select(3, x0) * (1 - fx) + rows.index_select(3, x1) * fx
+
+
+def resize_flow_align_corners(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """SelFlow's ``flow_resize``: bilinear with align_corners=True, u scaled by W'/W and v by H'/H (not by (W'−1)/(W−1))."""
+    h, w = flow.shape[-2:]
+    out = F.interpolate(flow.float(), size=size, mode="bilinear", align_corners=True)
+    scale = torch.tensor([size[1] / w, size[0] / h], dtype=out.dtype, device=out.device).view(1, 2, 1, 1)
+    return out * scale
+
+
+def warp_tf(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """SelFlow's ``tf_warp``, quirks included: out[p] ≈ features[p + flow[p]], B×C×H×W, flow B×2×H×W pixels.
+
+    Unlike :func:`warp`: the corner indices are ``int(x)`` (truncated toward zero, so negative
+    coordinates extrapolate from pixels 0 and 1), clipped to the image, and the bilinear weights
+    come from the *clipped* corners (so the last row and column get zero weight even for zero flow).
+    """
+    b, c, h, w = features.shape
+    x = torch.arange(w, device=flow.device, dtype=torch.float32).view(1, 1, w) + flow[:, 0].float()
+    y = torch.arange(h, device=flow.device, dtype=torch.float32).view(1, h, 1) + flow[:, 1].float()
+    x0 = x.to(torch.int64)  # a float → int cast truncates toward zero, as tf.cast does
+    y0 = y.to(torch.int64)
+    x1 = (x0 + 1).clamp(0, w - 1)
+    y1 = (y0 + 1).clamp(0, h - 1)
+    x0 = x0.clamp(0, w - 1)
+    y0 = y0.clamp(0, h - 1)
+    flat = features.float().reshape(b, c, h * w)
+
+    def gather(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        index = (yi * w + xi).reshape(b, 1, h * w).expand(b, c, h * w)
+        return flat.gather(2, index).reshape(b, c, h, w)
+
+    x0f, x1f, y0f, y1f = x0.float(), x1.float(), y0.float(), y1.float()
+    wa = ((x1f - x) * (y1f - y)).unsqueeze(1)
+    wb = ((x1f - x) * (y - y0f)).unsqueeze(1)
+    wc = ((x - x0f) * (y1f - y)).unsqueeze(1)
+    wd = ((x - x0f) * (y - y0f)).unsqueeze(1)
+    return wa * gather(y0, x0) + wb * gather(y1, x0) + wc * gather(y0, x1) + wd * gather(y1, x1)
+
+
+def cost_volume(reference: torch.Tensor, target: torch.Tensor, max_displacement: int = 4) -> torch.Tensor:
+    """SelFlow's cost volume: B×(2d+1)²×H×W, channel (dy + d)·(2d+1) + (dx + d) = Σ_c r̂[c, y, x]·t̂[c, y+dy, x+dx].
+
+    r̂, t̂ are the features L2-normalised over channels (``tf.nn.l2_normalize``: x / √max(Σx², 1e-12));
+    a channel *sum* (not a mean), zeros outside the image (``extract_image_patches`` "SAME").
+    """
+    channels = reference.shape[1]
+    reference = reference.float() * torch.rsqrt(reference.float().pow(2).sum(1, keepdim=True).clamp(min=1e-12))
+    target = target.float() * torch.rsqrt(target.float().pow(2).sum(1, keepdim=True).clamp(min=1e-12))
+    return correlation(reference, target, max_displacement) * channels

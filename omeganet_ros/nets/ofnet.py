@@ -1,29 +1,24 @@
-"""OFNet: three-frame optical flow (ΩNet, CVPR 2020; PWC-Net / SelFlow-style)."""
+"""OFNet: three-frame optical flow, the authors' SD-OFNet (ΩNet, CVPR 2020; SelFlow's network, their ``networks/selflow``)."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from .layers import correlation, encode_triplet, normalize_image, pad_to_multiple, scaled_size, upsample_flow, warp
+from .layers import SameConv, cost_volume, encode_triplet, resize_flow_align_corners, warp_tf
+
+LEAKY_SLOPE = 0.2
 
 
-def _conv(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    """3×3 conv (zero padding, bias) + LeakyReLU 0.2, as in PWC-Net: no BatchNorm."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation),
-        nn.LeakyReLU(0.2, inplace=True),
-    )
-
-
-class FlowFeaturePyramid(nn.Module):
-    """Six levels, each a stride-2 then a stride-1 3×3 conv with LeakyReLU 0.2; 1/2 … 1/64 resolution."""
+class FlowPyramid(nn.Module):
+    """SelFlow's ``feature_extractor``: per level a stride-2 and a stride-1 3×3 :class:`~.layers.SameConv`
+    (leaky ReLU 0.2); 16, 32, 64, 96, 128, 192 channels at 1/2 … 1/64 (ceil sizes, TF "SAME")."""
 
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 96, 128, 192)):
         super().__init__()
         levels = []
         cin = 3
         for cout in channels:
-            levels.append(nn.Sequential(_conv(cin, cout, stride=2), _conv(cout, cout)))
+            levels.append(nn.Sequential(SameConv(cin, cout, stride=2), SameConv(cout, cout)))
             cin = cout
         self.levels = nn.ModuleList(levels)
 
@@ -36,147 +31,125 @@ class FlowFeaturePyramid(nn.Module):
 
 
 class FlowEstimator(nn.Module):
-    """3×3 convs 128-128-96-64-32 (LeakyReLU 0.2) then a 3×3 conv to a 2-channel flow residual.
+    """SelFlow's ``estimator_network``: 3×3 SameConvs 128-128-96-64-32 (leaky ReLU), then 2 (none).
 
-    Returns the 32-channel features (input of the context network) and the residual.
+    Returns (32-channel features, flow): the flow itself, not a residual on the up-sampled one.
     """
 
     def __init__(self, in_channels: int):
         super().__init__()
-        self.body = nn.Sequential(_conv(in_channels, 128), _conv(128, 128), _conv(128, 96), _conv(96, 64), _conv(64, 32))
-        self.predict = nn.Conv2d(32, 2, 3, padding=1)
+        widths = [in_channels, 128, 128, 96, 64, 32]
+        self.layers = nn.ModuleList([SameConv(a, b) for a, b in zip(widths[:-1], widths[1:])]
+                                    + [SameConv(32, 2, negative_slope=None)])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.body(x)
-        return x, self.predict(x)
+        for layer in self.layers[:-1]:
+            x = layer(x)
+        return x, self.layers[-1](x)
 
 
 class ContextNetwork(nn.Module):
-    """PWC-Net context network: dilated 3×3 convs (rates 1, 2, 4, 8, 16, 1), 128-128-128-96-64-32, then 2 channels."""
+    """SelFlow's ``context_network``: dilated 3×3 SameConvs (rates 1, 2, 4, 8, 16, 1) 128-128-128-96-64-32, then 2.
+
+    Its output *is* the refined flow (not a residual added to the input flow)."""
+
+    rates = (1, 2, 4, 8, 16, 1)
 
     def __init__(self, in_channels: int):
         super().__init__()
-        self.body = nn.Sequential(
-            _conv(in_channels, 128, dilation=1), _conv(128, 128, dilation=2), _conv(128, 128, dilation=4),
-            _conv(128, 96, dilation=8), _conv(96, 64, dilation=16), _conv(64, 32, dilation=1),
-            nn.Conv2d(32, 2, 3, padding=1),
-        )
+        widths = [in_channels, 128, 128, 128, 96, 64, 32]
+        self.layers = nn.Sequential(*[SameConv(a, b, dilation=r) for a, b, r in zip(widths[:-1], widths[1:], self.rates)],
+                                    SameConv(32, 2, negative_slope=None))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.layers(x)
 
 
 class OFNet(nn.Module):
-    """Three-frame optical flow network (frames t−1, t, t+1).
+    """Three-frame optical flow network, exactly the authors' SD-OFNet (SelFlow), frames t−1, t, t+1.
 
-    * A 6-level feature pyramid (16/32/64/96/128/192 channels, LeakyReLU 0.2,
-      no BatchNorm), shared by the three frames.
-    * At each level from 6 (1/64) to 2 (1/4): the coarser forward flow t→t+1 and
-      backward flow t→t−1 are upsampled ×2 (bilinear, magnitude ×2); the t+1
-      features are warped with the forward flow and the t−1 features with the
-      backward flow; two ±4 px correlations (81 channels each) against the t
-      features; an estimator (128-128-96-64-32-2) over
-      [own-direction correlation, other-direction correlation, t features,
-      own flow, other flow] predicts a residual added to the upsampled flow.
-      As in SelFlow, one estimator per level serves both directions, with the
-      inputs swapped (both run as one batch).
-    * A dilated context network (rates 1, 2, 4, 8, 16, 1) refines the level-2
-      flows (residual, as in PWC-Net).
-    * The 1/4-resolution flow is bilinearly upsampled ×4 with its magnitude ×4.
+    * :class:`FlowPyramid` shared by the three frames, on RGB in [0, 1].
+    * From level 6 (1/64) to level 2 (1/4): the coarser forward (t→t+1) and backward (t→t−1)
+      flows are resized to this level (``flow_resize``: bilinear, align_corners=True, scaled by the
+      size ratio; zeros at level 6); t+1's features are warped with the forward flow and t−1's with
+      the backward one (:func:`~.layers.warp_tf`, SelFlow's quirks included); two 9×9 cost volumes
+      (:func:`~.layers.cost_volume`) against t's features; one estimator per level reads
+      [own cost volume, other cost volume, t's features, own flow, −other flow] for each
+      direction (shared weights) and outputs that direction's flow.
+    * The context network refines the level-2 flows from [own, other estimator features,
+      own flow, −other flow]; the refined flow is resized to H×W (``flow_resize``).
 
-    Choices where the paper is silent, following PWC-Net: zero padding, the
-    estimator predicts a residual on the upsampled flow, a LeakyReLU on the
-    correlation, correlation normalised by the channel count.
-
-    Any H, W ≥ 64: inputs are replicate-padded bottom/right to a multiple of 64
-    and outputs cropped back. ≈ 4.75 M parameters (paper: ≈ 4.8 M; the gap is
-    within PWC-Net details the paper does not give, e.g. biases or upsampled
-    estimator features passed between levels).
+    Any H, W ≥ 64 (TF "SAME" handles odd sizes; no padding). ≈ 4.79 M parameters.
     """
 
     max_displacement = 4
-    finest_level = 1  # index into the pyramid features: level 2, 1/4 resolution
+    finest_level = 1  # pyramid index of level 2 (1/4 resolution), the finest with an estimator
 
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 96, 128, 192)):
         super().__init__()
         self.channels = tuple(channels)
         self.num_levels = len(channels)
-        self.pyramid = FlowFeaturePyramid(channels)
-        corr_ch = (2 * self.max_displacement + 1) ** 2
-        # estimators[i] serves pyramid level i (0-based); levels below finest_level have none.
-        self.estimators = nn.ModuleList(
-            [nn.Identity() if i < self.finest_level else FlowEstimator(2 * corr_ch + c + 4)
-             for i, c in enumerate(channels)]
-        )
-        self.context = ContextNetwork(32 + 2)
-        self.corr_act = nn.LeakyReLU(0.2)
+        self.pyramid = FlowPyramid(channels)
+        corr = 2 * (2 * self.max_displacement + 1) ** 2
+        # estimators[i - finest_level] serves pyramid index i (the authors' estimator_level_{i+1}).
+        self.estimators = nn.ModuleList([FlowEstimator(corr + c + 4) for c in self.channels[self.finest_level:]])
+        self.context = ContextNetwork(2 * 32 + 4)
 
     def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
-        """B×3×H×W RGB in [0, 1] → the 6 pyramid features of the image padded to a multiple of 64.
-
-        Cacheable per frame: a stream needs one new encoding per frame, then :meth:`decode`.
-        """
-        return self.pyramid(normalize_image(pad_to_multiple(image, 64)))
+        """B×3×H×W RGB in [0, 1] → the 6 pyramid features (cacheable per frame)."""
+        return self.pyramid(image)
 
     def decode(self, prev: list[torch.Tensor], cur: list[torch.Tensor], next: list[torch.Tensor],
                height: int, width: int, backward: bool = True) -> dict[str, list[torch.Tensor]]:
-        """Flows from the pyramid features of the three frames (see :meth:`encode`); H×W the unpadded size.
+        """Flows from the pyramid features of the three frames (see :meth:`encode`); H×W the image size.
 
-        With ``backward=False`` the backward flow is not refined at level 2 nor by the
-        context network, and ``"flow_bw"`` is left out (saves ~30 % at inference).
+        With ``backward=False`` the backward flow is not refined by the context network and
+        ``"flow_bw"`` is left out (the forward estimators need the backward flows of every level).
         """
         b = cur[0].shape[0]
         fw_levels: list[torch.Tensor] = []
         bw_levels: list[torch.Tensor] = []
         flow_fw = flow_bw = None
-        x = None
+        feat_fw = feat_bw = None
         for i in range(self.num_levels - 1, self.finest_level - 1, -1):
             f_cur = cur[i]
+            size = f_cur.shape[-2:]
             if flow_fw is None:
-                next_w, prev_w = next[i], prev[i]
-                zeros = f_cur.new_zeros(b, 2, f_cur.shape[2], f_cur.shape[3])
-                up_fw, up_bw = zeros, zeros
+                flow_fw = flow_bw = f_cur.new_zeros(b, 2, size[0], size[1], dtype=torch.float32)
             else:
-                up_fw, up_bw = upsample_flow(flow_fw, 2), upsample_flow(flow_bw, 2)
-                next_w, prev_w = warp(next[i], up_fw), warp(prev[i], up_bw)
-            corr_fw = self.corr_act(correlation(f_cur, next_w, self.max_displacement))
-            corr_bw = self.corr_act(correlation(f_cur, prev_w, self.max_displacement))
-            up_fw = up_fw.to(f_cur.dtype)
-            up_bw = up_bw.to(f_cur.dtype)
-            inp_fw = torch.cat([corr_fw, corr_bw, f_cur, up_fw, up_bw], dim=1)
-            finest = i == self.finest_level
-            if finest and not backward:
-                x, res = self.estimators[i](inp_fw)
-                flow_fw = up_fw.float() + res.float()
-            else:
-                inp_bw = torch.cat([corr_bw, corr_fw, f_cur, up_bw, up_fw], dim=1)
-                x, res = self.estimators[i](torch.cat([inp_fw, inp_bw], dim=0))
-                flows = torch.cat([up_fw, up_bw], dim=0).float() + res.float()
-                flow_fw, flow_bw = flows[:b], flows[b:]
-            if finest:
-                flows = flow_fw if not backward else torch.cat([flow_fw, flow_bw], dim=0)
-                flows = flows + self.context(torch.cat([x, flows.to(x.dtype)], dim=1)).float()
-                flow_fw = flows[:b]
-                if backward:
-                    flow_bw = flows[b:]
-            lh, lw = scaled_size(height, width, 2 ** (i + 1))
-            fw_levels.append(flow_fw[:, :, :lh, :lw])
-            if flow_bw is not None and (backward or not finest):
-                bw_levels.append(flow_bw[:, :, :lh, :lw])
+                flow_fw = resize_flow_align_corners(flow_fw, size)
+                flow_bw = resize_flow_align_corners(flow_bw, size)
+            cv_fw = cost_volume(f_cur, warp_tf(next[i], flow_fw), self.max_displacement)
+            cv_bw = cost_volume(f_cur, warp_tf(prev[i], flow_bw), self.max_displacement)
+            dtype = f_cur.dtype
+            inp_fw = torch.cat([cv_fw.to(dtype), cv_bw.to(dtype), f_cur, flow_fw.to(dtype), -flow_bw.to(dtype)], 1)
+            inp_bw = torch.cat([cv_bw.to(dtype), cv_fw.to(dtype), f_cur, flow_bw.to(dtype), -flow_fw.to(dtype)], 1)
+            feats, flows = self.estimators[i - self.finest_level](torch.cat([inp_fw, inp_bw], dim=0))
+            flow_fw, flow_bw = flows[:b].float(), flows[b:].float()
+            feat_fw, feat_bw = feats[:b], feats[b:]
+            if i > self.finest_level:
+                fw_levels.append(flow_fw)
+                bw_levels.append(flow_bw)
 
-        factor = 2 ** (self.finest_level + 1)
-        out = {"flow_fw": [upsample_flow(flow_fw, factor)[:, :, :height, :width]] + fw_levels[::-1]}
+        dtype = feat_fw.dtype
+        ctx_fw = torch.cat([feat_fw, feat_bw, flow_fw.to(dtype), -flow_bw.to(dtype)], 1)
         if backward:
-            out["flow_bw"] = [upsample_flow(flow_bw, factor)[:, :, :height, :width]] + bw_levels[::-1]
+            ctx_bw = torch.cat([feat_bw, feat_fw, flow_bw.to(dtype), -flow_fw.to(dtype)], 1)
+            refined = self.context(torch.cat([ctx_fw, ctx_bw], dim=0)).float()
+            refined_fw, refined_bw = refined[:b], refined[b:]
+        else:
+            refined_fw = self.context(ctx_fw).float()
+        out = {"flow_fw": [resize_flow_align_corners(refined_fw, (height, width)), refined_fw] + fw_levels[::-1]}
+        if backward:
+            out["flow_bw"] = [resize_flow_align_corners(refined_bw, (height, width)), refined_bw] + bw_levels[::-1]
         return out
 
     def forward(self, prev: torch.Tensor, cur: torch.Tensor, next: torch.Tensor,
                 backward: bool = True) -> dict[str, list[torch.Tensor]]:
         """Three B×3×H×W RGB frames in [0, 1] (t−1, t, t+1) → dict:
 
-        * ``"flow_fw"``: list; [0] B×2×H×W flow t→t+1 in pixels, then the level
-          flows finest (1/4) → coarsest (1/64), each ceil(H/2^l)×ceil(W/2^l) in
-          its own pixels;
+        * ``"flow_fw"``: list; [0] B×2×H×W flow t→t+1 in pixels, then the level flows finest
+          (1/4, after the context network) → coarsest (1/64), each in its own pixels;
         * ``"flow_bw"``: the same for t→t−1 (absent with ``backward=False``).
         """
         fp, fc, fn = encode_triplet(self.encode, prev, cur, next)

@@ -1,19 +1,19 @@
-"""PyDNet-style pyramid encoder shared in design by DSNet and CamNet (ΩNet, CVPR 2020)."""
+"""PyramidEncoder: the authors' ``build_pyramid``, the encoder of DSNet and CamNet (ΩNet, CVPR 2020)."""
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from .layers import ConvBlock
+from .layers import ConvBNReLU
 
 
 class PyramidEncoder(nn.Module):
-    """Five levels, each a stride-2 3×3 conv then a stride-1 3×3 conv (BatchNorm, ReLU, reflection padding).
+    """Five levels, each a stride-2 then a stride-1 :class:`~.layers.ConvBNReLU` (16·{1, 2, 4, 8, 16} channels).
 
-    Input: B×3×H×W already normalised (see ``layers.normalize_image``).
-    Output: list of 5 feature maps, level 1 (1/2 resolution, ``channels[0]``)
-    to level 5 (1/32, ``channels[4]``); sizes are ceil(H/2^l)×ceil(W/2^l).
-    ≈ 1.18 M parameters with the default channels.
+    Input: B×3×H×W RGB in [0, 1], not normalised (the authors feed it as is).
+    Output: list of 5 feature maps, index 0 = 1/2 resolution (16 channels) … index 4 = 1/32
+    (256 channels); a level of h rows has floor((h − 1) / 2) + 1 rows below it.
+    The authors' list also starts with the image itself; here index l−1 is their index l.
     """
 
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128, 256), in_channels: int = 3):
@@ -22,13 +22,14 @@ class PyramidEncoder(nn.Module):
         levels = []
         cin = in_channels
         for cout in self.channels:
-            levels.append(nn.Sequential(ConvBlock(cin, cout, stride=2), ConvBlock(cout, cout, stride=1)))
+            levels.append(nn.Sequential(ConvBNReLU(cin, cout, stride=2), ConvBNReLU(cout, cout)))
             cin = cout
         self.levels = nn.ModuleList(levels)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, num_levels: int | None = None) -> list[torch.Tensor]:
+        """Feature maps of the first ``num_levels`` levels (default: all)."""
         features = []
-        for level in self.levels:
+        for level in self.levels[:num_levels]:
             x = level(x)
             features.append(x)
         return features
