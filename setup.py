@@ -16,6 +16,7 @@ CONSOLE_SCRIPTS = [
     "omeganet-node = omeganet_ros.ros.node:main",
     "omeganet-replay = omeganet_ros.ros.replay:main",
     "omeganet-teacher = omeganet_ros.cli.teacher:main",
+    "omeganet-import-official = omeganet_ros.cli.import_official:main",
 ]
 
 setup(
@@ -35,5 +36,7 @@ setup(
         "tqdm>=4.60",
         "rosbags>=0.10",
     ],
+    # Only for omeganet-import-official (reading the authors' TF checkpoints); never needed by the engine or node.
+    extras_require={"official": ["tensorflow-cpu>=2.15"]},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )
