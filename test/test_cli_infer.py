@@ -119,7 +119,7 @@ def _write_bag(path, frames, bad_index=None):
 
 def test_infer_on_rosbag_and_missing_topic(tmp_path, capsys):
     bag = _write_bag(tmp_path / "run.mcap", _frames(5), bad_index=1)
-    bag_dir = tmp_path / "run"
+    bag_dir = tmp_path / "run.mcap"
     out = tmp_path / "pred"
     assert _run(["--input", str(bag_dir), "--topic", "/cam/image", "--out", str(out)]) == 0
     meta = SequenceFolder(out).meta()

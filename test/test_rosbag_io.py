@@ -158,8 +158,9 @@ def test_bag_round_trip(tmp_path, suffix):
             bag.write_image("/gt/depth", stamp, depth, "32FC1", "camera_optical_frame")
             bag.write_camera_info("/camera/camera_info", stamp, K, 6, 4, "camera_optical_frame")
             bag.write_pose("/gt/pose", stamp, pose)
-    assert (tmp_path / "run").is_dir()
-    topics = list_topics(tmp_path / "run")
+    bag_path = tmp_path / ("run.mcap" if suffix == ".mcap" else "run")  # one mcap file; a sqlite3 bag folder
+    assert bag_path.is_file() if suffix == ".mcap" else bag_path.is_dir()
+    topics = list_topics(bag_path)
     assert topics == {
         "/camera/image_raw": "sensor_msgs/msg/Image",
         "/gt/depth": "sensor_msgs/msg/Image",
@@ -187,7 +188,7 @@ def test_bag_errors(tmp_path):
     with BagWriter(tmp_path / "bag.mcap") as bag:
         bag.write_pose("/gt/pose", 5, np.eye(4))
     with pytest.raises(ValueError, match="no topic"):
-        list(iter_messages(tmp_path / "bag", ["/camera/image_raw"]))
+        list(iter_messages(tmp_path / "bag.mcap", ["/camera/image_raw"]))
     with pytest.raises(OSError, match="exists already"):
         BagWriter(tmp_path / "bag.mcap")
     with pytest.raises(FileNotFoundError):
@@ -196,10 +197,10 @@ def test_bag_errors(tmp_path):
         with pytest.raises(ValueError, match="unknown message type"):
             bag.write("/x", "my_msgs/msg/Nope", None, 0)
     # Truncate the storage file: reading must fail with OSError naming the bag, not crash obscurely.
-    storage = next((tmp_path / "bag").glob("*.mcap"))
+    storage = tmp_path / "bag.mcap"  # one mcap file
     storage.write_bytes(storage.read_bytes()[: storage.stat().st_size // 2])
     with pytest.raises(OSError, match="bag"):
-        list(iter_messages(tmp_path / "bag"))
+        list(iter_messages(storage))
 
 
 def test_sqlite_truncated(tmp_path):

@@ -19,7 +19,7 @@ FRAMES = 3
 def written(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     out = generate_sequence(root / "seq", frames=FRAMES, seed=5, size=(160, 48), bag=root / "run.mcap", fps=20.0)
-    return out, root / "run"
+    return out, root / "run.mcap"
 
 
 def test_folder_layout(written):
@@ -98,3 +98,13 @@ def test_cli(tmp_path, capsys):
     assert synth_main(["--out", str(tmp_path / "t"), "--size", "64by32", "--quiet"]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
     assert synth_main(["--quiet"]) == 2
+
+
+def test_cli_bag_file_is_written_where_named(tmp_path):
+    """--bag FILE.mcap writes exactly FILE.mcap (one self-describing mcap), even beside an --out of the same stem."""
+    out, bag = tmp_path / "drive", tmp_path / "drive.mcap"
+    assert synth_main(["--out", str(out), "--bag", str(bag), "--frames", "2", "--size", "64x32", "--quiet"]) == 0
+    assert bag.is_file() and (out / "meta.json").is_file()
+    assert not list(out.glob("*.mcap")) and not list(tmp_path.glob(".*"))
+    assert [m[0] for m in iter_messages(bag, [TOPICS["image"]])] == [TOPICS["image"]] * 2
+    assert synth_main(["--bag", str(bag), "--frames", "1", "--size", "64x32", "--quiet"]) == 2  # no overwrite

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omeganet_ros.checkpoint import default_checkpoint_path
 
-INPUT_BAG = "input"
+INPUT_BAG = "input.mcap"  # one mcap file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (out / INPUT_BAG, out / "outputs"):  # a previous demo's bags
-        if stale.exists():
+    for stale in (out / INPUT_BAG, out / "input", out / "outputs"):  # a previous demo's bags (file or folder)
+        if stale.is_dir():
             shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
 
     checkpoint = default_checkpoint_path()
     if checkpoint is None:
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     _say(f"1/3 rendering a synthetic drive: {args.frames} frames at {width}×{height}, 10 Hz, seed {args.seed} …")
     t0 = time.monotonic()
     synth = [sys.executable, "-m", "omeganet_ros.cli.synth", "--frames", str(args.frames), "--seed", str(args.seed),
-             "--size", f"{width}x{height}", "--bag", str(out / f"{INPUT_BAG}.mcap"), "--fps", "10"]
+             "--size", f"{width}x{height}", "--bag", str(out / INPUT_BAG), "--fps", "10"]
     if args.quiet:
         synth.append("--quiet")
     if subprocess.run(synth).returncode != 0:

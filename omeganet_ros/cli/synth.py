@@ -19,8 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=100, help="number of frames")
     p.add_argument("--seed", type=int, default=0, help="world seed (same seed → identical sequence)")
     p.add_argument("--size", default="640x192", help="image size WIDTHxHEIGHT")
-    p.add_argument("--bag", help="also write a ROS 2 bag: a path ending in .mcap or .db3 (bag directory = path "
-                                 "without the suffix), or a directory (mcap, see --bag-storage)")
+    p.add_argument("--bag", help="also write a ROS 2 bag: a path ending in .mcap (exactly that one mcap file), "
+                                 ".db3 (a bag directory = the path without the suffix), or a directory "
+                                 "(see --bag-storage)")
     p.add_argument("--bag-storage", choices=["mcap", "sqlite3"], help="bag storage when --bag has no suffix")
     p.add_argument("--fps", type=float, default=10.0, help="frame rate: stamps are 1/fps apart")
     p.add_argument("--intrinsics", help="fx,fy,cx,cy in pixels (default KITTI-like: 0.58·W, 1.92·H, centre)")

@@ -296,7 +296,9 @@ def _split_bag_path(path: str | Path, storage: str | None) -> tuple[Path, str]:
 class BagWriter:
     """Writes a ROS 2 bag (mcap or sqlite3) with ``rosbags``; use as a context manager.
 
-    ``path``: the bag directory, or a path ending in ``.mcap`` / ``.db3`` (the
+    ``path``: the bag directory; or a path ending in ``.mcap``: exactly that one
+    self-describing mcap file (``ros2 bag play FILE.mcap`` and the readers here take
+    it; written as a bag directory beside it, then moved); or ``.db3`` (the bag
     directory is then the path without the suffix). It must not exist yet.
     Stamps are integer nanoseconds; the bag's receive time equals the header stamp.
     """
@@ -304,12 +306,16 @@ class BagWriter:
     def __init__(self, path: str | Path, storage: str | None = None, typestore=None):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        self.path, self.storage = _split_bag_path(path, storage)
-        if self.path.exists():
-            raise OSError(f"bag {self.path} exists already; refusing to overwrite")
+        directory, self.storage = _split_bag_path(path, storage)
+        single_file = self.storage == "mcap" and Path(path).suffix.lower() == ".mcap"
+        self.path = Path(path) if single_file else directory
+        self._directory = self.path.with_name(f".{self.path.name}.writing") if single_file else directory
+        for target in {self.path, self._directory}:
+            if target.exists():
+                raise OSError(f"bag {target} exists already; refusing to overwrite")
         self.typestore = typestore or default_typestore()
         plugin = StoragePlugin.MCAP if self.storage == "mcap" else StoragePlugin.SQLITE3
-        self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+        self._writer = Writer(self._directory, version=Writer.VERSION_LATEST, storage_plugin=plugin)
         self._connections: dict[str, Any] = {}
         self._is_open = False
 
@@ -322,6 +328,12 @@ class BagWriter:
         if self._is_open:
             self._writer.close()
             self._is_open = False
+            if self._directory != self.path:
+                import shutil
+
+                (mcap,) = self._directory.glob("*.mcap")
+                mcap.replace(self.path)
+                shutil.rmtree(self._directory)
 
     def __enter__(self) -> "BagWriter":
         return self.open()

@@ -220,7 +220,9 @@ class RosbagSource(FrameSource):
     def _open(self):
         from rosbags.highlevel import AnyReader
 
-        bag = self.path if self.path.is_dir() else self.path.parent  # a .db3/.mcap file lives in its bag folder
+        # A .db3/.mcap file inside its bag folder is read through the folder; a lone .mcap file as it is.
+        in_folder = self.path.is_file() and (self.path.parent / "metadata.yaml").is_file()
+        bag = self.path.parent if in_folder else self.path
         reader = AnyReader([bag], default_typestore=rosbag_io.default_typestore())
         try:
             reader.open()
