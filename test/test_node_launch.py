@@ -167,3 +167,44 @@ def test_runtime_parameter_changes_are_applied_or_refused(rclpy_available):
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def _node_with(context, **overrides):
+    from rclpy.parameter import Parameter
+
+    from omeganet_ros.ros.node import OmeganetNode
+
+    values = {"model": "random", "device": "cpu", "num_threads": 1, "network_width": 128, "network_height": 64,
+              **overrides}
+    return OmeganetNode("omeganet_configure_check", context=context,
+                        parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+
+
+def test_configure_errors_name_the_real_cause(rclpy_available):
+    import rclpy
+    import torch
+
+    from omeganet_ros.ros import compat
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        if not torch.cuda.is_available():
+            node = _node_with(context, device="cuda")
+            node.trigger_configure()
+            assert node._state_name == "unconfigured"
+            assert "cannot create the scene engine (device cuda" in node._model_status
+            assert "CUDA is not available" in node._model_status and "cannot load model" not in node._model_status
+            node.destroy_node()
+        if not compat.TF_AVAILABLE:  # the bare-machine set-up: no tf2_ros, no tf2_msgs
+            node = _node_with(context, base_frame="base_link")
+            node.trigger_configure()
+            assert node._state_name == "unconfigured"
+            assert "base_frame 'base_link' needs the base_frame → camera transform from TF" in node._model_status
+            node.destroy_node()
+        node = _node_with(context)  # camera-only odometry needs no TF library
+        node.trigger_configure()
+        assert node._state_name == "inactive"
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
