@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     config = merge_config(DEFAULT_CONFIG, {
         "stage": 1, "size": [width, height], "batch_size": args.batch_size, "steps": args.steps,
         "optimizer": {"lr": args.lr}, "checkpoint_every": 10 ** 9, "validate_every": 10 ** 9,
-        "networks": {"camnet": {"pose_negative_slope": args.pose_negative_slope}},
+        "architecture": "legacy", "networks": {"camnet": {"pose_negative_slope": args.pose_negative_slope}},
         "validation": {"max_items": 100}})
     spec = f"kitti:{args.root}:{split}"
     results = {}

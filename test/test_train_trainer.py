@@ -129,8 +129,8 @@ def test_three_stages_chain_and_freeze_what_they_should(sequence, tmp_path):
 
 def test_stage3_takes_each_network_from_the_checkpoint_that_trained_it(sequence, tmp_path):
     # Stages 1 and 2 trained independently (e.g. in parallel), then combined by a list of init checkpoints.
-    run(sequence, tmp_path / "s1", 1, networks={"camnet": {"pose_negative_slope": 0.1}})
-    run(sequence, tmp_path / "s2", 1, stage=2)
+    run(sequence, tmp_path / "s1", 1, architecture="legacy", networks={"camnet": {"pose_negative_slope": 0.1}})
+    run(sequence, tmp_path / "s2", 1, stage=2, architecture="legacy")
     c1, c2 = load_checkpoint(tmp_path / "s1" / "last.pt"), load_checkpoint(tmp_path / "s2" / "last.pt")
     assert c2.provenance["networks_trained_by_stage"] == {"dsnet": None, "camnet": None, "ofnet": 2}
     s3 = run(sequence, tmp_path / "s3", 1, stage=3, init=[str(tmp_path / "s1" / "last.pt"), str(tmp_path / "s2" / "last.pt")])

@@ -35,6 +35,15 @@ ARCHITECTURES = {
 DEFAULT_ARCHITECTURE = "official"
 
 
+def depth_from_disp(dsnet: nn.Module, disp):
+    """Depth (relative units) from a DSNet's disparity, by that DSNet's own convention.
+
+    The authors' DSNet: 1 / (mean-normalised disparity); the legacy one: monodepth2's 0.1–100
+    mapping of a sigmoid. ``dsnet`` may be wrapped (DistributedDataParallel, torch.compile).
+    """
+    return getattr(dsnet, "module", dsnet).depth_from_disp(disp)
+
+
 def build_networks(kwargs: dict[str, dict] | None = None, architecture: str = DEFAULT_ARCHITECTURE) -> dict[str, nn.Module]:
     """The three ΩNet networks, randomly initialised: ``{"dsnet", "camnet", "ofnet"}``.
 
@@ -48,4 +57,4 @@ def build_networks(kwargs: dict[str, dict] | None = None, architecture: str = DE
 
 
 __all__ = ["ARCHITECTURES", "CamNet", "DEFAULT_ARCHITECTURE", "DSNet", "LegacyCamNet", "LegacyDSNet", "LegacyOFNet",
-           "LegacyPyramidEncoder", "Monodepth2ResNet18", "OFNet", "PyramidEncoder", "build_networks"]
+           "LegacyPyramidEncoder", "Monodepth2ResNet18", "OFNet", "PyramidEncoder", "build_networks", "depth_from_disp"]

@@ -191,7 +191,8 @@ def disparity_smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tenso
 def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps: Sequence[torch.Tensor],
                     K: torch.Tensor, motions_to_source: Sequence[torch.Tensor], *, automask: bool = True,
                     smoothness_weight: float = DISP_SMOOTHNESS_WEIGHT,
-                    min_depth: float = 0.1, max_depth: float = 100.0) -> dict[str, torch.Tensor]:
+                    min_depth: float = 0.1, max_depth: float = 100.0,
+                    to_depth=None) -> dict[str, torch.Tensor]:
     """Stage-1 loss over all scales (monodepth2): returns ``loss`` and its parts.
 
     ``disps`` finest first, any resolution each: every one is upsampled to
@@ -200,7 +201,8 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
     pixels of the input; ``motions_to_source`` B×4×4, one per source, the
     camera motion target→source. Returned: ``loss``, ``photometric``,
     ``smoothness`` (scalars, averaged over scales) and ``automask``
-    (B×1×H×W, finest scale).
+    (B×1×H×W, finest scale). ``to_depth``: the DSNet's disparity → depth (``nets.depth_from_disp``);
+    None: monodepth2's mapping into [``min_depth``, ``max_depth``].
     """
     h, w = target.shape[-2:]
     photometric = target.new_zeros(())
@@ -208,7 +210,8 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
     kept = None
     for scale, disp in enumerate(disps):
         disp_full = resize_image(disp, h, w)
-        depth = geometry.disp_to_depth(disp_full, min_depth, max_depth)
+        depth = (geometry.disp_to_depth(disp_full, min_depth, max_depth) if to_depth is None
+                 else to_depth(disp_full))
         flows = [depth_flow(depth, K, m) for m in motions_to_source]
         scale_loss, scale_kept = reprojection_loss(target, sources, flows, automask=automask)
         photometric = photometric + scale_loss

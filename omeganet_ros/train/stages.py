@@ -23,6 +23,7 @@ import torch.nn as nn
 from .. import geometry
 from ..classes import IGNORE_ID
 from ..motion import motion_mask, motion_probability
+from ..nets import depth_from_disp
 from . import losses
 
 STAGE_NAMES = {1: "depth_pose", 2: "teacher_flow", 3: "distilled_flow", 4: "calibrate_motion"}
@@ -98,7 +99,8 @@ class DepthPoseStage(Stage):
         scales = int(cfg.get("scales", 4))
         depth = losses.depth_pose_loss(batch["cur"], [batch["prev"], batch["next"]], ds["disp"][:scales], K,
                                        [to_prev, to_next], automask=bool(cfg.get("automask", True)),
-                                       smoothness_weight=float(cfg.get("disp_smoothness", losses.DISP_SMOOTHNESS_WEIGHT)))
+                                       smoothness_weight=float(cfg.get("disp_smoothness", losses.DISP_SMOOTHNESS_WEIGHT)),
+                                       to_depth=lambda disp: depth_from_disp(nets["dsnet"], disp))
         task_losses = {"depth": depth["loss"]}
         logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
                 "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].detach().mean())}
@@ -196,7 +198,7 @@ class DistilledFlowStage(Stage):
         teacher, ds, cam = _float(teacher), _float(ds), _float(cam)
         K = choose_intrinsics(self.config.get("intrinsics", "auto"), cam["K"], batch["K"], batch["has_K"])
         to_prev, to_next = camera_motions(cam["motion"])
-        depth = geometry.disp_to_depth(ds["disp_full"])
+        depth = depth_from_disp(nets["dsnet"], ds["disp_full"])
         semantic = ds["semantic"].argmax(1)
         if self.config.get("distillation_semantics", "dsnet") == "labels":
             semantic = torch.where(batch["labels"] != IGNORE_ID, batch["labels"], semantic)
@@ -249,7 +251,7 @@ def predict_motion_probability(nets: dict[str, nn.Module], prev: torch.Tensor, c
     flow = nets["ofnet"](prev, cur, nxt, backward=False)["flow_fw"][0]
     K = cam["K"] if K is None else K
     _, to_next = camera_motions(cam["motion"])
-    rigid = geometry.rigid_flow(geometry.disp_to_depth(ds["disp_full"]), K, to_next)
+    rigid = geometry.rigid_flow(depth_from_disp(nets["dsnet"], ds["disp_full"]), K, to_next)
     return motion_probability(flow, rigid), ds["semantic"].argmax(1)
 
 

@@ -37,9 +37,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .. import geometry
 from ..checkpoint import build_networks_from_checkpoint, load_checkpoint, load_state_checked, save_checkpoint
-from ..nets import build_networks
+from ..nets import build_networks, depth_from_disp
 from . import stages as stages_mod
 from .data import SemanticTeacher, TripletDataset, build_dataset, collate_triplets
 from .weighting import build_weighting
@@ -51,7 +50,8 @@ DEFAULT_CONFIG: dict = {
     "steps": 1000,
     "seed": 0,
     "intrinsics": "auto",  # learned | given | auto (given where the data knows K)
-    "networks": {"camnet": {"pose_negative_slope": 0.0}},  # constructor arguments (nets.build_networks)
+    "architecture": "official",  # official: the authors' networks | legacy: this package's first ones (nets.build_networks)
+    "networks": {"dsnet": {}, "camnet": {}, "ofnet": {}},  # constructor arguments, e.g. legacy camnet: {"pose_negative_slope": 0.1}
     "init": None,  # checkpoint(s) to start from (stage 2: stage 1's; stage 3: stage 1's then stage 2's, or stage 2's)
     "optimizer": {"lr": 1e-4, "weight_decay": 0.0, "lr_decay_steps": 0, "lr_decay": 0.1, "grad_clip": 0.0},
     "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
@@ -295,7 +295,8 @@ class Trainer:
                              f"{self.out_dir / 'last.pt'} or choose another --out")
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
-        self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in build_networks(cfg["networks"]).items()}
+        self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in
+                                           build_networks(cfg["networks"], cfg["architecture"]).items()}
         resume_ckpt = load_checkpoint(self.resume_path) if self.resume_path else None
         init_paths = init_checkpoints(cfg.get("init"))
         # Which stage last trained each network (None: still at its random initialisation).
@@ -322,7 +323,7 @@ class Trainer:
             self.nets["teacher"] = copy.deepcopy(self.nets["ofnet"])
             if cfg.get("student_init", "teacher") == "scratch" and resume_ckpt is None:
                 torch.manual_seed(int(cfg["seed"]) + 1)
-                self.nets["ofnet"] = build_networks(cfg["networks"])["ofnet"].to(self.device)
+                self.nets["ofnet"] = build_networks(cfg["networks"], cfg["architecture"])["ofnet"].to(self.device)
         if resume_ckpt is not None:
             self._load_networks(resume_ckpt, strict_names=True)
         for name, net in self.nets.items():
@@ -679,7 +680,7 @@ class Trainer:
             if record.depth is not None or record.semantic is not None:
                 ds = nets["dsnet"](cur)
                 if record.depth is not None:
-                    pred = geometry.disp_to_depth(ds["disp_full"])[0, 0].float().cpu().numpy()
+                    pred = depth_from_disp(nets["dsnet"], ds["disp_full"])[0, 0].float().cpu().numpy()
                     ev = depth_evals.setdefault(seq.depth_crop, DepthEvaluator(median_scaling=True, crop=seq.depth_crop))
                     ev.add(pred, np.asarray(record.depth(), np.float32))
                 if record.semantic is not None:
