@@ -129,6 +129,16 @@ def _ros2(*args: str, timeout: float = 60) -> str:
     return done.stdout + done.stderr
 
 
+def _ros2_node_verb(*args: str, attempts: int = 6) -> str:
+    """``ros2 param|lifecycle …`` on a node, without the ros2 daemon (no process left behind); discovery on a
+    loaded machine can take longer than the CLI's spin time, so "not found" is retried."""
+    for _ in range(attempts):
+        output = _ros2(*args[:2], "--no-daemon", "--spin-time", "1", *args[2:])
+        if "not found" not in output.lower():
+            break
+    return output
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -273,14 +283,14 @@ def test_ros2_launch_with_params_file_tf_and_a_10hz_camera(real_ros, params_file
         assert diag["backend_tf"] == "tf2_ros" and diag["backend_camera_info_sync"] == "message_filters.Cache"
         node = f"/{namespace}/omeganet_node"
         # The params_file's values hold (not replaced by launch defaults); ros2cli sees them.
-        assert "String value is: cpu" in _ros2("param", "get", node, "device")
-        assert "String value is: random" in _ros2("param", "get", node, "model")
-        assert "String value is: raw" in _ros2("param", "get", node, "image_transport")
-        assert "active" in _ros2("lifecycle", "get", node)
-        refused = _ros2("param", "set", node, "device", "cuda")
+        assert "String value is: cpu" in _ros2_node_verb("param", "get", node, "device")
+        assert "String value is: random" in _ros2_node_verb("param", "get", node, "model")
+        assert "String value is: raw" in _ros2_node_verb("param", "get", node, "image_transport")
+        assert "active" in _ros2_node_verb("lifecycle", "get", node)
+        refused = _ros2_node_verb("param", "set", node, "device", "cuda")
         assert "Setting parameter failed" in refused and "configure" in refused, refused
-        assert "String value is: cpu" in _ros2("param", "get", node, "device")
-        assert "Set parameter successful" in _ros2("param", "set", node, "points_stride", "2")
+        assert "String value is: cpu" in _ros2_node_verb("param", "get", node, "device")
+        assert "Set parameter successful" in _ros2_node_verb("param", "set", node, "points_stride", "2")
         pids = launch.node_pids()
         assert pids and all(_pid_alive(pid) for pid in pids)
     finally:
@@ -289,6 +299,8 @@ def test_ros2_launch_with_params_file_tf_and_a_10hz_camera(real_ros, params_file
         launch.close()
     time.sleep(1.0)
     assert not [pid for pid in pids if _pid_alive(pid)], f"node left running after ros2 launch ended:\n{output}"
+    # Ctrl-C (SIGINT to the process group, so twice for the node): a clean exit, not "process has died".
+    assert re.search(r"\[omeganet_node-\d+\]: process has finished cleanly", output), output[-3000:]
 
 
 def test_bag_launch_plays_only_once_the_node_is_active(real_ros, params_file, tmp_path):
@@ -301,7 +313,7 @@ def test_bag_launch_plays_only_once_the_node_is_active(real_ros, params_file, tm
         assert output.index("configured:") < output.index("active: subscribed") < output.index("starting playback")
         player = "process started" in output.split("starting playback", 1)[1] or "ros2bag is not installed" in output
         assert player, output
-        assert "active" in _ros2("lifecycle", "get", f"/rb_{os.getpid()}/omeganet_node")
+        assert "active" in _ros2_node_verb("lifecycle", "get", f"/rb_{os.getpid()}/omeganet_node")
     finally:
         launch.close()
     # A node that cannot configure: nothing is played and the launch ends by itself.

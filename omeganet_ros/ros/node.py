@@ -20,6 +20,7 @@ import argparse
 import ctypes
 import gc
 import math
+import signal
 import sys
 import threading
 import time
@@ -749,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Ctrl-C reaches the node twice under ros2 launch (the terminal's process group, then launch):
+        # the second must not cut the clean-up short (an exit by signal reads as "process has died").
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         node._stop_processing()
         executor.shutdown()
         node.destroy_node()
