@@ -6,7 +6,8 @@
 
 Writes, for a fixed input size W×H (images B×3×H×W float RGB in [0, 1]):
 
-* ``dsnet.onnx``: ``image`` → ``disp`` B×1×H×W sigmoid disparity (depth =
+* ``dsnet.onnx``: ``image`` → ``disp`` B×1×H×W disparity (the authors' DSNet:
+  mean-normalised, depth = 1 / disp; a legacy DSNet: a sigmoid, depth =
   1 / (0.01 + 9.99·disp)), ``semantic`` B×19×H×W logits;
 * ``camnet.onnx``: ``prev``, ``cur``, ``next`` → ``motion`` B×2×6 pose vectors
   (t−1→t, t→t+1: translation, axis-angle), ``K`` B×3×3 intrinsics in pixels;
