@@ -19,7 +19,9 @@ three frames resized to 640×192 and writes:
 * ``OUT/omeganet_baseline.*`` (with ``--baseline``): the same graph built with
   ``load_only_baseline=True`` (DSNet + CameraNet only, like the 1024×320 releases);
 * ``OUT/reference.npz``: the three input frames (1×H×W×3 uint8; the graph gets them / 255)
-  and every output, NHWC as TensorFlow gives them (see ``OUTPUTS``);
+  and every output, NHWC as TensorFlow gives them (the ``outputs`` dict in :func:`main`), and
+  each output again as ``NAME_perturbed`` from inputs scaled by 1 − 2⁻²⁰ (how much the
+  authors' graph itself moves under rounding-level changes);
 * ``OUT/reference.json``: variable count, value count, τ, seed, shapes.
 """
 from __future__ import annotations
@@ -102,6 +104,16 @@ def prediction_gain(name: str) -> float:
     return 1.0
 
 
+def assign_all(tf1, sess, values: dict) -> None:
+    """Give each variable its value in one session run (one assign op per variable, fed through placeholders)."""
+    feeds, ops = {}, []
+    for var, value in values.items():
+        placeholder = tf1.placeholder(var.dtype.base_dtype, shape=var.shape)
+        ops.append(var.assign(placeholder))
+        feeds[placeholder] = np.asarray(value, dtype=np.float32)
+    sess.run(ops, feed_dict=feeds)
+
+
 def build(tf1, official: Path, height: int, width: int, tau: float, load_only_baseline: bool):
     """Build OmegaNet as single_inference.py does; returns (network, placeholders, training flag)."""
     sys.path.insert(0, str(official))
@@ -157,25 +169,30 @@ def main(argv=None) -> int:
         "motion_mask": network.motion_mask,                    # 1×H×W×1
     }
     with tf1.Session() as sess:
-        sess.run(tf1.global_variables_initializer())
-        for var in tf1.global_variables():
-            var.load(random_value(var.op.name, var.shape, rng).astype(np.float32), sess)
+        assign_all(tf1, sess, {var: random_value(var.op.name, var.shape, rng) for var in tf1.global_variables()})
         saver = tf1.train.Saver(var_list=saved)
         saver.save(sess, str(args.out / "omeganet"), write_meta_graph=False)
         inputs = [f.astype(np.float32) / np.float32(255.0) for f in frames]
         feed = {training: False, ph["src_img_1"]: inputs[0], ph["tgt_img"]: inputs[1], ph["src_img_2"]: inputs[2]}
         values = sess.run(outputs, feed_dict=feed)
+        # The authors' graph against itself with every input pixel scaled by (1 − 2⁻²⁰): how far
+        # rounding-level changes move each output (the yardstick of the equivalence test).
+        nudged = {key: (value * np.float32(1.0 - 2.0 ** -20) if key is not training else value)
+                  for key, value in feed.items()}
+        perturbed = sess.run(outputs, feed_dict=nudged)
         if args.baseline:
             baseline_values = {v.op.name: sess.run(v) for v in saved if "superflow" not in v.op.name}
     np.savez_compressed(args.out / "reference.npz", src_img_1=frames[0], tgt_img=frames[1], src_img_2=frames[2],
-                        **{k: np.asarray(v) for k, v in values.items()})
+                        **{k: np.asarray(v) for k, v in values.items()},
+                        **{f"{k}_perturbed": np.asarray(v) for k, v in perturbed.items()})
     record = {
         "variables": len(saved),
         "values": int(sum(np.prod(v.shape.as_list()) for v in saved)),
         "height": args.height, "width": args.width, "tau": args.tau, "seed": args.seed,
         "frames": [str(f) for f in args.frames],
         "outputs": {k: list(np.shape(v)) for k, v in values.items()},
-        "stats": {k: {"min": float(np.min(v)), "max": float(np.max(v)), "std": float(np.std(v))}
+        "stats": {k: {"min": float(np.min(v)), "max": float(np.max(v)), "std": float(np.std(v)),
+                      "self_difference": float(np.max(np.abs(np.asarray(v, np.float64) - perturbed[k])))}
                   for k, v in values.items()},
     }
     if args.baseline:
@@ -184,8 +201,7 @@ def main(argv=None) -> int:
         saved = network.get_network_params()
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
-            for var in saved:
-                var.load(baseline_values[var.op.name], sess)
+            assign_all(tf1, sess, {var: baseline_values[var.op.name] for var in saved})
             tf1.train.Saver(var_list=saved).save(sess, str(args.out / "omeganet_baseline"), write_meta_graph=False)
         record["baseline_variables"] = len(saved)
     (args.out / "reference.json").write_text(json.dumps(record, indent=1))
