@@ -48,6 +48,25 @@ def encode_triplet(encode, prev: torch.Tensor, cur: torch.Tensor, next: torch.Te
     return [[f[k * b:(k + 1) * b] for f in features] for k in range(3)]
 
 
+def pyramid_levels(channels, block, in_channels: int = 3) -> nn.ModuleList:
+    """The levels of a feature pyramid: per level ``block(cin, cout, stride=2)`` then ``block(cout, cout)``."""
+    levels = []
+    cin = in_channels
+    for cout in channels:
+        levels.append(nn.Sequential(block(cin, cout, stride=2), block(cout, cout)))
+        cin = cout
+    return nn.ModuleList(levels)
+
+
+def run_pyramid(levels: nn.ModuleList, x: torch.Tensor, num_levels: int | None = None) -> list[torch.Tensor]:
+    """Each level's output, finest first, for the first ``num_levels`` levels (default: all)."""
+    features = []
+    for level in levels[:num_levels]:
+        x = level(x)
+        features.append(x)
+    return features
+
+
 def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     """Replicate-pad B×C×H×W on the bottom and right so H and W are multiples of ``multiple``.
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import correlation, encode_triplet, normalize_image, pad_to_multiple, scaled_size, upsample_flow, warp
+from .layers import (correlation, encode_triplet, normalize_image, pad_to_multiple, pyramid_levels, run_pyramid,
+                     scaled_size, upsample_flow, warp)
 
 
 def _conv(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -20,19 +21,10 @@ class FlowFeaturePyramid(nn.Module):
 
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 96, 128, 192)):
         super().__init__()
-        levels = []
-        cin = 3
-        for cout in channels:
-            levels.append(nn.Sequential(_conv(cin, cout, stride=2), _conv(cout, cout)))
-            cin = cout
-        self.levels = nn.ModuleList(levels)
+        self.levels = pyramid_levels(channels, _conv)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for level in self.levels:
-            x = level(x)
-            features.append(x)
-        return features
+        return run_pyramid(self.levels, x)
 
 
 class FlowEstimator(nn.Module):

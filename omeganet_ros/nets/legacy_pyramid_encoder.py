@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import ConvBlock
+from .layers import ConvBlock, pyramid_levels, run_pyramid
 
 
 class LegacyPyramidEncoder(nn.Module):
@@ -19,16 +19,7 @@ class LegacyPyramidEncoder(nn.Module):
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128, 256), in_channels: int = 3):
         super().__init__()
         self.channels = tuple(channels)
-        levels = []
-        cin = in_channels
-        for cout in self.channels:
-            levels.append(nn.Sequential(ConvBlock(cin, cout, stride=2), ConvBlock(cout, cout, stride=1)))
-            cin = cout
-        self.levels = nn.ModuleList(levels)
+        self.levels = pyramid_levels(self.channels, ConvBlock, in_channels)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for level in self.levels:
-            x = level(x)
-            features.append(x)
-        return features
+        return run_pyramid(self.levels, x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import SameConv, cost_volume, encode_triplet, resize_flow_align_corners, warp_tf
+from .layers import SameConv, cost_volume, encode_triplet, pyramid_levels, resize_flow_align_corners, run_pyramid, warp_tf
 
 LEAKY_SLOPE = 0.2
 
@@ -15,19 +15,10 @@ class FlowPyramid(nn.Module):
 
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 96, 128, 192)):
         super().__init__()
-        levels = []
-        cin = 3
-        for cout in channels:
-            levels.append(nn.Sequential(SameConv(cin, cout, stride=2), SameConv(cout, cout)))
-            cin = cout
-        self.levels = nn.ModuleList(levels)
+        self.levels = pyramid_levels(channels, SameConv)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        features = []
-        for level in self.levels:
-            x = level(x)
-            features.append(x)
-        return features
+        return run_pyramid(self.levels, x)
 
 
 class FlowEstimator(nn.Module):

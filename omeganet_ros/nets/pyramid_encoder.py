@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import ConvBNReLU
+from .layers import ConvBNReLU, pyramid_levels, run_pyramid
 
 
 class PyramidEncoder(nn.Module):
@@ -19,17 +19,8 @@ class PyramidEncoder(nn.Module):
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 128, 256), in_channels: int = 3):
         super().__init__()
         self.channels = tuple(channels)
-        levels = []
-        cin = in_channels
-        for cout in self.channels:
-            levels.append(nn.Sequential(ConvBNReLU(cin, cout, stride=2), ConvBNReLU(cout, cout)))
-            cin = cout
-        self.levels = nn.ModuleList(levels)
+        self.levels = pyramid_levels(self.channels, ConvBNReLU, in_channels)
 
     def forward(self, x: torch.Tensor, num_levels: int | None = None) -> list[torch.Tensor]:
         """Feature maps of the first ``num_levels`` levels (default: all)."""
-        features = []
-        for level in self.levels[:num_levels]:
-            x = level(x)
-            features.append(x)
-        return features
+        return run_pyramid(self.levels, x, num_levels)
