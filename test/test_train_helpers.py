@@ -85,4 +85,5 @@ def write_image_folder(root: Path, images) -> Path:
 
 
 TINY = {"size": [128, 64], "batch_size": 2, "log_every": 1, "checkpoint_every": 0,
-        "validation": {"max_items": 4}, "data": {"num_workers": 0}}
+        "validation": {"max_items": 4}, "data": {"num_workers": 0},
+        "batch_norm_momentum": 0.1}  # tens of steps: the authors' 0.001 would leave eval-mode statistics untrained
