@@ -82,11 +82,11 @@ def params_file(tmp_path):
 class Launch:
     """``ros2 launch omeganet_ros FILE args…`` in its own process group, output in a file."""
 
-    def __init__(self, launch_file: str, **arguments):
+    def __init__(self, launch_file: str, env: dict | None = None, **arguments):
         self.log = tempfile.NamedTemporaryFile("w+b", prefix="omeganet_launch_", suffix=".log", delete=False)
         cmd = ["ros2", "launch", "omeganet_ros", launch_file, *(f"{k}:={v}" for k, v in arguments.items())]
         self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                        env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
 
     def output(self) -> str:
         self.log.flush()
@@ -255,9 +255,21 @@ def _check_outputs(result: dict, outputs: dict, node_name: str) -> None:
     camera_in_odom = transform_to_matrix(result["camera_in_odom"].transform)
     mount = np.linalg.inv(base_in_odom) @ camera_in_odom
     np.testing.assert_allclose(mount[:3, 3], MOUNT_TRANSLATION, atol=1e-6)
-    # Depth from the YAML's fixed scale (2.0): depth/image = 2 × depth/relative where not sky.
+    # Depth from the YAML's fixed scale (2.0): depth/image = 2 × depth/relative, +Inf on sky (REP 117/118).
     scene = result["received"]["scene"][-1]
     assert scene.depth_is_metric and scene.depth_scale == pytest.approx(2.0)
+
+    def by_stamp(topic):
+        return {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in result["received"][topic]}
+
+    metric, relative, semantic = by_stamp("depth/image"), by_stamp("depth/relative"), by_stamp("semantic")
+    common = sorted(set(metric) & set(relative) & set(semantic))
+    assert common
+    for stamp in common:
+        depth, rel = image_to_numpy(metric[stamp]), image_to_numpy(relative[stamp])
+        sky = image_to_numpy(semantic[stamp]) == 10
+        np.testing.assert_allclose(depth[~sky], 2.0 * rel[~sky], rtol=1e-6)
+        assert np.all(np.isposinf(depth[sky])) and np.all(np.isfinite(rel))
     names = {status.name for array in result["diagnostics"] for status in array.status}
     assert f"{node_name}: processing" in names, names
 
@@ -358,14 +370,21 @@ def test_rviz_config_follows_namespace_image_and_odom_frame(real_ros, tmp_path):
     assert config["Visualization Manager"]["Global Options"]["Fixed Frame"] == "robot1/odom"
 
 
-def test_fallbacks_next_to_the_real_libraries(real_ros):
-    """OMEGANET_ROS_FORCE_FALLBACK: StampCache and the tf2_msgs TF fallback, checked with the real tf2_ros."""
+def test_fallbacks_next_to_the_real_libraries(real_ros, params_file):
+    """ros2 launch with OMEGANET_ROS_FORCE_FALLBACK: StampCache and the tf2_msgs TF fallback, checked with tf2_ros."""
     outputs = {**OUTPUTS, "camera_info/estimated": ("CameraInfo", None)}
-    params = {"base_frame": BASE_FRAME, "scale_recovery": "fixed", "fixed_scale": 2.0, "diagnostics_period": 0.5}
-    with h.NodeProcess(params, env={"OMEGANET_ROS_FORCE_FALLBACK": "1"}) as node, h.RosClient() as client:
-        result = _run_camera(client, "", "image", None, outputs, node.alive)  # root namespace, no camera_info
-        diag = {kv.key: kv.value for array in result["diagnostics"] for s in array.status
-                if s.name.startswith(node.name + ":") for kv in s.values}
-    assert diag["backend_tf"].startswith("fallback") and diag["backend_camera_info_sync"].startswith("fallback")
-    _check_outputs(result, outputs, node.name)
-    assert result["received"]["scene"][-1].intrinsics_estimated  # no camera_info: CamNet's
+    namespace = f"rfb_{os.getpid()}"
+    launch = Launch("omeganet.launch.py", env={"OMEGANET_ROS_FORCE_FALLBACK": "1"}, namespace=namespace,
+                    params_file=params_file, image=f"/{namespace}_camera/image_raw",
+                    camera_info=f"/{namespace}_camera/camera_info")
+    try:
+        assert launch.wait_for("active: subscribed", 120), launch.output()
+        with h.RosClient() as client:  # no camera_info: CamNet's intrinsics, published on camera_info/estimated
+            result = _run_camera(client, namespace, f"/{namespace}_camera/image_raw", None, outputs, launch.alive)
+            _check_outputs(result, outputs, f"{namespace}/omeganet_node")
+            diag = {kv.key: kv.value for array in result["diagnostics"] for s in array.status
+                    if s.name.startswith(namespace) for kv in s.values}
+        assert diag["backend_tf"].startswith("fallback") and diag["backend_camera_info_sync"].startswith("fallback")
+        assert result["received"]["scene"][-1].intrinsics_estimated
+    finally:
+        launch.close()
