@@ -159,6 +159,10 @@ def test_runtime_parameter_changes_are_applied_or_refused(rclpy_available):
         # Configured: engine parameters are refused with the reason, live ones applied at once.
         refused = node.set_parameters([Parameter("device", value="auto")])[0]
         assert not refused.successful and "configure" in refused.reason
+        # Re-applying the current values (e.g. `ros2 param load` of the same file) is not a change.
+        results = node.set_parameters([Parameter("device", value="cpu"), Parameter(
+            "dynamic_classes", value=list(node.get_parameter("dynamic_classes").value))])
+        assert all(r.successful for r in results), [r.reason for r in results]
         assert node.get_parameter("device").value == "cpu"
         assert node.set_parameters([Parameter("points_stride", value=2)])[0].successful
         assert node._config["points_stride"] == 2

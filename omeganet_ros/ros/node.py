@@ -108,6 +108,13 @@ def _network_size(cfg: dict) -> tuple[int, int] | None:
     return cfg["network_width"], cfg["network_height"]
 
 
+def _same_value(a, b) -> bool:
+    """Parameter values equal (integer arrays arrive as array.array or lists)."""
+    if isinstance(a, (list, tuple)) or hasattr(a, "tolist") or isinstance(b, (list, tuple)) or hasattr(b, "tolist"):
+        return list(a or []) == list(b or [])
+    return a == b
+
+
 def _motion_threshold(cfg: dict) -> float | None:
     """τ from the parameters; None (negative, -1 by default): the τ calibrated into the checkpoint."""
     return cfg["motion_threshold"] if cfg["motion_threshold"] >= 0 else None
@@ -163,7 +170,8 @@ class OmeganetNode(LifecycleNode):
             if spec is None:
                 continue
             problem = parameters.check(spec, param.value)
-            if problem is None and configured and not spec.live:
+            unchanged = _same_value(param.value, self.get_parameter(param.name).value)
+            if problem is None and configured and not spec.live and not unchanged:
                 problem = (f"'{param.name}' takes effect at configure: deactivate and clean up the node, set it, "
                            "then configure again (or set it in the parameters file before start-up)")
             if problem is not None:
