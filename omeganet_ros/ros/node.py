@@ -547,18 +547,19 @@ class OmeganetNode(LifecycleNode):
         height, width = relative.shape
 
         want_scene = self._wanted("scene")
-        enabled = cfg  # publish_<output> switches: a disabled output stays empty in `scene` too
         images = {}
 
-        def image(key, array_fn, encoding, topic_key, switch):
-            """The message of one output, built once, only when enabled and someone (or `scene`) wants it."""
-            if key not in images and enabled[switch] and (want_scene or self._wanted(topic_key)):
+        def image(key, array_fn, encoding, topic_key, switch, in_scene=True):
+            """The message of one output, built once, only when its ``publish_*`` switch is on (a disabled output
+            stays empty in `scene` too) and someone (or `scene`, when it carries it) wants it."""
+            if key not in images and cfg[switch] and ((want_scene and in_scene) or self._wanted(topic_key)):
                 images[key] = conversions.image_msg(array_fn(), encoding, header)
             return images.get(key)
 
         metric_depth = (lambda: conversions.depth_with_no_return(relative * np.float32(estimate.scale), out.semantic))
         depth_msg = image("depth", metric_depth, "32FC1", "depth/image", "publish_depth") if metric else None
-        relative_msg = image("relative", lambda: relative, "32FC1", "depth/relative", "publish_depth")
+        relative_msg = image("relative", lambda: relative, "32FC1", "depth/relative", "publish_depth",
+                             in_scene=not metric)
         flow_msg = image("flow", lambda: out.flow, "32FC2", "flow", "publish_flow")
         semantic_msg = image("semantic", lambda: out.semantic, "mono8", "semantic", "publish_semantic")
         prob_msg = image("motion_probability", lambda: out.motion_probability, "32FC1", "motion/probability",
