@@ -131,6 +131,12 @@ def main(argv=None) -> int:
            "--max-minutes", str(args.minutes), "--threads", str(args.threads), "--no-progress", "--device", "cpu"]
     for spec in train_specs:
         cmd += ["--data", spec]
+    if init is None:  # "before" = the trainer's own untrained networks (--steps 0 only validates and saves them)
+        untrained = out / "untrained"
+        before_cmd = [a if a != str(run_dir) else str(untrained) for a in cmd if a != "--max-minutes"]
+        before_cmd.remove(str(args.minutes))
+        subprocess.run(before_cmd + ["--steps", "0"], capture_output=True, text=True, cwd=REPO, check=True)
+        init = untrained / "last.pt"
     started = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     training_s = time.monotonic() - started
@@ -141,12 +147,7 @@ def main(argv=None) -> int:
     trained = json.loads(proc.stdout[proc.stdout.index("{"):])
 
     majority = majority_class(train_set)
-    before = dsnet_of(init) if init else None
-    if before is None:
-        from omeganet_ros.nets import build_networks
-
-        torch.manual_seed(int(config.get("seed", 0)))
-        before = build_networks(config.get("networks", {}))["dsnet"].eval()
+    before = dsnet_of(init)
     after = dsnet_of(run_dir / "last.pt")
     losses = semantic_losses(run_dir / "log.csv")
     result = {
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
         "triplets": {"train": len(train_set), "held_out": len(held_out)},
         "teacher_labelling_s": round(labelling_s, 1), "teacher_label_files": len(cache_files),
         "trainer_reused_cached_labels": sorted(str(p) for p in cache.rglob("*.png")) == cache_files,
-        "init": str(init) if init else "random",
+        "init": str(init),
         "training": {"max_minutes": args.minutes, "wall_s": round(training_s, 1), "steps": trained["step"],
                      "skipped_triplets": trained["skipped_triplets"], "threads": args.threads,
                      "loss_semantic_first": round(losses[0], 4) if losses else None,
