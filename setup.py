@@ -35,6 +35,7 @@ setup(
         "PyYAML>=6.0",
         "tqdm>=4.60",
         "rosbags>=0.10",
+        "scikit-learn>=1.3",  # OPTICS: instances of the Moreau model
     ],
     # Only for omeganet-import-official (reading the authors' TF checkpoints); never needed by the engine or node.
     extras_require={"official": ["tensorflow-cpu>=2.15"]},
