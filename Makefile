@@ -75,7 +75,7 @@ $(STAMPS)/ros-system: $(STAMPS)/deps
 
 # The interfaces are built from a staged copy under build/: CMake refuses exported
 # include paths inside the source tree, which is where .venv (and its NumPy) lives.
-$(STAMPS)/interfaces: $(ROS_STAMP) CMakeLists.txt package.xml $(wildcard msg/*.msg launch/* config/*)
+$(STAMPS)/interfaces: $(ROS_STAMP) CMakeLists.txt package.xml $(wildcard msg/*.msg launch/* config/* scripts/*)
 	rm -rf build/ros_src && mkdir -p build/ros_src/omeganet_ros
 	cp -r CMakeLists.txt package.xml msg launch config scripts build/ros_src/omeganet_ros/
 	PATH=$(ROOT)/$(VENV)/bin:$$PATH \
@@ -85,6 +85,8 @@ $(STAMPS)/interfaces: $(ROS_STAMP) CMakeLists.txt package.xml $(wildcard msg/*.m
 		--build-base build/colcon --install-base install --event-handlers console_cohesion- \
 		--cmake-args -DPython3_EXECUTABLE=$(ROOT)/$(VPY) -DBUILD_TESTING=OFF \
 		-DOMEGANET_INSTALL_PYTHON_SOURCES=OFF
+	# ros2 run / ros2 launch start lib/omeganet_ros/* directly: point them at this venv's Python (torch lives there).
+	sed -i '1s|^#!.*python.*|#!$(ROOT)/$(VPY)|' install/omeganet_ros/lib/omeganet_ros/*
 	$(VPY) tools/write_env_pth.py install/omeganet_ros
 	touch $@
 
