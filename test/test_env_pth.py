@@ -44,3 +44,18 @@ def test_pth_leaves_a_sourced_overlay_alone(tmp_path, monkeypatch):
     _run_like_site(_pth_text(ours))
     assert os.environ["AMENT_PREFIX_PATH"] == f"{overlay}:/opt/ros/kilted"
     assert os.environ["LD_LIBRARY_PATH"] == f"{overlay / 'lib'}"
+
+
+def test_makefile_install_has_the_executables_for_ros2_run_and_launch():
+    """`make setup`'s install/ holds lib/omeganet_ros/<executable>, run by this venv's Python (issue 15)."""
+    import pytest
+
+    lib = REPO / "install" / "omeganet_ros" / "lib" / "omeganet_ros"
+    if not (REPO / "install" / "omeganet_ros").is_dir():
+        pytest.skip("no install/omeganet_ros: run `make setup` (the Makefile builds it)")
+    scripts = sorted(p.name for p in (REPO / "scripts").glob("omeganet_*") if p.suffix == "")  # ros2 run targets
+    assert "omeganet_node" in scripts
+    for name in scripts:
+        path = lib / name
+        assert path.is_file() and os.access(path, os.X_OK), path
+        assert path.read_text().splitlines()[0] == f"#!{REPO / '.venv' / 'bin' / 'python'}", path
