@@ -38,8 +38,8 @@ mkdir -p "$OUT"
   --frames "$FRAMES/0000000001.png" "$FRAMES/0000000002.png" "$FRAMES/0000000003.png" >"$OUT/reference.log" 2>&1 \
   || { tail -n 30 "$OUT/reference.log"; exit 1; }
 reference_done=$(date +%s)
-.venv/bin/python -m omeganet_ros.cli.import_official "$OUT/omeganet" --out "$OUT/omeganet.pt" --tf-python "$TF_PY"
-.venv/bin/python -m omeganet_ros.cli.import_official "$OUT/omeganet_baseline" --out "$OUT/omeganet_baseline.pt" \
+.venv/bin/omeganet-import-official "$OUT/omeganet" --out "$OUT/omeganet.pt" --tf-python "$TF_PY"
+.venv/bin/omeganet-import-official "$OUT/omeganet_baseline" --out "$OUT/omeganet_baseline.pt" \
   --tf-python "$TF_PY"
 
 OMEGANET_OFFICIAL_REFERENCE="$OUT" .venv/bin/python -m pytest test/test_official_equivalence.py -ra -p no:cacheprovider

@@ -111,3 +111,17 @@ def test_resize_flow_scales_values():
 def test_disp_to_depth_range():
     depth = geometry.disp_to_depth(torch.tensor([0.0, 1.0]))
     torch.testing.assert_close(depth, torch.tensor([100.0, 0.1]))
+
+
+def test_euler_pose_vectors_are_the_authors_rx_ry_rz():
+    # The authors' CameraNet (SfMLearner's pose_vec2mat): R = Rx·Ry·Rz, i.e. intrinsic x-y-z Euler angles;
+    # the matrix maps target-camera points into the source camera (our camera motion source→target).
+    from scipy.spatial.transform import Rotation
+
+    vec = torch.tensor([[0.1, -0.2, 0.3, 0.05, -0.4, 0.7], [0.0, 0.0, 0.0, 4.0, 0.0, 0.0]], dtype=torch.float64)
+    mat = geometry.euler_pose_vec_to_mat(vec)
+    expected = Rotation.from_euler("XYZ", [0.05, -0.4, 0.7]).as_matrix()
+    np.testing.assert_allclose(mat[0, :3, :3].numpy(), expected, atol=1e-12)
+    np.testing.assert_allclose(mat[0, :3, 3].numpy(), [0.1, -0.2, 0.3])
+    np.testing.assert_allclose(mat[0, 3].numpy(), [0, 0, 0, 1])
+    np.testing.assert_allclose(mat[1, :3, :3].numpy(), Rotation.from_euler("X", np.pi).as_matrix(), atol=1e-12)  # clipped to π
