@@ -45,6 +45,30 @@ def _middlebury_color_wheel() -> np.ndarray:
 
 FLOW_COLOR_WHEEL = _middlebury_color_wheel()
 
+# Flow colour lookup table, indexed by (direction bin, saturation bin): the wheel sampled at 1/32 of a colour
+# step (a bin lands on every wheel colour exactly) × the magnitude in 1/256 of the maximum, plus a last column
+# for "beyond the maximum" (dimmed). Nearest bins: within 1 grey level of the exact float64 formula.
+_HUE_STEPS = 32
+_HUE_BINS = (len(FLOW_COLOR_WHEEL) - 1) * _HUE_STEPS + 1
+_RADIUS_BINS = 256
+
+
+def _flow_color_lut() -> np.ndarray:
+    """(``_HUE_BINS`` · (``_RADIUS_BINS`` + 2))×3 uint8: row hue·(R + 2) + r is hue bin ``hue`` at radius r/R
+    (r ≤ R) or dimmed (r = R + 1)."""
+    position = np.arange(_HUE_BINS) / _HUE_STEPS
+    k0 = np.floor(position).astype(int)
+    k1 = (k0 + 1) % len(FLOW_COLOR_WHEEL)
+    f = (position - k0)[:, None]
+    hue = ((1 - f) * FLOW_COLOR_WHEEL[k0] + f * FLOW_COLOR_WHEEL[k1]) / 255.0  # bins×3
+    radius = (np.arange(_RADIUS_BINS + 1) / _RADIUS_BINS)[None, :, None]
+    saturated = 1 - radius * (1 - hue[:, None, :])                              # bins×(R+1)×3
+    colour = np.concatenate([saturated, hue[:, None, :] * 0.75], axis=1)        # bins×(R+2)×3
+    return np.floor(255 * colour).astype(np.uint8).reshape(-1, 3)
+
+
+FLOW_COLOR_LUT = _flow_color_lut()
+
 
 def colorize_flow(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
     """Flow H×W×2 (pixels; NaN = none) → H×W×3 uint8 RGB in the Middlebury colour coding.
@@ -52,28 +76,29 @@ def colorize_flow(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
     Hue gives the direction (right = red, down = yellow… as in the Middlebury
     and KITTI tools), saturation the magnitude relative to ``max_magnitude``
     (default: the largest finite magnitude in the image); beyond it colours
-    are dimmed; non-finite flow is black.
+    are dimmed; non-finite flow is black. float32 throughout, colours from
+    :data:`FLOW_COLOR_LUT` (one gather per pixel).
     """
-    flow = np.asarray(flow, dtype=np.float64)
+    flow = np.asarray(flow, dtype=np.float32)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f"flow must be H×W×2, got shape {flow.shape}")
-    u, v = flow[..., 0], flow[..., 1]
-    valid = np.isfinite(u) & np.isfinite(v)
-    u, v = np.where(valid, u, 0.0), np.where(valid, v, 0.0)
-    magnitude = np.hypot(u, v)
+    u, v = cv2.split(flow)
+    # Middlebury's direction is arctan2(−v, −u) / π ∈ [−1, 1] → position on the wheel; in OpenCV's [0, 2π)
+    # angle of (−u, −v) that is (θ / 2π + ½) mod 1 (θ = π, exactly rightwards, is the first colour).
+    magnitude, angle = cv2.cartToPolar(-u, -v)
+    valid = np.isfinite(magnitude)  # NaN or ±inf in either component
+    if not valid.all():
+        magnitude[~valid] = 0.0
+        angle[~valid] = 0.0
     if max_magnitude is None:
         max_magnitude = float(magnitude.max()) if magnitude.size else 0.0
-    radius = magnitude / max(max_magnitude, 1e-9)
-    angle = np.arctan2(-v, -u) / np.pi  # in [-1, 1]
-    ncols = len(FLOW_COLOR_WHEEL)
-    position = (angle + 1) / 2 * (ncols - 1)
-    k0 = np.floor(position).astype(int)
-    k1 = (k0 + 1) % ncols
-    f = (position - k0)[..., None]
-    colour = ((1 - f) * FLOW_COLOR_WHEEL[k0] + f * FLOW_COLOR_WHEEL[k1]) / 255.0
-    r = radius[..., None]
-    colour = np.where(r <= 1, 1 - r * (1 - colour), colour * 0.75)
-    rgb = np.floor(255 * colour).astype(np.uint8)
+    hue = angle * np.float32(1 / (2 * np.pi)) + np.float32(0.5)
+    hue[hue >= 1] -= 1
+    hue_bin = (hue * np.float32(_HUE_BINS - 1) + np.float32(0.5)).astype(np.int32)
+    # Nearest radius bin; beyond the maximum (by more than half a bin) the dimmed column R + 1.
+    radius = magnitude * np.float32(_RADIUS_BINS / max(max_magnitude, 1e-9)) + np.float32(0.5)
+    radius_bin = np.minimum(radius, np.float32(_RADIUS_BINS + 1)).astype(np.int32)
+    rgb = np.take(FLOW_COLOR_LUT, hue_bin * (_RADIUS_BINS + 2) + radius_bin, axis=0)
     rgb[~valid] = 0
     return rgb
 
