@@ -216,3 +216,30 @@ def test_sqlite_truncated(tmp_path):
 def test_default_typestore_is_ros2():
     store = rosbag_io.default_typestore()
     assert "sensor_msgs/msg/Image" in store.types
+
+
+def _packed(array, encoding):
+    return _msg(**rosbag_io.numpy_to_image_fields(array, encoding))
+
+
+def test_float_colour_images_convert_and_signed_or_nan_ones_are_refused():
+    rgb = np.array([[[0.0, 0.5, 1.0], [0.25, 0.75, 0.1]]], np.float32)  # 1×2 pixels, channels in BGR order
+    converted = rosbag_io.image_to_rgb8(_packed(rgb, "32FC3"))
+    assert converted.tolist() == [[[255, 128, 0], [26, 191, 64]]]  # [0, 1] → 0…255, BGR → RGB
+    four = np.concatenate([rgb, np.ones((1, 2, 1), np.float32)], axis=2).astype(np.float64)
+    assert rosbag_io.image_to_rgb8(_packed(four, "64FC4")).tolist() == converted.tolist()
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        rosbag_io.image_to_rgb8(_packed(np.where(rgb > 0.9, np.nan, rgb).astype(np.float32), "32FC3"))
+    with pytest.raises(ValueError, match="signed colour"):
+        rosbag_io.image_to_rgb8(_packed(np.zeros((2, 2, 3), np.int8), "8SC3"))
+
+
+def test_header_checks_without_decoding():
+    good = _packed(np.zeros((4, 5, 3), np.uint8), "rgb8")
+    assert rosbag_io.check_image_fields(good)[:3] == (4, 5, 3)
+    with pytest.raises(rosbag_io.ImageTooLarge, match="5×4 = 20 pixels"):
+        rosbag_io.check_image_fields(good, max_pixels=19)
+    short = _packed(np.zeros((4, 5, 3), np.uint8), "rgb8")
+    short.data = short.data[:-1]
+    with pytest.raises(ValueError, match="59 bytes but step × height"):
+        rosbag_io.check_image_fields(short)

@@ -85,18 +85,18 @@ def _data_buffer(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).reshape(-1)
 
 
-def image_to_numpy(msg: Any) -> np.ndarray:
-    """An Image message (any object with the sensor_msgs/Image fields) → its pixels as stored.
+def check_image_fields(msg: Any, max_pixels: int | None = None) -> tuple[int, int, int, np.dtype, int]:
+    """Validate an Image message's header fields without touching its pixels; returns
+    (height, width, channels, dtype, row_bytes). Cheap enough for a subscription callback.
 
-    Returns H×W for one channel, H×W×C otherwise, in native byte order, with
-    the row padding of ``step`` removed. Bayer images come back as the raw
-    H×W mosaic (use :func:`image_to_rgb8` to demosaic). Raises ``ValueError``
-    for zero sizes, an unknown encoding, or ``len(data) != step × height``.
+    Raises ``ValueError`` for zero sizes, an unknown encoding, a step shorter than a row,
+    ``len(data) != step × height``, or (:class:`ImageTooLarge`) more than ``max_pixels`` pixels.
     """
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     encoding = str(msg.encoding)
     if height <= 0 or width <= 0:
         raise ValueError(f"image has zero size: {width}×{height} (encoding {encoding!r})")
+    check_input_pixels((width, height), max_pixels, f"image ({encoding!r})")
     kind, channels = _encoding_layout(encoding)
     dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
     row_bytes = width * channels * dtype.itemsize
@@ -105,13 +105,26 @@ def image_to_numpy(msg: Any) -> np.ndarray:
             f"image step {step} is smaller than width × channels × bytes = {width}×{channels}×{dtype.itemsize} = {row_bytes}"
             f" (encoding {encoding!r})"
         )
-    buffer = _data_buffer(msg.data)
-    if buffer.size != step * height:
+    size = len(msg.data) if hasattr(msg.data, "__len__") and not isinstance(msg.data, np.ndarray) else _data_buffer(msg.data).size
+    if size != step * height:
         raise ValueError(
-            f"image data has {buffer.size} bytes but step × height = {step}×{height} = {step * height}"
+            f"image data has {size} bytes but step × height = {step}×{height} = {step * height}"
             f" (encoding {encoding!r}, {width}×{height})"
         )
-    rows = buffer.reshape(height, step)[:, :row_bytes]
+    return height, width, channels, dtype, row_bytes
+
+
+def image_to_numpy(msg: Any) -> np.ndarray:
+    """An Image message (any object with the sensor_msgs/Image fields) → its pixels as stored.
+
+    Returns H×W for one channel, H×W×C otherwise, in native byte order, with
+    the row padding of ``step`` removed. Bayer images come back as the raw
+    H×W mosaic (use :func:`image_to_rgb8` to demosaic). Raises ``ValueError``
+    as :func:`check_image_fields`.
+    """
+    height, width, channels, dtype, row_bytes = check_image_fields(msg)
+    buffer = _data_buffer(msg.data)
+    rows = buffer.reshape(height, int(msg.step))[:, :row_bytes]
     pixels = np.ascontiguousarray(rows).view(dtype).reshape(height, width, channels)
     pixels = pixels.astype(dtype.newbyteorder("="), copy=False)
     return pixels[..., 0] if channels == 1 else pixels
@@ -131,9 +144,10 @@ def _mono_to_u8(mono: np.ndarray) -> np.ndarray:
 def image_to_rgb8(msg: Any) -> np.ndarray:
     """An Image message of any colour, mono or Bayer encoding → H×W×3 uint8 RGB.
 
-    16-bit images (mono16, 16UC1, rgb16, …) are scaled to 8 bits (÷257);
-    ``8UC3``/``8UC4`` are taken as BGR/BGRA (the OpenCV convention, like
-    cv_bridge). Depth/flow encodings (32FC1, 32FC2, …) raise ``ValueError``.
+    16-bit images (mono16, 16UC1, rgb16, …) are scaled to 8 bits (÷257); float colour
+    images (32FC3, 64FC4, …) are taken as [0, 1] (OpenCV's convention) and refused with
+    NaN/Inf values; ``nUC3``/``nUC4`` are BGR/BGRA (the OpenCV convention, like cv_bridge).
+    Depth/flow encodings (32FC1, 32FC2, …) and signed colour (8SC3, …) raise ``ValueError``.
     """
     encoding = str(msg.encoding)
     if encoding in ("32FC1", "32FC2", "64FC1", "16SC1", "32SC1") or _GENERIC_ENCODING.match(encoding) and encoding[-1] == "2":
@@ -146,9 +160,15 @@ def image_to_rgb8(msg: Any) -> np.ndarray:
         return cv2.cvtColor(np.ascontiguousarray(pixels), code)
     if pixels.ndim == 2:
         return np.repeat(_mono_to_u8(pixels)[..., None], 3, axis=2)
-    if pixels.dtype != np.uint8:
+    if pixels.dtype.kind == "i":
+        raise ValueError(f"image encoding {encoding!r} has signed colour channels; no colour camera sends them")
+    if pixels.dtype.kind == "f":  # OpenCV's float colour convention: [0, 1]
+        if not np.isfinite(pixels[..., :3]).all():
+            raise ValueError(f"image ({encoding!r}) has NaN or infinite colour values")
+        pixels = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif pixels.dtype != np.uint8:
         pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    bgr_order = encoding.startswith("bgr") or encoding in ("8UC3", "8UC4", "16UC3", "16UC4")
+    bgr_order = encoding.startswith("bgr") or bool(_GENERIC_ENCODING.match(encoding))
     rgb = pixels[..., 2::-1] if bgr_order else pixels[..., :3]
     return np.ascontiguousarray(rgb)
 
