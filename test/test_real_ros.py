@@ -316,18 +316,37 @@ def test_ros2_launch_with_params_file_tf_and_a_10hz_camera(real_ros, params_file
 
 
 def test_bag_launch_plays_only_once_the_node_is_active(real_ros, params_file, tmp_path):
-    launch = Launch("omeganet_bag.launch.py", bag=tmp_path / "drive.mcap", namespace=f"rb_{os.getpid()}",
-                    params_file=params_file)
-    try:
-        assert launch.wait_for("starting playback", 120), launch.output()
-        output = launch.output()
-        # The launch file drove the transitions (autostart false) and played only after "active".
-        assert output.index("configured:") < output.index("active: subscribed") < output.index("starting playback")
-        player = "process started" in output.split("starting playback", 1)[1] or "ros2bag is not installed" in output
-        assert player, output
-        assert "active" in _ros2_node_verb("lifecycle", "get", f"/rb_{os.getpid()}/omeganet_node")
-    finally:
-        launch.close()
+    from lifecycle_msgs.msg import TransitionEvent
+
+    namespace = f"rb_{os.getpid()}"
+    with h.RosClient() as client:
+        # The node's own transition events, timed here; the launch file reacts to the same messages.
+        active_at = []
+        client.node.create_subscription(
+            TransitionEvent, f"/{namespace}/omeganet_node/transition_event",
+            lambda msg: active_at.append(time.monotonic()) if msg.goal_state.label == "active" else None, 10)
+        client.spin_for(0.5)
+        launch = Launch("omeganet_bag.launch.py", bag=tmp_path / "drive.mcap", namespace=namespace,
+                        params_file=params_file)
+        try:
+            playing_at = None
+            end = time.monotonic() + 120
+            while playing_at is None and time.monotonic() < end and launch.alive():
+                client.spin_for(0.05)
+                if "starting playback" in launch.output():
+                    playing_at = time.monotonic()
+            output = launch.output()
+            assert playing_at is not None, output
+            client.spin_for(0.5)
+            # Playback was started by the node's "active" (which the launch file requested: autostart false),
+            # not by a timer: never before the transition (allowing for the two processes' delivery jitter).
+            assert active_at and playing_at >= active_at[0] - 0.2, (active_at, playing_at)
+            assert "configured:" in output and "active: subscribed" in output
+            player = "process started" in output.split("starting playback", 1)[1] or "ros2bag is not installed" in output
+            assert player, output
+            assert "active" in _ros2_node_verb("lifecycle", "get", f"/{namespace}/omeganet_node")
+        finally:
+            launch.close()
     # A node that cannot configure: nothing is played and the launch ends by itself.
     failing = Launch("omeganet_bag.launch.py", bag=tmp_path / "drive.mcap", namespace=f"rf_{os.getpid()}",
                      params_file=params_file, model=tmp_path / "missing.pt")
