@@ -35,6 +35,7 @@ and motion use the unscaled, mutually consistent network outputs.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 import warnings
@@ -53,6 +54,7 @@ from .checkpoint import (CheckpointError, build_networks_from_checkpoint, defaul
                          load_checkpoint)
 from .classes import DYNAMIC_TRAIN_IDS, NUM_CLASSES
 from .motion import EPSILON, MOTION_THRESHOLD, dynamic_class_mask, motion_probability
+from .nets.layers import fold_batch_norms
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +77,10 @@ class SceneOutputs:
     depth_is_metric: bool
     depth_scale: float                 # factor applied to the network's relative depth (1.0 if none)
     semantic: np.ndarray               # H×W uint8 Cityscapes trainIds
-    flow: np.ndarray                   # H×W×2 float32 pixels, this frame → next (→ previous in causal mode)
-    motion_probability: np.ndarray     # H×W float32 in [0, 1]
-    motion_mask: np.ndarray            # H×W bool: moving pixels of potentially dynamic classes
+    # flow, motion_probability, motion_mask and rigid_flow are None when the engine skips flow (compute_flow=False)
+    flow: np.ndarray | None            # H×W×2 float32 pixels, this frame → next (→ previous in causal mode)
+    motion_probability: np.ndarray | None  # H×W float32 in [0, 1]
+    motion_mask: np.ndarray | None     # H×W bool: moving pixels of potentially dynamic classes
     ego_motion: np.ndarray             # 4×4 float64 camera motion this → next frame (→ previous in causal mode)
     motion_from_previous: np.ndarray   # 4×4 float64 camera motion previous → this frame (for odometry)
     intrinsics: np.ndarray             # 3×3 float64 K in pixels of the output resolution
@@ -104,6 +107,17 @@ class _FrameState:
     K: torch.Tensor | None        # 3×3 at the network size, when given
     cam_features: list | None = None
     flow_features: list | None = None
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU runs bf16 convolutions natively (AMX-BF16 tiles or AVX-512-BF16 dot products)."""
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def fastest_precision(device: torch.device) -> str:
+    """``precision="auto"``: bf16 autocast on a CPU with native bf16 (measured faster than fp32 there, accuracy
+    cost in the README), else fp32 (CUDA: fp32 until fp16/bf16 are measured on a GPU)."""
+    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -146,7 +160,8 @@ class SceneEngine:
             default (random weights, with a loud warning, when none is installed), or
             ``"random"`` for random weights without looking for one.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
-        precision: ``"fp32"``, ``"bf16"`` (autocast, CPU or CUDA) or ``"fp16"`` (autocast, CUDA only).
+        precision: ``"fp32"``, ``"bf16"`` (autocast, CPU or CUDA), ``"fp16"`` (autocast, CUDA only) or
+            ``"auto"`` (:func:`fastest_precision`: bf16 on a CPU with native bf16, else fp32).
         size: network input (W, H); frames of any size are resized to it. None: the size the
             checkpoint was trained at (its ``input_size``), 640×192 for random weights.
         compile: ``torch.compile`` the networks (with inductor freezing); the first
@@ -161,6 +176,10 @@ class SceneEngine:
         depth_scale: metric scale of the network depth (None: relative depth).
         seed: seed of the random initialisation (random weights only).
         num_threads: CPU threads for PyTorch (None: leave as is).
+        fold_batch_norm: run BatchNorm-folded copies of the networks (same outputs up to fp32 rounding, fewer
+            operations; ``self.networks`` keep their unfolded, trainable form).
+        compute_flow: run OFNet and what depends on it (flow, rigid flow, motion); False leaves them None
+            in the outputs (a caller nobody asks flow or motion of). Can be changed between pushes.
     """
 
     def __init__(self, checkpoint=None, device: str = "auto", precision: str = "fp32",
@@ -168,8 +187,10 @@ class SceneEngine:
                  output_resolution: str = "input", motion_threshold: float | None = None,
                  dynamic_classes: Iterable[int] | None = DYNAMIC_TRAIN_IDS, causal: bool = False,
                  class_probabilities: bool = False, depth_scale: float | None = None, seed: int = 0,
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, fold_batch_norm: bool = True, compute_flow: bool = True):
         self.device = _resolve_device(device)
+        if precision == "auto":
+            precision = fastest_precision(self.device)
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; use one of {sorted(PRECISIONS)}")
         if precision == "fp16" and self.device.type != "cuda":
@@ -189,6 +210,7 @@ class SceneEngine:
         self.return_class_probabilities = bool(class_probabilities)
         self.channels_last = (self.device.type == "cpu") if channels_last is None else bool(channels_last)
         self.compiled = bool(compile)
+        self.compute_flow = bool(compute_flow)
         self._depth_scale: float | None = None
         if depth_scale is not None:
             self.set_depth_scale(depth_scale)
@@ -201,14 +223,18 @@ class SceneEngine:
             self.size = DEFAULT_SIZE
         for net in self.networks.values():
             net.eval().to(self.device)
-            if self.channels_last:
+        self.folded_batch_norm = bool(fold_batch_norm)
+        running = {name: fold_batch_norms(copy.deepcopy(net)) if fold_batch_norm else net
+                   for name, net in self.networks.items()}
+        if self.channels_last:
+            for net in running.values():
                 net.to(memory_format=torch.channels_last)
-        self._dsnet = self.networks["dsnet"]
-        self._depth_from_disp = self.networks["dsnet"].depth_from_disp  # each DSNet's own disparity → depth
-        self._cam_encode = self.networks["camnet"].encode
-        self._cam_decode = self.networks["camnet"].decode
-        self._flow_encode = self.networks["ofnet"].encode
-        self._flow_decode = self.networks["ofnet"].decode
+        self._dsnet = running["dsnet"]
+        self._depth_from_disp = running["dsnet"].depth_from_disp  # each DSNet's own disparity → depth
+        self._cam_encode = running["camnet"].encode
+        self._cam_decode = running["camnet"].decode
+        self._flow_encode = running["ofnet"].encode
+        self._flow_decode = running["ofnet"].decode
         if self.compiled:
             self._compile()
         self._frames: deque[_FrameState] = deque(maxlen=3)
@@ -376,8 +402,18 @@ class SceneEngine:
             t = time.perf_counter()
             state.cam_features = self._cam_encode(state.image)
             t = self._mark(timings, "camnet_encoder", t)
-            state.flow_features = self._flow_encode(state.image)
-            self._mark(timings, "ofnet_encoder", t)
+            if self.compute_flow:
+                state.flow_features = self._flow_encode(state.image)
+                self._mark(timings, "ofnet_encoder", t)
+
+    def _flow_features(self, state: _FrameState, timings: dict) -> list:
+        """OFNet's pyramid of a frame, computed now if it was pushed while flow was off."""
+        if state.flow_features is None:
+            with torch.no_grad(), self._autocast():
+                t = time.perf_counter()
+                state.flow_features = self._flow_encode(state.image)
+                self._mark(timings, "ofnet_encoder", t)
+        return state.flow_features
 
     def _infer(self, prev: _FrameState, cur: _FrameState, nxt: _FrameState, timings: dict) -> SceneOutputs:
         w, h = self.size
@@ -390,17 +426,21 @@ class SceneEngine:
                 t = self._mark(timings, "dsnet", t)
                 cam = self._cam_decode(prev.cam_features, cur.cam_features, nxt.cam_features, h, w)
                 t = self._mark(timings, "camnet", t)
-                flow = self._flow_decode(prev.flow_features, cur.flow_features, nxt.flow_features, h, w,
-                                         backward=False)["flow_fw"][0].float()
-                t = self._mark(timings, "ofnet", t)
+                flow = None
+                if self.compute_flow:
+                    features = [self._flow_features(state, timings) for state in (prev, cur, nxt)]
+                    t = time.perf_counter()
+                    flow = self._flow_decode(*features, h, w, backward=False)["flow_fw"][0].float()
+                    t = self._mark(timings, "ofnet", t)
 
             motions = geometry.pose_vec_to_mat(cam["motion"].float())  # 1×2×4×4: t−1→t, t→t+1
             motion_from_previous, ego_motion = motions[:, 0], motions[:, 1]
             given_K = cur.K is not None
             K = cur.K.unsqueeze(0) if given_K else cam["K"].float()
-            depth = self._depth_from_disp(disp)
-            rigid = geometry.rigid_flow(depth, K, ego_motion)
-            prob = motion_probability(flow, rigid, eps=EPSILON)  # 1×h×w
+            rigid = prob = None
+            if flow is not None:
+                rigid = geometry.rigid_flow(self._depth_from_disp(disp), K, ego_motion)
+                prob = motion_probability(flow, rigid, eps=EPSILON)  # 1×h×w
             semantic = logits.argmax(dim=1)  # 1×h×w; the first of tied classes, as tf.argmax (the authors' logits are ReLU outputs: ties at 0)
             t = self._mark(timings, "motion", t)
 
@@ -416,9 +456,11 @@ class SceneEngine:
         out_w, out_h = cur.input_size if self.output_resolution == "input" else self.size
         if (out_w, out_h) != (w, h):
             disp = F.interpolate(disp, size=(out_h, out_w), mode="bilinear", align_corners=False)
-            flow = geometry.resize_flow(flow, out_h, out_w)
-            rigid = geometry.resize_flow(rigid, out_h, out_w)
-            prob = F.interpolate(prob.unsqueeze(1), size=(out_h, out_w), mode="bilinear", align_corners=False).squeeze(1)
+            if flow is not None:
+                flow = geometry.resize_flow(flow, out_h, out_w)
+                rigid = geometry.resize_flow(rigid, out_h, out_w)
+                prob = F.interpolate(prob.unsqueeze(1), size=(out_h, out_w), mode="bilinear",
+                                     align_corners=False).squeeze(1)
             semantic = F.interpolate(semantic.unsqueeze(1).float(), size=(out_h, out_w), mode="nearest").squeeze(1).long()
             K = geometry.scale_intrinsics(K, out_w / w, out_h / h)
             if self.return_class_probabilities:
@@ -428,9 +470,11 @@ class SceneEngine:
             class_probabilities = torch.softmax(logits, dim=1)
             semantic = class_probabilities.argmax(dim=1)  # labels that agree with the probabilities returned
         depth = self._depth_from_disp(disp) * self.depth_scale
-        mask = prob > self.motion_threshold
-        if self.dynamic_classes is not None:
-            mask &= dynamic_class_mask(semantic, self.dynamic_classes)
+        mask = None
+        if prob is not None:
+            mask = prob > self.motion_threshold
+            if self.dynamic_classes is not None:
+                mask &= dynamic_class_mask(semantic, self.dynamic_classes)
         scale = self.depth_scale
         ego = ego_motion[0].double().cpu().numpy()
         ego[:3, 3] *= scale
@@ -443,14 +487,14 @@ class SceneEngine:
             depth_is_metric=self.depth_is_metric,
             depth_scale=scale,
             semantic=semantic[0].to(torch.uint8).cpu().numpy(),
-            flow=flow[0].permute(1, 2, 0).cpu().numpy().astype(np.float32),
-            motion_probability=prob[0].cpu().numpy().astype(np.float32),
-            motion_mask=mask[0].cpu().numpy(),
+            flow=None if flow is None else flow[0].permute(1, 2, 0).cpu().numpy().astype(np.float32),
+            motion_probability=None if prob is None else prob[0].cpu().numpy().astype(np.float32),
+            motion_mask=None if mask is None else mask[0].cpu().numpy(),
             ego_motion=ego,
             motion_from_previous=from_prev,
             intrinsics=K[0].double().cpu().numpy(),
             timings_ms={},
-            rigid_flow=rigid[0].permute(1, 2, 0).cpu().numpy().astype(np.float32),
+            rigid_flow=None if rigid is None else rigid[0].permute(1, 2, 0).cpu().numpy().astype(np.float32),
             class_probabilities=probabilities,
             direction="backward" if self.causal else "forward",
             metadata=self.describe(),
@@ -467,6 +511,8 @@ class SceneEngine:
             "precision": self.precision,
             "compiled": self.compiled,
             "channels_last": self.channels_last,
+            "folded_batch_norm": self.folded_batch_norm,
+            "compute_flow": self.compute_flow,
             "causal": self.causal,
             "motion_threshold": self.motion_threshold,
             "dynamic_classes": None if self.dynamic_classes is None else list(self.dynamic_classes),

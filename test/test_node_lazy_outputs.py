@@ -99,3 +99,17 @@ def test_disabled_outputs_stay_empty_in_scene_and_relative_depth_is_not_depth_im
     assert bytes(scene.depth.data) == bytes(node._outputs["depth/relative"].published[0].data)
     assert not node._outputs["depth/image"].published  # REP 118: metres only
     assert len(node._outputs["depth/camera_info"].published) == 1
+
+
+@pytest.mark.parametrize("subscribed, flow", [(("depth/colored", "odometry", "semantic"), False), (("flow/colored",), True),
+                                              (("motion/mask",), True), (("scene",), True)])
+def test_ofnet_runs_only_for_flow_motion_or_scene_subscribers(node, subscribed, flow):
+    node._outputs = {topic: _FakePublisher(1 if topic in subscribed else 0) for topic in TOPICS}
+    assert node._flow_wanted() is flow
+    # an output computed without OFNet (flow and motion None) publishes what it has, even if a flow subscriber
+    # appeared meanwhile
+    skipped = _outputs(1.1)
+    skipped.flow = skipped.motion_probability = skipped.motion_mask = None
+    node._publish(skipped, triggered=0.0, engine_ms=1.0)
+    assert not node._outputs["flow/colored"].published and not node._outputs["motion/mask"].published
+    assert len(node._outputs["odometry"].published) == 1

@@ -99,6 +99,12 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.norm(self.conv(self.pad(x))))
 
+    def fold_batch_norm(self) -> None:
+        """Inference only: fold the BatchNorm's statistics and affine into the convolution (see :func:`fold_batch_norms`)."""
+        if isinstance(self.norm, nn.BatchNorm2d):
+            self.conv = torch.nn.utils.fusion.fuse_conv_bn_eval(self.conv, self.norm)
+            self.norm = nn.Identity()
+
 
 def conv_stack(channels: list[int], batch_norm: bool = True, last_activation: bool = True) -> nn.Sequential:
     """Chain of 3×3 ConvBlocks through ``channels`` (first entry = input channels).
@@ -228,8 +234,30 @@ class ConvBNReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn(self.conv(reflect_pad(x, self.pad)))
-        x = x + self.beta.view(1, -1, 1, 1).to(x.dtype)
+        if self.beta is not None:  # None once folded into the convolution's bias
+            x = x + self.beta.view(1, -1, 1, 1).to(x.dtype)
         return F.relu(x) if self.relu else x
+
+    def fold_batch_norm(self) -> None:
+        """Inference only: BatchNorm statistics and β become the convolution's weight scale and bias
+        (one conv with bias instead of conv, normalise, add β: the same values up to fp32 rounding)."""
+        if self.beta is None:
+            return
+        bn, conv = self.bn, self.conv
+        conv.weight, conv.bias = torch.nn.utils.fusion.fuse_conv_bn_weights(
+            conv.weight, None, bn.running_mean, bn.running_var, bn.eps, None, self.beta)
+        self.bn, self.beta = nn.Identity(), None
+
+
+def fold_batch_norms(module: nn.Module) -> nn.Module:
+    """Fold every BatchNorm of ``module``'s conv blocks (:class:`ConvBNReLU`, :class:`ConvBlock`) into its
+    convolution, in place, for inference: the network then computes its eval-mode outputs with one
+    convolution per block (its state dict changes; fold a copy to keep a trainable network). Returns ``module``.
+    """
+    for block in module.modules():
+        if isinstance(block, (ConvBNReLU, ConvBlock)):
+            block.fold_batch_norm()
+    return module.eval()
 
 
 class ReflectConv(nn.Conv2d):
@@ -262,7 +290,10 @@ class SameConv(nn.Module):
         k, s, d = self.conv.kernel_size[0], self.conv.stride[0], self.conv.dilation[0]
         top, bottom = tf_same_padding(x.shape[-2], k, s, d)
         left, right = tf_same_padding(x.shape[-1], k, s, d)
-        x = self.conv(F.pad(x, (left, right, top, bottom)))
+        if top == bottom and left == right:  # stride 1 (odd kernels): the convolution's own zero padding, no copy
+            x = F.conv2d(x, self.conv.weight, self.conv.bias, s, (top, left), d)
+        else:
+            x = self.conv(F.pad(x, (left, right, top, bottom)))
         return x if self.negative_slope is None else F.leaky_relu(x, self.negative_slope)
 
 
@@ -317,18 +348,27 @@ def warp_tf(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     y1 = (y0 + 1).clamp(0, h - 1)
     x0 = x0.clamp(0, w - 1)
     y0 = y0.clamp(0, h - 1)
-    flat = features.float().reshape(b, c, h * w)
-
-    def gather(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-        index = (yi * w + xi).reshape(b, 1, h * w).expand(b, c, h * w)
-        return flat.gather(2, index).reshape(b, c, h, w)
-
     x0f, x1f, y0f, y1f = x0.float(), x1.float(), y0.float(), y1.float()
-    wa = ((x1f - x) * (y1f - y)).unsqueeze(1)
-    wb = ((x1f - x) * (y - y0f)).unsqueeze(1)
-    wc = ((x - x0f) * (y1f - y)).unsqueeze(1)
-    wd = ((x - x0f) * (y - y0f)).unsqueeze(1)
-    return wa * gather(y0, x0) + wb * gather(y1, x0) + wc * gather(y0, x1) + wd * gather(y1, x1)
+    wa = (x1f - x) * (y1f - y)
+    wb = (x1f - x) * (y - y0f)
+    wc = (x - x0f) * (y1f - y)
+    wd = (x - x0f) * (y - y0f)
+    if features.is_contiguous(memory_format=torch.channels_last) and c > 1:
+        # NHWC: each sample copies one pixel's C contiguous values, and the output stays channels_last.
+        rows = features.float().permute(0, 2, 3, 1).reshape(b, h * w, c)
+        batch = torch.arange(b, device=features.device).view(b, 1)
+
+        def gather(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+            return rows[batch, (yi * w + xi).reshape(b, h * w)].view(b, h, w, c).permute(0, 3, 1, 2)
+    else:
+        flat = features.float().reshape(b, c, h * w)
+
+        def gather(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+            index = (yi * w + xi).reshape(b, 1, h * w).expand(b, c, h * w)
+            return flat.gather(2, index).reshape(b, c, h, w)
+
+    return (wa.unsqueeze(1) * gather(y0, x0) + wb.unsqueeze(1) * gather(y1, x0) + wc.unsqueeze(1) * gather(y0, x1)
+            + wd.unsqueeze(1) * gather(y1, x1))
 
 
 def cost_volume(reference: torch.Tensor, target: torch.Tensor, max_displacement: int = 4) -> torch.Tensor:

@@ -24,7 +24,6 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,9 +39,12 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from ..motion_covariance import MotionSpread, rotate_covariance
+from ..data import rosbag_io
 from . import compat, conversions, parameters
 
 NODE_NAME = "omeganet_node"
+# Outputs that need OFNet: the engine skips it (compute_flow) while none of them has a subscriber.
+FLOW_OUTPUTS = ("flow", "flow/colored", "motion/probability", "motion/mask", "scene")
 
 
 @dataclass
@@ -51,17 +53,6 @@ class _Frame:
 
     msg: object
     received: float  # time.monotonic() at the callback
-
-
-@dataclass
-class _Pushed:
-    """What the node remembers of a frame pushed into the engine (the engine keeps three)."""
-
-    stamp: float
-    header: object
-    rgb: np.ndarray
-    received: float
-    intrinsics_given: bool
 
 
 @dataclass
@@ -144,8 +135,9 @@ class OmeganetNode(LifecycleNode):
         self._stats = _Stats()
         self._last_error_log: dict[str, float] = {}
         self._last_stamp_ns: int | None = None
-        self._pushed: deque[_Pushed] = deque(maxlen=3)
+        self._pipeline = None  # ScenePipeline: the frame window, metric scale and trajectory (ROS-free)
         self._pose_optical = np.eye(4)
+        self._trajectory = 0
         self._spread = MotionSpread()
         self._tf_lookup = None
         self._camera_in_base: np.ndarray | None = None
@@ -216,6 +208,10 @@ class OmeganetNode(LifecycleNode):
             self._engine = None
             _release_memory()
             return TransitionCallbackReturn.FAILURE
+        from ..pipeline import ScenePipeline
+
+        self._pipeline = ScenePipeline(self._engine, scale_recovery=self._scale, max_input_gap=cfg["max_frame_gap"],
+                                       scene_cut_threshold=cfg["scene_cut_threshold"], keep_rgb=True)
         if cfg["base_frame"] and not compat.TF_AVAILABLE:
             cause = (f"base_frame '{cfg['base_frame']}' needs the base_frame → camera transform from TF, "
                      f"and TF cannot be read here ({compat.BACKENDS['tf']}); leave base_frame empty for "
@@ -237,6 +233,7 @@ class OmeganetNode(LifecycleNode):
         cfg = self._config
         self._reset_sequence("activate")
         self._stats = _Stats()
+        self._pipeline.restarts.clear()
         self._running = True
         self._worker = threading.Thread(target=self._process_loop, name="omeganet_inference", daemon=True)
         self._worker.start()
@@ -265,6 +262,7 @@ class OmeganetNode(LifecycleNode):
         self._stop_processing()
         self._destroy_publishers()
         self._engine = None
+        self._pipeline = None
         self._scale = None
         self._model_ok = False
         self._model_status = "not loaded (cleaned up)"
@@ -385,15 +383,9 @@ class OmeganetNode(LifecycleNode):
 
     def _reset_sequence(self, reason: str) -> None:
         """Restart the three-frame buffer (engine and node bookkeeping)."""
-        if self._engine is not None:
-            self._engine.reset()
-        self._pushed.clear()
+        if self._pipeline is not None:
+            self._pipeline.reset()
         self._last_stamp_ns = None
-
-    def _new_trajectory(self) -> None:
-        """Odometry restarts at identity (a looping or restarted bag, or a new activation)."""
-        self._pose_optical = np.eye(4)
-        self._spread.reset()
 
     # ------------------------------------------------------------------------------------- callbacks
 
@@ -414,9 +406,18 @@ class OmeganetNode(LifecycleNode):
             self._log_error("bad_camera_info", f"invalid camera_info: {exc}; using estimated intrinsics")
 
     def _on_image(self, msg) -> None:
-        """Subscription callback: header checks only, then the newest-frame mailbox."""
+        """Subscription callback: header checks only (a bad frame never displaces a good waiting one),
+        then the input stamp to the pipeline and the frame to the newest-frame mailbox."""
         received = time.monotonic()
         stamp = compat.stamp_ns(msg.header.stamp)
+        invalid = self._check_header(msg)
+        if invalid is not None:
+            with self._lock:
+                self._stats.received += 1
+                self._stats.window_received += 1
+                self._stats.count_bad(invalid[0])
+            self._log_error(*invalid)
+            return
         with self._wake:
             self._stats.received += 1
             self._stats.window_received += 1
@@ -429,12 +430,33 @@ class OmeganetNode(LifecycleNode):
             else:
                 reason = None
                 self._last_stamp_ns = stamp
+                if self._pipeline is not None:
+                    self._pipeline.observe(stamp * 1e-9)
                 if self._mailbox is not None:
                     self._stats.dropped_busy += 1
                 self._mailbox = _Frame(msg, received)
                 self._wake.notify()
         if reason is not None:
             self._log_error(*reason)
+
+    def _check_header(self, msg) -> tuple[str, str] | None:
+        """(drop reason, message) for an image whose header fields already rule it out, else None. Reads no
+        pixels: sizes, encoding, step and data length for raw images; the announced size for compressed ones."""
+        limit = int(self._config.get("max_input_pixels", 0)) or None
+        try:
+            if isinstance(msg, CompressedImage):
+                if len(msg.data) == 0:
+                    raise ValueError(f"compressed image ({msg.format!r}) has no data")
+                rosbag_io.check_input_pixels(rosbag_io.encoded_image_size(msg.data), limit,
+                                             f"compressed image ({msg.format!r})")
+            else:
+                rosbag_io.check_image_fields(msg, limit)
+        except rosbag_io.ImageTooLarge as exc:
+            return "image_too_large", f"bad input image: {exc}"
+        except ValueError as exc:
+            kind = "undecodable_compressed" if isinstance(msg, CompressedImage) else "bad_image"
+            return kind, f"bad input image: {exc}"
+        return None
 
     # ------------------------------------------------------------------------------------ inference
 
@@ -488,62 +510,49 @@ class OmeganetNode(LifecycleNode):
             header.frame_id = self._config["camera_frame"]
         stamp = conversions.stamp_seconds(header.stamp)
         size = (rgb.shape[1], rgb.shape[0])
-        if self._pushed:
-            last = self._pushed[-1]
-            reason = None
-            if (last.rgb.shape[1], last.rgb.shape[0]) != size:
-                reason = "image_size_changed"
-            elif stamp <= last.stamp:
-                reason = "stamp_went_back"
-                self._new_trajectory()  # a looping or restarted bag
-            elif 0 < self._config["max_frame_gap"] < stamp - last.stamp:
-                reason = "gap"
-            if reason is not None:
-                with self._lock:
-                    self._stats.buffer_resets[reason] = self._stats.buffer_resets.get(reason, 0) + 1
-                self.get_logger().info(f"restarting the frame buffer: {reason.replace('_', ' ')}")
-                self._engine.reset()
-                self._pushed.clear()
         K = self._intrinsics_for(header, size)
+        self._engine.compute_flow = self._flow_wanted()
+        self._pipeline.max_input_gap = self._config["max_frame_gap"]  # live parameters
+        self._pipeline.scene_cuts.threshold = self._config["scene_cut_threshold"]
+        restarts = sum(self._pipeline.restarts.values())
         started = time.perf_counter()
-        outputs = self._engine.push(rgb, stamp, K=K)
+        result = self._pipeline.push(rgb, stamp, K=K, tag=header)
         engine_ms = (time.perf_counter() - started) * 1000.0
-        self._pushed.append(_Pushed(stamp, header, rgb, frame.received, K is not None))
         with self._lock:
             self._stats.processed += 1
             self._stats.window_processed += 1
-        if outputs is not None:
-            self._publish(outputs, frame.received, engine_ms)
+            self._stats.buffer_resets = dict(self._pipeline.restarts)
+        if sum(self._pipeline.restarts.values()) != restarts:
+            self.get_logger().info(f"restarted the frame window: {dict(self._pipeline.restarts)} so far")
+        if result is not None:
+            self._publish(result, frame.received, engine_ms)
 
     # ------------------------------------------------------------------------------------ publishing
+
+    def _flow_wanted(self) -> bool:
+        """Whether any subscribed output needs OFNet (flow, motion, or the scene bundle carrying them)."""
+        cfg = self._config
+        if not (cfg["publish_flow"] or cfg["publish_motion"]):
+            return False
+        return any(self._outputs[key].get_subscription_count() > 0 for key in FLOW_OUTPUTS if key in self._outputs)
 
     def _wanted(self, key: str) -> bool:
         """Whether output ``key`` is enabled and has a subscriber (counted once per frame in _publish)."""
         return self._subscribed.get(key, False)
 
-    def _publish(self, out, triggered: float, engine_ms: float) -> None:
-        """Publish every wanted output of ``out``; ``triggered``: monotonic time the completing frame arrived,
-        ``engine_ms``: wall time of the engine call that produced ``out``."""
+    def _publish(self, result, triggered: float, engine_ms: float) -> None:
+        """Publish every wanted output of ``result`` (a :class:`~omeganet_ros.pipeline.SceneResult`: outputs
+        already scaled, the frame's header as its tag, its pose in the trajectory); ``triggered``: monotonic time
+        the completing frame arrived, ``engine_ms``: wall time of the pipeline call that produced it."""
         self._subscribed = {key: pub.get_subscription_count() > 0 for key, pub in self._outputs.items()}
         cfg = self._config
-        entries = list(self._pushed)
-        index = next((i for i, e in enumerate(entries) if e.stamp == out.stamp), None)
-        if index is None:
-            return
-        this = entries[index]
-        other = entries[index - 1] if out.direction == "backward" else entries[index + 1] if index + 1 < len(entries) else None
-        previous = entries[index - 1] if index > 0 else None
-        header = this.header
-
-        # Metric scale: the engine works in relative units; the node applies the scale to this frame.
-        estimate = self._scale.update(out.depth, out.intrinsics, out.semantic)
-        self._last_scale_status = estimate.status
-        relative = out.depth
-        metric = bool(estimate.metric)
-        ego = out.ego_motion.copy()
-        ego[:3, 3] *= estimate.scale
-        from_previous = out.motion_from_previous.copy()
-        from_previous[:3, 3] *= estimate.scale
+        out = result.outputs
+        header = result.frame.tag
+        other, previous = result.neighbour, result.previous
+        self._last_scale_status = result.scale_status
+        relative = result.relative_depth
+        metric, scale = result.metric, result.scale
+        ego, from_previous = out.ego_motion, out.motion_from_previous  # metres when metric
         height, width = relative.shape
 
         want_scene = self._wanted("scene")
@@ -553,10 +562,12 @@ class OmeganetNode(LifecycleNode):
             """The message of one output, built once, only when its ``publish_*`` switch is on (a disabled output
             stays empty in `scene` too) and someone (or `scene`, when it carries it) wants it."""
             if key not in images and cfg[switch] and ((want_scene and in_scene) or self._wanted(topic_key)):
-                images[key] = conversions.image_msg(array_fn(), encoding, header)
+                array = array_fn()
+                if array is not None:  # flow and motion are None when the engine skipped OFNet (nobody wanted them)
+                    images[key] = conversions.image_msg(array, encoding, header)
             return images.get(key)
 
-        metric_depth = (lambda: conversions.depth_with_no_return(relative * np.float32(estimate.scale), out.semantic))
+        metric_depth = (lambda: conversions.depth_with_no_return(relative * np.float32(scale), out.semantic))
         depth_msg = image("depth", metric_depth, "32FC1", "depth/image", "publish_depth") if metric else None
         relative_msg = image("relative", lambda: relative, "32FC1", "depth/relative", "publish_depth",
                              in_scene=not metric)
@@ -564,7 +575,7 @@ class OmeganetNode(LifecycleNode):
         semantic_msg = image("semantic", lambda: out.semantic, "mono8", "semantic", "publish_semantic")
         prob_msg = image("motion_probability", lambda: out.motion_probability, "32FC1", "motion/probability",
                          "publish_motion")
-        mask_msg = image("motion_mask", lambda: conversions.mask_to_mono8(out.motion_mask), "mono8", "motion/mask",
+        mask_msg = image("motion_mask", lambda: None if out.motion_mask is None else conversions.mask_to_mono8(out.motion_mask), "mono8", "motion/mask",
                          "publish_motion")
         info_msg = conversions.K_to_camera_info(out.intrinsics, width, height, header)
 
@@ -579,34 +590,37 @@ class OmeganetNode(LifecycleNode):
             publish["camera_info/estimated"].publish(info_msg)
         if self._wanted("depth/colored"):
             publish["depth/colored"].publish(conversions.image_msg(conversions.colorize_depth(relative), "rgb8", header))
-        if self._wanted("flow/colored"):
+        if self._wanted("flow/colored") and out.flow is not None:
             publish["flow/colored"].publish(conversions.image_msg(conversions.colorize_flow(out.flow), "rgb8", header))
         if self._wanted("semantic/colored"):
             publish["semantic/colored"].publish(
                 conversions.image_msg(conversions.colorize_semantic(out.semantic), "rgb8", header))
         if self._wanted("points"):
-            rgb = this.rgb
+            rgb = result.frame.rgb
             if rgb.shape[:2] != relative.shape:
                 import cv2
 
                 rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
-            points = conversions.depth_to_points(relative * np.float32(estimate.scale), out.intrinsics, rgb,
+            points = conversions.depth_to_points(relative * np.float32(scale), out.intrinsics, rgb,
                                                  out.semantic, stride=cfg["points_stride"],
                                                  max_depth=cfg["points_max_depth"] or math.inf)
             publish["points"].publish(conversions.point_cloud_msg(points, header))
 
         # Odometry: the chained camera motion, of the camera optical frame (no base_frame) or of the base
         # (base_frame, REP 105) once TF gives the camera's mounting on it. Covariances: motion_covariance.py.
-        self._pose_optical = self._pose_optical @ from_previous
+        if result.trajectory != self._trajectory:  # a looping or restarted bag: odometry starts again
+            self._trajectory = result.trajectory
+            self._spread.reset()
+        self._pose_optical = result.pose
         step_covariance = self._spread.add(from_previous, self._pose_optical[:3, :3])  # camera frame
-        stamp_to = other.header.stamp if other is not None else header.stamp
+        stamp_to = other.tag.stamp if other is not None else header.stamp
         ego_msg = conversions.ego_motion_msg(header, ego, stamp_to, metric, step_covariance)
         if "ego_motion" in publish:
             publish["ego_motion"].publish(ego_msg)
         odometry = self._odometry(header.frame_id, from_previous, step_covariance)
         if odometry is not None:
             child_frame, pose_in_odom, step, pose_covariance, twist_covariance = odometry
-            dt = this.stamp - previous.stamp if previous is not None else None
+            dt = result.dt
             if "odometry" in publish:
                 publish["odometry"].publish(conversions.odometry_msg(
                     header, cfg["odom_frame"], child_frame, pose_in_odom, step, dt, pose_covariance, twist_covariance))
@@ -621,7 +635,7 @@ class OmeganetNode(LifecycleNode):
             scene = SceneUnderstanding()
             scene.header = header
             scene.depth = (depth_msg if metric else relative_msg) or empty
-            scene.depth_scale = float(estimate.scale)
+            scene.depth_scale = float(scale)
             scene.depth_is_metric = metric
             scene.flow = flow_msg or empty
             scene.semantic = semantic_msg or empty
