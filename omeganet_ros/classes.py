@@ -67,6 +67,8 @@ CATEGORY_NAMES: tuple[str, ...] = ("flat", "construction", "object", "nature", "
 
 # trainIds of classes that can move by themselves (ΩNet's potentially dynamic set).
 DYNAMIC_TRAIN_IDS: tuple[int, ...] = tuple(range(11, 19))  # person … bicycle
+# Cityscapes "thing" classes (countable objects with instances): the same eight, person … bicycle.
+THING_TRAIN_IDS: tuple[int, ...] = DYNAMIC_TRAIN_IDS
 
 ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN = range(8)
 VEGETATION, TERRAIN, SKY, PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE = range(8, 19)

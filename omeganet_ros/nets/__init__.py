@@ -24,7 +24,9 @@ from .legacy_camnet import LegacyCamNet
 from .legacy_dsnet import LegacyDSNet
 from .legacy_ofnet import LegacyOFNet
 from .legacy_pyramid_encoder import LegacyPyramidEncoder
+from .monodepth2_posenet import Monodepth2PoseNet
 from .monodepth2_resnet18 import Monodepth2ResNet18
+from .moreau_net import MoreauNet
 from .ofnet import OFNet
 from .pyramid_encoder import PyramidEncoder
 
@@ -33,6 +35,7 @@ ARCHITECTURES = {
     "legacy": {"dsnet": LegacyDSNet, "camnet": LegacyCamNet, "ofnet": LegacyOFNet},
 }
 DEFAULT_ARCHITECTURE = "official"
+MOREAU_NETWORKS = {"moreau": MoreauNet, "posenet": Monodepth2PoseNet}  # architecture "moreau"
 
 
 def depth_from_disp(dsnet: nn.Module, disp):
@@ -48,13 +51,15 @@ def build_networks(kwargs: dict[str, dict] | None = None, architecture: str = DE
     """The three ΩNet networks, randomly initialised: ``{"dsnet", "camnet", "ofnet"}``.
 
     ``kwargs``: optional constructor arguments per network, e.g. ``{"camnet": {"pose_negative_slope": 0.1}}``
-    (a legacy CamNet argument). ``architecture``: "official" (the authors' networks) or "legacy".
+    (a legacy CamNet argument). ``architecture``: "official" (the authors' networks), "legacy", or "moreau"
+    (``{"moreau", "posenet"}`` instead, e.g. ``kwargs={"moreau": {"tasks": ["depth"]}}``).
     """
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown network architecture {architecture!r}; use one of {sorted(ARCHITECTURES)}")
+    networks = MOREAU_NETWORKS if architecture == "moreau" else ARCHITECTURES.get(architecture)
+    if networks is None:
+        raise ValueError(f"unknown network architecture {architecture!r}; use one of {sorted(ARCHITECTURES) + ['moreau']}")
     kwargs = kwargs or {}
-    return {name: cls(**kwargs.get(name, {})) for name, cls in ARCHITECTURES[architecture].items()}
+    return {name: cls(**kwargs.get(name, {})) for name, cls in networks.items()}
 
 
 __all__ = ["ARCHITECTURES", "CamNet", "DEFAULT_ARCHITECTURE", "DSNet", "LegacyCamNet", "LegacyDSNet", "LegacyOFNet",
-           "LegacyPyramidEncoder", "Monodepth2ResNet18", "OFNet", "PyramidEncoder", "build_networks", "depth_from_disp"]
+           "LegacyPyramidEncoder", "MOREAU_NETWORKS", "Monodepth2PoseNet", "Monodepth2ResNet18", "MoreauNet", "OFNet", "PyramidEncoder", "build_networks", "depth_from_disp"]

@@ -36,13 +36,19 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18Encoder(nn.Module):
-    """ResNet18 features at 1/2, 1/4, 1/8, 1/16, 1/32 (64, 64, 128, 256, 512 channels), as monodepth2."""
+    """ResNet18 features at 1/2, 1/4, 1/8, 1/16, 1/32 (64, 64, 128, 256, 512 channels), as monodepth2.
+
+    Parameter names follow torchvision's ``resnet18`` (``conv1``, ``bn1``, ``layer1.0.conv1`` …, without
+    ``fc``), so ImageNet or monodepth2 encoder weights load. ``in_channels`` 6 is monodepth2's pose encoder
+    on two stacked frames (its ImageNet ``conv1`` weights are repeated and halved to load there).
+    """
 
     num_ch_enc = (64, 64, 128, 256, 512)
 
-    def __init__(self):
+    def __init__(self, in_channels: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
+        self.in_channels = int(in_channels)
+        self.conv1 = nn.Conv2d(self.in_channels, 64, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
@@ -94,15 +100,23 @@ class DepthDecoder(nn.Module):
         self.dispconvs = nn.ModuleList(
             [nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(self.num_ch_dec[s], 1, 3)) for s in self.scales])
 
+    def level(self, k: int, x: torch.Tensor, features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoder level ``k`` (0 … 4, coarsest first; output scale ``i = 4 − k``) from the previous level's ``x``.
+
+        Returns (the upsampled first conv's output, num_ch_dec[i] channels; the level's output after the skip
+        and second conv, num_ch_dec[i] channels), both at 1/2^i of the input. MTAN attention reads both.
+        """
+        i = 4 - k
+        first = F.interpolate(self.upconv0[k](x), scale_factor=2.0, mode="nearest")
+        x = torch.cat([first, features[i - 1]], dim=1) if i > 0 else first
+        return first, self.upconv1[k](x)
+
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         """Encoder features → disparities in [0, 1], finest (full resolution) first."""
         disps = []
         x = features[-1]
         for k, i in enumerate(range(4, -1, -1)):
-            x = F.interpolate(self.upconv0[k](x), scale_factor=2.0, mode="nearest")
-            if i > 0:
-                x = torch.cat([x, features[i - 1]], dim=1)
-            x = self.upconv1[k](x)
+            _, x = self.level(k, x, features)
             if i in self.scales:
                 disps.append(torch.sigmoid(self.dispconvs[self.scales.index(i)](x)))
         return disps[::-1]

@@ -55,6 +55,7 @@ from .. import geometry
 from ..classes import IGNORE_ID
 from ..data.kitti import read_calib_file, read_depth_file
 from ..data.layout import SequenceFolder
+from ..instances import thing_instances
 from ..teacher import SemanticTeacher
 
 Loader = Callable[[], np.ndarray]
@@ -73,6 +74,7 @@ class FrameRecord:
     flow_fw: Loader | None = None  # H×W×2 pixels t→t+1, NaN = none (validation)
     semantic: Loader | None = None  # H×W trainIds ground truth (validation)
     motion: Loader | None = None  # H×W 0/1 ground truth (validation, τ calibration)
+    instance: Loader | None = None  # H×W uint16 ids of thing-class instances, 0 = none (Moreau instance task)
 
 
 @dataclass
@@ -247,10 +249,14 @@ def _sequence_folder(spec: DataSpec) -> FrameSequence:
     frames = []
     for i in indices:
         semantic = maybe("semantic", i)
+        instance = maybe("instance", i)
+        if instance is not None and semantic is not None:
+            instance = lambda i=i: thing_instances(seq.read("instance", i), seq.read("semantic", i))  # noqa: E731
         frames.append(FrameRecord(
             image=lambda i=i: seq.read("images", i), name=str(seq.path("images", i)),
             labels=semantic if labels == "gt" else _label_loader(label_dir, f"{i:06d}"),
-            depth=maybe("depth", i), flow_fw=maybe("flow_fw", i), semantic=semantic, motion=maybe("motion", i)))
+            depth=maybe("depth", i), flow_fw=maybe("flow_fw", i), semantic=semantic, motion=maybe("motion", i),
+            instance=instance))
     K = seq.intrinsics() if (root / "intrinsics.txt").is_file() else None
     if "intrinsics" in spec.options:
         K = _read_K(spec.options["intrinsics"])
@@ -290,7 +296,8 @@ def _synth_sequence(spec: DataSpec, size: tuple[int, int]) -> FrameSequence:
             depth=lambda a=frame["depth"]: a,
             flow_fw=lambda a=frame["flow_fw"]: a,
             semantic=lambda a=frame["semantic"]: a,
-            motion=lambda a=frame["motion"]: a))
+            motion=lambda a=frame["motion"]: a,
+            instance=lambda a=thing_instances(frame["instance"], frame["semantic"]): a))
     return FrameSequence(spec.text, records, np.asarray(K, np.float64))
 
 
@@ -530,7 +537,8 @@ class TripletDataset(Dataset):
     the losses), ``prev_aug``, ``cur_aug``, ``next_aug`` (the networks'
     inputs), ``K`` 3×3 and ``has_K`` (bool), ``labels`` H×W long (255 = none),
     ``has_labels`` (bool), ``depth`` 1×H×W ground truth (0 = none, nearest-resized)
-    and ``has_depth``. An item whose frames cannot be read is None (the
+    and ``has_depth``, ``instance`` H×W long thing-instance ids (0 = none, nearest-resized) and
+    ``has_instance`` (the frame has instance ground truth). An item whose frames cannot be read is None (the
     collate function drops it and counts it).
 
     Randomness (augmentation) is a function of (seed, epoch, index) only, so
@@ -557,6 +565,7 @@ class TripletDataset(Dataset):
                              "each sequence needs at least 3 frames")
         self.decode_skipped = sum(s.skipped for s in sequences)
         self.has_any_labels = any(f.labels is not None for s in sequences for f in s.frames)
+        self.has_any_instances = any(f.instance is not None for s in sequences for f in s.frames)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -625,6 +634,12 @@ class TripletDataset(Dataset):
                 depth = torch.from_numpy(self._resize_nearest(d)).unsqueeze(0)
             except (OSError, ValueError, KeyError) as exc:
                 warnings.warn(f"{record.name}: depth unreadable ({exc})")
+        instance = torch.zeros(self.height, self.width, dtype=torch.long)
+        if record.instance is not None:
+            try:
+                instance = torch.from_numpy(self._resize_nearest(np.asarray(record.instance())).astype(np.int64))
+            except (OSError, ValueError) as exc:
+                warnings.warn(f"{record.name}: instance ids unreadable, used without ({exc})")
         augmented = images
         if self.augment:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch * 7_919 + index)
@@ -632,7 +647,7 @@ class TripletDataset(Dataset):
             params = _jitter_params(gen)
             if do_flip:
                 images = [im.flip(-1) for im in images]
-                labels, depth = labels.flip(-1), depth.flip(-1)
+                labels, depth, instance = labels.flip(-1), depth.flip(-1), instance.flip(-1)
                 K = K.clone()
                 K[0, 2] = self.width - 1 - K[0, 2]
             augmented = [color_jitter(im, *params) for im in images] if do_jitter else images
@@ -642,6 +657,7 @@ class TripletDataset(Dataset):
             "K": K, "has_K": torch.tensor(seq.K is not None),
             "labels": labels, "has_labels": torch.tensor(bool((labels != IGNORE_ID).any())),
             "depth": depth, "has_depth": torch.tensor(bool((depth > 0).any())),
+            "instance": instance, "has_instance": torch.tensor(record.instance is not None),
         }
 
 

@@ -64,6 +64,15 @@ class Stage:
     def tasks(self, has_labels: bool) -> list[str]:
         raise NotImplementedError
 
+    def build_networks(self, config: dict) -> dict[str, nn.Module]:
+        """The networks of this training run, randomly initialised (the ΩNet ones of the configured architecture)."""
+        from ..nets import build_networks
+
+        return build_networks(config["networks"], config["architecture"])
+
+    def attach_data(self, dataset) -> None:
+        """Called once with the training dataset before :meth:`tasks` (a stage may depend on what it holds)."""
+
     def compute(self, batch: dict, nets: dict[str, nn.Module], tasks: list[str], autocast) -> tuple[dict, dict]:
         """(task losses {name: scalar}, logs {name: float}) for one batch."""
         raise NotImplementedError
@@ -236,6 +245,12 @@ STAGES = {1: DepthPoseStage, 2: TeacherFlowStage, 3: DistilledFlowStage}
 
 
 def build_stage(config: dict) -> Stage:
+    if config.get("architecture") == "moreau":
+        from .moreau_stage import MoreauStage
+
+        if int(config.get("stage", 1)) != 1:
+            raise ValueError("architecture 'moreau' trains in one stage (stage: 1)")
+        return MoreauStage(config)
     number = int(config.get("stage", 1))
     if number not in STAGES:
         raise ValueError(f"stage must be 1, 2 or 3 for training (4 = calibrate τ), got {number}")

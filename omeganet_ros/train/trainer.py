@@ -63,6 +63,7 @@ DEFAULT_CONFIG: dict = {
              "occlusion": "fwd_bwd", "occlusion_alpha1": 0.01, "occlusion_alpha2": 0.5, "occlusion_warmup_steps": 300,
              "occlusion_min_visible": 0.5, "photometric_resolution": "level",
              "consistency_threshold": 0.5},
+    "moreau": {"tasks": ["depth", "instance"]},  # architecture moreau: [depth] = ST, [depth, instance] = MT
     "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
     "student_init": "teacher",  # stage 3: teacher | scratch
     "data": {"stride": 1, "augment": True, "num_workers": 0},
@@ -291,7 +292,8 @@ class Trainer:
         self.dataset = self._dataset or build_dataset(self.data_specs, self.size, stride=int(cfg["data"]["stride"]),
                                                       augment=bool(cfg["data"]["augment"]), seed=int(cfg["seed"]))
         has_labels = self.dataset.has_any_labels or self.semantic_teacher is not None
-        if self.stage.number == 1 and not has_labels:
+        self.stage.attach_data(self.dataset)
+        if "semantic" in self.stage.tasks(True) and not has_labels:
             warnings.warn("no proxy semantic labels (no labels= folder, no teacher): the semantic loss is off")
         self.tasks = self.stage.tasks(has_labels)
         if self.resume_path is None and (self.out_dir / "last.pt").exists():
@@ -299,12 +301,11 @@ class Trainer:
                              f"{self.out_dir / 'last.pt'} or choose another --out")
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
-        self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in
-                                           build_networks(cfg["networks"], cfg["architecture"]).items()}
+        self.nets: dict[str, nn.Module] = {k: v.to(self.device) for k, v in self.stage.build_networks(cfg).items()}
         resume_ckpt = load_checkpoint(self.resume_path) if self.resume_path else None
         init_paths = init_checkpoints(cfg.get("init"))
         # Which stage last trained each network (None: still at its random initialisation).
-        lineage = {name: None for name in ("dsnet", "camnet", "ofnet")}
+        lineage = {name: None for name in self.nets}
         semantic_lineage = None  # which stage last trained DSNet's semantic head (None: untrained)
         if resume_ckpt is None and init_paths:
             for order, path in enumerate(init_paths):
@@ -362,7 +363,9 @@ class Trainer:
         if resume_ckpt is not None:
             self._load_trainer_state(resume_ckpt)
         self.provenance_base = {
-            "stage": self.stage.number, "stage_name": stages_mod.STAGE_NAMES[self.stage.number],
+            "stage": self.stage.number,
+            "stage_name": getattr(self.stage, "name", None) or stages_mod.STAGE_NAMES[self.stage.number],
+            "architecture": cfg["architecture"],
             "config": cfg, "data": self.data_specs, "val_data": self.val_specs, "git_commit": git_commit(),
             "torch": str(torch.__version__), "world_size": self.world, "device": self.device.type,
             "trained": list(self.stage.trained), "networks_trained_by_stage": lineage, "tasks": self.tasks,
@@ -425,7 +428,7 @@ class Trainer:
         rng = self._gather_rng(collective)
         if not self.is_main:
             return None
-        networks = {k: v for k, v in self.nets.items() if k in ("dsnet", "camnet", "ofnet")}
+        networks = {k: v for k, v in self.nets.items() if k != "teacher"}
         extra = {"trainer": {
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "skipped": self.skipped,
             "tasks": self.tasks, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -685,6 +688,14 @@ class Trainer:
             if item is None:
                 continue
             prev, cur, nxt = (item[k][None].to(self.device) for k in ("prev", "cur", "next"))
+            if "moreau" in nets:
+                if record.depth is not None:
+                    from .moreau_stage import predict_depth
+
+                    pred = predict_depth(nets, cur)[0, 0].cpu().numpy()
+                    ev = depth_evals.setdefault(seq.depth_crop, DepthEvaluator(median_scaling=True, crop=seq.depth_crop))
+                    ev.add(pred, np.asarray(record.depth(), np.float32))
+                continue
             if record.depth is not None or record.semantic is not None:
                 ds = nets["dsnet"](cur)
                 if record.depth is not None:

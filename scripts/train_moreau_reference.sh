@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The Moreau et al. experiment on the synthetic world and the packaged reference checkpoint
+# omeganet_ros/models/moreau_synth.pt (see omeganet_ros/models/MODEL_CARD_MOREAU.md):
+#
+#   1. streets: training seeds 1-3 (200 frames each), validation seed 50 (40 frames), at 256×96;
+#   2. four runs with the same wall-clock budget each (MINUTES, default 6), one after the other, each
+#      holding the shared CPU lock: ST (depth + pose) and MT (depth + pose + instances) with the
+#      equal, DWA and uncertainty weightings;
+#   3. the reference = the MT run with the best validation depth abs_rel (seed 50, never the test seeds
+#      of benchmarks/moreau_st_vs_mt.py), exported with fp16 weights.
+#
+#   scripts/train_moreau_reference.sh                     # from the repository root; scratch in runs/moreau/
+#   RUNS=/tmp/m MINUTES=2 scripts/train_moreau_reference.sh
+#   benchmarks/moreau_st_vs_mt.py --runs runs/moreau       # the ST-vs-MT figures on unseen seeds
+#
+# Environment: PYTHON (default .venv/bin/python), RUNS, MINUTES, THREADS (default 2), MODEL (where the
+# fp16 reference is written; empty: no export), LOCK (default /tmp/omeganet_cpu.lock).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-.venv/bin/python}
+RUNS=${RUNS:-runs/moreau}
+MINUTES=${MINUTES:-6}
+THREADS=${THREADS:-2}
+MODEL=${MODEL-omeganet_ros/models/moreau_synth.pt}
+LOCK=${LOCK:-/tmp/omeganet_cpu.lock}
+SIZE=256x96
+mkdir -p "$RUNS/data"
+
+street() {  # seed frames
+  [ -f "$RUNS/data/seed$1/meta.json" ] || flock "$LOCK" "$PYTHON" -m omeganet_ros.cli.synth \
+      --out "$RUNS/data/seed$1" --seed "$1" --frames "$2" --size "$SIZE" --quiet --overwrite
+}
+for seed in 1 2 3; do street "$seed" 200; done
+street 50 40
+TRAIN=(--data "sequence:$RUNS/data/seed1" --data "sequence:$RUNS/data/seed2" --data "sequence:$RUNS/data/seed3")
+VAL=(--val "sequence:$RUNS/data/seed50")
+
+run() {  # name config weighting
+  local out="$RUNS/$1"
+  if [ -f "$out/result.json" ]; then echo "$1: done before ($out/result.json)"; return; fi
+  rm -rf "$out"
+  local config
+  config=$(mktemp --suffix=.yaml)
+  sed "s/^  name: equal .*/  name: $3/" "$2" > "$config"
+  echo "$1: training for $MINUTES min (config $2, weighting $3)"
+  flock "$LOCK" "$PYTHON" -m omeganet_ros.cli.train --config "$config" "${TRAIN[@]}" "${VAL[@]}" --out "$out" \
+      --threads "$THREADS" --device cpu --max-minutes "$MINUTES" --no-progress > "$out.log" 2>&1 \
+      || { echo "$1 failed: $out.log" >&2; rm -f "$config"; exit 1; }
+  rm -f "$config"
+  sed -n '/^{/,$p' "$out.log" > "$out/result.json"
+}
+run st config/train_moreau_st.yaml equal
+run mt_equal config/train_moreau.yaml equal
+run mt_dwa config/train_moreau.yaml dwa
+run mt_uncertainty config/train_moreau.yaml uncertainty
+
+[ -n "$MODEL" ] || exit 0
+# Export the best MT run (validation abs_rel): networks only, fp16 weights, provenance kept.
+"$PYTHON" - "$RUNS" "$MODEL" <<'PY'
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from omeganet_ros.checkpoint import build_networks_from_checkpoint, load_checkpoint, save_checkpoint
+
+runs, target = Path(sys.argv[1]), Path(sys.argv[2])
+scores = {name: json.loads((runs / name / "result.json").read_text())["metrics"]["depth_abs_rel"]
+          for name in ("mt_equal", "mt_dwa", "mt_uncertainty")}
+best = min(scores, key=scores.get)
+source = runs / best / "last.pt"
+ckpt = load_checkpoint(source)
+networks = {name: net.half() for name, net in build_networks_from_checkpoint(ckpt).items()}
+provenance = dict(ckpt.provenance)
+provenance["export"] = {"source": str(source), "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+                        "dtype": "float16", "recipe": "scripts/train_moreau_reference.sh",
+                        "selected_by": {"validation_depth_abs_rel": scores, "best": best}}
+save_checkpoint(target, networks, input_size=ckpt.input_size, provenance=provenance, classes=[])
+print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB) from {source} (validation abs_rel {scores})")
+PY
