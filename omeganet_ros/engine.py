@@ -88,8 +88,11 @@ class SceneOutputs:
     rigid_flow: np.ndarray | None = None           # H×W×2 float32 pixels, same direction as ``flow``
     class_probabilities: np.ndarray | None = None  # C×H×W float32 softmax, when asked for
     direction: str = "forward"         # "forward" (paper mode) or "backward" (causal mode)
-    intrinsics_source: str = "camnet"  # "camnet" (estimated) or "given" (push(K=...))
+    intrinsics_source: str = "camnet"  # "camnet" (estimated) or "given" (push(K=...)); "default": Moreau, no K given
     metadata: dict = field(default_factory=dict)
+    # Instance ids H×W uint16, 0 = none: the Moreau model only (moreau_engine.MoreauEngine), whose outputs have
+    # semantic, flow, motion_probability, motion_mask and rigid_flow None (it does not estimate them).
+    instance: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
