@@ -42,7 +42,7 @@ run() {  # name config weighting
   rm -rf "$out"
   local config
   config=$(mktemp --suffix=.yaml)
-  sed "s/^  name: equal .*/  name: $3/" "$2" > "$config"
+  sed -e "s/^  name: equal .*/  name: $3/" -e "s/^size: .*/size: [${SIZE/x/, }]/" "$2" > "$config"
   echo "$1: training for $MINUTES min (config $2, weighting $3)"
   flock "$LOCK" "$PYTHON" -m omeganet_ros.cli.train --config "$config" "${TRAIN[@]}" "${VAL[@]}" --out "$out" \
       --threads "$THREADS" --device cpu --max-minutes "$MINUTES" --no-progress > "$out.log" 2>&1 \

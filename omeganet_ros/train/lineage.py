@@ -8,7 +8,8 @@ from __future__ import annotations
 
 # What each part of the model produces: an untrained part makes these outputs meaningless.
 OUTPUTS_OF = {"dsnet": ("depth", "semantic", "motion"), "camnet": ("ego_motion", "intrinsics", "motion"),
-              "ofnet": ("flow", "motion"), "semantic_head": ("semantic", "motion")}
+              "ofnet": ("flow", "motion"), "semantic_head": ("semantic", "motion"),
+              "moreau": ("depth", "ego_motion", "instance")}
 
 
 def untrained_outputs(provenance: dict) -> list[str] | None:
@@ -19,6 +20,9 @@ def untrained_outputs(provenance: dict) -> list[str] | None:
     if not isinstance(lineage, dict):
         return None
     parts = [name for name in ("dsnet", "camnet", "ofnet") if name in lineage and lineage[name] is None]
-    if "semantic_head_trained_by_stage" in provenance and provenance["semantic_head_trained_by_stage"] is None:
+    if lineage.get("moreau", 1) is None or lineage.get("posenet", 1) is None:  # the Moreau model (never partly trained)
+        parts.append("moreau")
+    if "dsnet" in lineage and "semantic_head_trained_by_stage" in provenance and \
+            provenance["semantic_head_trained_by_stage"] is None:
         parts.append("semantic_head")
     return sorted({output for part in parts for output in OUTPUTS_OF[part]})
