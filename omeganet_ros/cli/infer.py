@@ -13,6 +13,7 @@ Input: a folder of images (sorted by name), a video file, or a ROS 2 bag
     flow_fw/NNNNNN.npy   float32 H×W×2 pixels, frame → next (flow_bw/, frame → previous, with --causal)
     semantic/NNNNNN.png  uint8 Cityscapes trainIds
     motion/NNNNNN.png    uint8 0/1 motion mask
+    instance/NNNNNN.png  uint16 instance ids, 0 = none (Moreau checkpoints, e.g. --checkpoint moreau)
     images/NNNNNN.png    the input frames (with --save-images)
     poses.txt            camera-to-world poses chained from the ego-motion, first frame = identity,
                          "index r11 r12 r13 t1 … t3" (KITTI odometry with a leading frame index);
@@ -29,6 +30,10 @@ written. ``--outputs depth,semantic`` writes fewer layers (a warning comes befor
 a run would write more than 2 GB). Frames go through :class:`omeganet_ros.pipeline.ScenePipeline`,
 as in the node: a scene cut (an edited video) or a stamp going back restarts the
 frame window (counted in meta.json's ``window_restarts``).
+
+A Moreau et al. checkpoint (``--checkpoint moreau``: the packaged one) gives depth, poses and instances;
+it has no flow, semantics or motion, so those layers are not written (meta.json lists them under
+``outputs_absent``), and with no ``--intrinsics`` intrinsics.txt holds the KITTI-like default K.
 """
 from __future__ import annotations
 
@@ -77,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None,
                    help="omeganet_ros checkpoint (.pt); default: the installed reference model, else random weights "
-                        "(with a warning); 'random' forces random weights")
+                        "(with a warning); 'random' forces random weights; 'moreau' the packaged Moreau et al. model")
     add_input_arguments(p)
     p.add_argument("--size", type=parse_size, default=None,
                    help="network input WxH (default: the size the checkpoint was trained at; 640x192 for random weights)")
@@ -100,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-OUTPUT_LAYERS = ("depth", "flow", "semantic", "motion")
+OUTPUT_LAYERS = ("depth", "flow", "semantic", "motion", "instance")
 LARGE_RUN_BYTES = 2 * 1024 ** 3  # warn before writing more than this
 
 
@@ -116,15 +121,17 @@ def parse_outputs(text: str) -> tuple[str, ...]:
 
 def write_outputs(folder, index: int, out, causal: bool, frame=None, layers=OUTPUT_LAYERS) -> None:
     """One frame's predictions (the chosen ``layers``) into the sequence folder."""
-    arrays = {"depth": out.depth, "semantic": out.semantic, "motion": out.motion_mask.astype(np.uint8),
-              ("flow_bw" if causal else "flow_fw"): out.flow}
-    chosen = {k: v for k, v in arrays.items() if k.split("_")[0] in layers}
+    arrays = {"depth": out.depth, "semantic": out.semantic,
+              "motion": None if out.motion_mask is None else out.motion_mask.astype(np.uint8),
+              ("flow_bw" if causal else "flow_fw"): out.flow, "instance": out.instance}
+    # None: the model does not produce that output (ΩNet: instances; Moreau: flow, semantics, motion).
+    chosen = {k: v for k, v in arrays.items() if k.split("_")[0] in layers and v is not None}
     folder.write(index, images=frame, **chosen)
 
 
 def _bytes_per_frame(out, layers) -> int:
     h, w = out.depth.shape
-    per_pixel = {"depth": 4, "flow": 8, "semantic": 1, "motion": 1}
+    per_pixel = {"depth": 4, "flow": 8, "semantic": 1, "motion": 1, "instance": 2}
     return h * w * sum(per_pixel[k] for k in layers)
 
 
@@ -140,14 +147,20 @@ def run(args) -> dict:
     from ..train.lineage import untrained_outputs
     from ..data.layout import SequenceFolder
     from ..data.sources import open_source
-    from ..engine import SceneEngine
+    from ..moreau_engine import MoreauEngine, open_engine
     from ..pipeline import ScenePipeline
     from ..scale_recovery import ScaleRecovery
 
     source = open_source(args.input, topic=args.topic, rate=args.rate)
-    engine = SceneEngine(checkpoint=args.checkpoint, device=args.device, precision=args.precision, size=args.size,
-                         compile=args.compile, output_resolution=args.output_resolution, causal=args.causal,
-                         num_threads=args.threads)
+    options = dict(device=args.device, precision=args.precision, size=args.size,
+                   output_resolution=args.output_resolution, causal=args.causal, num_threads=args.threads)
+    if args.compile:
+        options["compile"] = True
+    engine = open_engine(args.checkpoint, **options)
+    moreau = isinstance(engine, MoreauEngine)
+    if moreau and args.camera_height is not None:
+        raise ValueError("--camera-height needs road pixels from semantics, which the Moreau model does not "
+                         "estimate; use --depth-scale")
     if args.depth_scale is not None:
         scale = ScaleRecovery("fixed", fixed_scale=args.depth_scale)
     elif args.camera_height is not None:
@@ -161,7 +174,8 @@ def run(args) -> dict:
         logging.getLogger("omeganet-infer").warning(
             "checkpoint %s has untrained networks: its %s are meaningless (random weights)",
             engine.checkpoint_path, ", ".join(untrained))
-    layers = args.outputs
+    absent = ["flow", "semantic", "motion"] if moreau else ["instance"]
+    layers = tuple(layer for layer in args.outputs if layer not in absent)
     out_dir = Path(args.out)
     folder = SequenceFolder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -228,7 +242,10 @@ def run(args) -> dict:
                                                  f"metres on {metric_frames} of {written} frames (scale recovery)"),
         "scale_recovery": scale.mode,
         "flow": "flow_bw (frame → previous)" if args.causal else "flow_fw (frame → next)",
-        "intrinsics": "given" if args.intrinsics is not None else "median of CamNet estimates",
+        "intrinsics": "given" if args.intrinsics is not None else
+                      ("default (KITTI-like, the Moreau model estimates none)" if moreau else "median of CamNet estimates"),
+        "model": "moreau" if moreau else "omeganet",
+        "outputs_absent": [layer for layer in args.outputs if layer in absent],
         "classes": "cityscapes_train_ids",
         "frames_read": len(stamps),
         "frames_written": written,

@@ -4,6 +4,8 @@
 * flow: zero flow;
 * semantic: the majority class of the evaluated ground truth, everywhere;
 * motion: nothing moves;
+* instances: the connected components of the *true* thing mask (an oracle foreground without any instance
+  reasoning: touching or overlapping objects merge);
 * ego-motion: constant velocity — the mean true motion of the sequence, every frame (an oracle constant:
   a CamNet that outputs one motion whatever it sees cannot beat it).
 
@@ -19,7 +21,8 @@ from .motion import motion_metrics
 from .semantic import metrics_from_confusion
 
 ANSWERS = {"depth": "median-depth plane", "flow": "zero flow", "semantic": "majority class everywhere",
-           "motion": "nothing moves", "pose": "constant velocity (the sequence's mean true motion)"}
+           "motion": "nothing moves",
+           "instance": "connected components of the true thing mask", "pose": "constant velocity (the sequence's mean true motion)"}
 
 
 def depth_plane(gt_depth: np.ndarray) -> np.ndarray:
@@ -49,6 +52,14 @@ def nothing_moves(confusion: np.ndarray) -> dict:
     trivial = np.zeros_like(confusion)
     trivial[:, 0] = confusion.sum(axis=1)
     return {"answer": ANSWERS["motion"], **motion_metrics(trivial)}
+
+
+def connected_components(gt_instance: np.ndarray) -> np.ndarray:
+    """H×W uint16 ids: one per 8-connected blob of the true thing pixels (``gt_instance`` > 0), 0 elsewhere."""
+    import cv2
+
+    _, labels = cv2.connectedComponents((np.asarray(gt_instance) > 0).astype(np.uint8), connectivity=8)
+    return labels.astype(np.uint16)
 
 
 def constant_velocity(gt_motions: np.ndarray) -> np.ndarray:
