@@ -6,6 +6,7 @@ Examples::
     omeganet-eval flow --pred preds/ --gt kitti_flow/ --markdown
     omeganet-eval odometry --pred results/09.txt --gt poses/09.txt --align 7dof
     omeganet-eval semantic --pred run.mcap --topic /omeganet/semantic --gt synth.mcap
+    omeganet-eval instance --pred out/ --gt synth/      # class-agnostic PQ on thing instances (IoU > 0.5)
 """
 from __future__ import annotations
 

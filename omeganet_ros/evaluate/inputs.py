@@ -365,6 +365,32 @@ def motion_frames(path: str | Path, topic: str | None = None) -> Frames:
     return files_frames(files, read_motion_png, str(path))
 
 
+def instance_frames(path: str | Path, topic: str | None = None, things_only: bool = False) -> Frames:
+    """H×W instance ids (0 = none) from the sequence layout (``instance/``) or a 16UC1/mono16 bag topic.
+
+    ``things_only`` (ground truth): keep the ids on thing-class pixels only, using the folder's ``semantic/``
+    (the synthetic world numbers buildings, poles and trees too); a bag is taken as it is.
+    """
+    from omeganet_ros.instances import thing_instances
+
+    path = Path(path)
+    if is_bag(path):
+        return bag_frames(path, topic, _image_msg)
+    if not path.is_dir():
+        raise FileNotFoundError(f"instance source {path} is not a sequence folder or a bag")
+    seq = SequenceFolder(path)
+    if not seq.has("instance"):
+        raise ValueError(f"{path}: no instance/ folder of uint16 PNGs")
+    if things_only and not seq.has("semantic"):
+        raise ValueError(f"{path}: no semantic/ folder to tell thing instances from the others")
+
+    def load(i):
+        ids = seq.read("instance", i)
+        return thing_instances(ids, seq.read("semantic", i)) if things_only else ids
+
+    return Frames("index", {i: (lambda i=i: load(i)) for i in seq.indices("instance")}, str(path))
+
+
 # --- trajectories -----------------------------------------------------------------------------
 
 @dataclass

@@ -9,12 +9,13 @@ from omeganet_ros.data.layout import SequenceFolder
 from omeganet_ros.evaluate import inputs, trivial
 from omeganet_ros.evaluate.depth import DepthEvaluator
 from omeganet_ros.evaluate.flow import FlowEvaluator
+from omeganet_ros.evaluate.instance import InstanceEvaluator
 from omeganet_ros.evaluate.motion import MotionEvaluator
 from omeganet_ros.evaluate.odometry import evaluate_odometry
 from omeganet_ros.evaluate.pose import evaluate_pose, evaluate_pose_snippets, motions_from_poses
 from omeganet_ros.evaluate.semantic import SemanticEvaluator
 
-TASKS = ("depth", "flow", "semantic", "motion", "pose", "odometry")
+TASKS = ("depth", "flow", "semantic", "motion", "pose", "odometry", "instance")
 
 # The headline metrics of each protocol, in table order.
 METRICS = {
@@ -24,11 +25,13 @@ METRICS = {
     "motion": ("pixel_acc", "mean_acc", "mean_iou", "fw_iou"),
     "pose": ("ate_mean", "ate_std"),
     "odometry": ("t_err", "r_err", "ate", "rpe_trans", "rpe_rot"),
+    "instance": ("pq", "sq", "rq", "precision", "recall"),
 }
 UNITS = {"abs_rel": "", "sq_rel": "m", "rmse": "m", "rmse_log": "", "a1": "", "a2": "", "a3": "",
          "epe_noc": "px", "epe_all": "px", "fl_all": "%", "miou": "", "miou_category": "", "pixel_acc": "",
          "mean_acc": "", "mean_iou": "", "fw_iou": "", "ate_mean": "m", "ate_std": "m", "t_err": "%",
-         "r_err": "deg/100 m", "ate": "m", "rpe_trans": "m", "rpe_rot": "deg"}
+         "r_err": "deg/100 m", "ate": "m", "rpe_trans": "m", "rpe_rot": "deg",
+         "pq": "", "sq": "", "rq": "", "precision": "", "recall": ""}
 
 
 def _gt_topic(task: str, gt_topic: str | None) -> str:
@@ -92,6 +95,16 @@ def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | Non
             evaluator.add(load_pred(), inputs.normalise_motion_gt(load_gt(), motion_gt))
         baseline = trivial.nothing_moves(evaluator.confusion)
         return {**evaluator.result(), "trivial": {"answer": baseline["answer"], **_headline("motion", baseline)}}
+    if task == "instance":
+        pairs = inputs.match_frames(inputs.instance_frames(pred, topic),
+                                    inputs.instance_frames(gt, gt_topic or "/gt/instance", things_only=True))
+        evaluator, baseline = InstanceEvaluator(), InstanceEvaluator()
+        for _, load_pred, load_gt in pairs:
+            instance_gt = load_gt()
+            evaluator.add(load_pred(), instance_gt)
+            baseline.add(trivial.connected_components(instance_gt), instance_gt)
+        return {**evaluator.result(), "trivial": {"answer": trivial.ANSWERS["instance"],
+                                                  **_headline("instance", baseline.result())}}
     if task == "odometry":
         pred_dir, gt_dir = Path(pred), Path(gt)
         if pred_dir.is_dir() and not inputs.is_bag(pred_dir) and not (pred_dir / "poses.txt").exists() \
