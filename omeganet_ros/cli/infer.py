@@ -43,7 +43,11 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
+from ..runtime import prefer_passive_openmp
+
+prefer_passive_openmp()  # before anything loads torch
+
+import numpy as np  # noqa: E402
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -87,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=parse_size, default=None,
                    help="network input WxH (default: the size the checkpoint was trained at; 640x192 for random weights)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 on a CPU with native bf16 (AMX or AVX-512-BF16), else fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (slow start, faster frames)")
     p.add_argument("--output-resolution", default="input", choices=["input", "network"])
     p.add_argument("--causal", action="store_true", help="predict each frame from it and the previous one (no look-ahead)")

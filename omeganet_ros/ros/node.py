@@ -26,9 +26,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
+from ..runtime import prefer_passive_openmp
 
-import rclpy
+prefer_passive_openmp()  # before anything loads torch (the engine, at configure)
+
+import numpy as np  # noqa: E402
+
+import rclpy  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -225,7 +229,7 @@ class OmeganetNode(LifecycleNode):
         self._create_publishers(cfg)
         self._state_name = "inactive"
         self.get_logger().info(f"configured: {self._model_status}; device {self._engine.device}, "
-                               f"network {self._engine.size[0]}×{self._engine.size[1]}, {cfg['precision']}; "
+                               f"network {self._engine.size[0]}×{self._engine.size[1]}, {self._engine.precision}; "
                                f"backends {compat.BACKENDS}")
         return TransitionCallbackReturn.SUCCESS
 

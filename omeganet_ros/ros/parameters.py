@@ -35,8 +35,9 @@ PARAMETERS: tuple[Param, ...] = (
           "(tests, benchmarks)"),
     Param("device", "auto", "Where the networks run: auto (CUDA when available), cpu or cuda",
           choices=("auto", "cpu", "cuda")),
-    Param("precision", "fp32", "Arithmetic: fp32, bf16 (autocast; CPU with AVX-512 bf16 or CUDA) or fp16 (CUDA only)",
-          choices=("fp32", "bf16", "fp16")),
+    Param("precision", "auto", "Arithmetic: auto (bf16 on a CPU with native bf16, AMX or AVX-512-BF16: the fastest "
+          "measured; else fp32), fp32, bf16 (autocast) or fp16 (CUDA only)",
+          choices=("auto", "fp32", "bf16", "fp16")),
     Param("compile", False, "torch.compile the networks (faster after a slow first frames)"),
     Param("num_threads", 0, "PyTorch CPU threads (0: PyTorch's default)", range=(0, 256)),
     Param("network_width", 0, "Network input width in pixels (frames are resized to it); 0: the width the checkpoint "
