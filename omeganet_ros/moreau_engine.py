@@ -68,7 +68,7 @@ class MoreauEngine:
     """Moreau model inference on a stream of frames (see the module docstring).
 
     Args: ``checkpoint`` (path or loaded; ``"random"``: random weights, e.g. for speed figures), ``device``,
-    ``precision`` ("fp32", "bf16", "fp16" on CUDA), ``size`` (network W, H; default the checkpoint's),
+    ``precision`` ("fp32", "bf16", "fp16" on CUDA, "auto" as SceneEngine), ``size`` (network W, H; default the checkpoint's),
     ``output_resolution`` ("input" or "network"), ``causal``, ``depth_scale``, ``cluster``
     (:class:`~omeganet_ros.instances.ClusterConfig`), ``instances`` (False: skip the clustering, e.g. when no one
     needs instance ids), ``channels_last``, ``seed``, ``num_threads``.
@@ -82,6 +82,10 @@ class MoreauEngine:
             raise ValueError(f"the Moreau model has no {sorted(unsupported)} option(s) (ΩNet-only: no flow, semantics "
                              "or motion segmentation)")
         self.device = _resolve_device(device)
+        if precision == "auto":
+            from .engine import fastest_precision  # the same choice as SceneEngine's
+
+            precision = fastest_precision(self.device)
         if precision not in PRECISIONS or (precision == "fp16" and self.device.type != "cuda"):
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)} (fp16 on CUDA only), got {precision!r}")
         if output_resolution not in ("input", "network"):
