@@ -2,9 +2,9 @@
 
 ::
 
-    omeganet-bench --json --sizes 640x192,1024x320 --options fp32,channels_last,bf16,compile,compile_bf16
+    omeganet-bench --json --sizes 640x192,1024x320 --options fp32,channels_last,bf16,compile,compile_bf16 --threads 1,2
 
-Each (size, option) runs in its own process (clean compile caches, a peak
+Each (size, option, threads) runs in its own process (clean compile caches, a peak
 memory of its own) and yields one entry of ``results``:
 
 * ``ms_per_frame``: median wall time of ``SceneEngine.push`` in steady state
@@ -18,6 +18,12 @@ memory of its own) and yields one entry of ``results``:
 * ``cpu_ms_per_frame``: process CPU time per frame, and ``load_average`` at
   the start and end of the timed frames: when other work shares the cores,
   wall times inflate and these say by how much to distrust them;
+* ``other_load_cores``: CPU time that *other* processes used during the timed
+  frames (``/proc/stat`` busy time minus this process's), in cores; above
+  ``LOADED_CORES`` the entry carries a ``warning`` and the report lists it:
+  its times are upper bounds, not the machine's speed;
+* ``backend``: ``torch`` (PyTorch eager or ``torch.compile``, the only backend
+  so far); the yardstick always runs through the same backend and options;
 * ``params`` per network, ``gflops_per_frame`` (``FlopCounterMode`` over one
   steady-state push, eager), ``peak_mem_mb`` (peak RSS of the process on CPU,
   which includes the Python/PyTorch baseline; ``max_memory_allocated`` on CUDA).
@@ -25,7 +31,8 @@ memory of its own) and yields one entry of ``results``:
 Options: ``fp32`` (eager, NCHW), ``channels_last`` (eager, NHWC), ``bf16``
 (eager NHWC, bf16 autocast), ``compile`` (``torch.compile`` + inductor
 freezing, fp32 NHWC), ``compile_bf16``, and on CUDA ``fp16`` and ``compile_fp16``.
-Network weights are random (speed does not depend on them).
+Network weights are random (speed does not depend on them). OpenMP threads wait
+passively (``OMP_WAIT_POLICY=PASSIVE`` unless set), as in the node.
 """
 from __future__ import annotations
 
@@ -40,6 +47,12 @@ import sys
 import time
 
 import numpy as np
+
+from ..runtime import prefer_passive_openmp
+
+prefer_passive_openmp()  # as the node and omeganet-infer run
+
+LOADED_CORES = 0.25  # other processes' CPU use (cores) above which an entry's times are flagged
 
 OPTIONS = {
     # name: (precision, channels_last, compile)
@@ -82,6 +95,29 @@ def count_gflops(width: int, height: int, device: str) -> tuple[float, float]:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         yardstick(torch.rand(1, 3, height, width, device=device))
     return pipeline, counter.get_total_flops() / 1e9
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (``/proc/stat``: all but idle and iowait); None if unknown."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb() -> float:
@@ -145,6 +181,7 @@ def bench_one(width: int, height: int, option: str, device: str, iters: int, war
 
     pipeline_ms, yard_ms, pipeline_cpu_ms, yard_cpu_ms, stages = [], [], [], [], {}
     load_start = os.getloadavg()[0]
+    busy_start, own_start, wall_start = busy_cpu_seconds(), time.process_time(), time.perf_counter()
     for i in range(iters):
         frame = frames[i % len(frames)]
         c, t = time.process_time(), time.perf_counter()
@@ -161,6 +198,8 @@ def bench_one(width: int, height: int, option: str, device: str, iters: int, war
         yard_ms.append((time.perf_counter() - t) * 1000.0)
         yard_cpu_ms.append((time.process_time() - c) * 1000.0)
 
+    busy_end, own_cpu, wall = busy_cpu_seconds(), time.process_time() - own_start, time.perf_counter() - wall_start
+    other_cores = None if busy_start is None else max(0.0, (busy_end - busy_start - own_cpu) / wall)
     if dev.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
     else:
@@ -169,9 +208,11 @@ def bench_one(width: int, height: int, option: str, device: str, iters: int, war
     yard = statistics.median(yard_ms)
     params = {name: sum(p.numel() for p in net.parameters()) for name, net in engine.networks.items()}
     params["yardstick"] = sum(p.numel() for p in yardstick.parameters())
-    return {
+    entry = {
+        "backend": "torch",
         "width": width,
         "height": height,
+        "threads": threads,
         "option": option,
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({threads} threads)",
         "precision": precision,
@@ -190,9 +231,14 @@ def bench_one(width: int, height: int, option: str, device: str, iters: int, war
         "cpu_ms_per_frame": round(statistics.median(pipeline_cpu_ms), 2),
         "yardstick_cpu_ms_per_frame": round(statistics.median(yard_cpu_ms), 2),
         "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)],
+        "other_load_cores": None if other_cores is None else round(other_cores, 2),
         "warmup_s": round(warmup_s, 1),
         "iters": iters,
     }
+    if other_cores is not None and other_cores > LOADED_CORES:
+        entry["warning"] = (f"machine loaded: other processes used {other_cores:.2f} cores during the timed frames; "
+                            "these times are upper bounds")
+    return entry
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -211,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters", type=int, default=20, help="timed frames per entry")
     p.add_argument("--warmup", type=int, default=3, help="untimed full frames per entry (compilation happens here)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads")
+    p.add_argument("--threads", default="1,2", help="comma-separated PyTorch CPU thread counts")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per entry")
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)  # "WxH:option": run one entry in this process
@@ -225,11 +271,20 @@ def main(argv=None) -> int:
         return 2
     import torch
 
+    from ..engine import cpu_has_fast_bf16
+
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    try:
+        thread_counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
+        if not thread_counts or min(thread_counts) < 1:
+            raise ValueError
+    except ValueError:
+        print(f"omeganet-bench: error: --threads must be positive integers, got {args.threads!r}", file=sys.stderr)
+        return 2
     if args.single:
         size, option = args.single.split(":")
         w, h = (int(v) for v in size.split("x"))
-        print(json.dumps(bench_one(w, h, option, device, args.iters, args.warmup, args.threads)))
+        print(json.dumps(bench_one(w, h, option, device, args.iters, args.warmup, thread_counts[0])))
         return 0
 
     try:
@@ -251,36 +306,45 @@ def main(argv=None) -> int:
     gflops = {}
     for w, h in sizes:
         if not args.no_flops:
-            torch.set_num_threads(args.threads)
+            torch.set_num_threads(thread_counts[0])
             gflops[(w, h)] = count_gflops(w, h, device)
         for option in options:
-            cmd = [sys.executable, "-m", "omeganet_ros.cli.bench", "--single", f"{w}x{h}:{option}", "--device", device,
-                   "--iters", str(args.iters), "--warmup", str(args.warmup), "--threads", str(args.threads)]
-            try:
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-            except subprocess.TimeoutExpired:
-                errors.append({"width": w, "height": h, "option": option, "error": f"timed out after {args.timeout} s"})
-                continue
-            if proc.returncode != 0:
-                errors.append({"width": w, "height": h, "option": option, "error": proc.stderr.strip()[-2000:]})
-                continue
-            entry = json.loads(proc.stdout.strip().splitlines()[-1])
-            if (w, h) in gflops:
-                entry["gflops_per_frame"] = round(gflops[(w, h)][0], 2)
-                entry["yardstick_gflops_per_frame"] = round(gflops[(w, h)][1], 2)
-            results.append(entry)
-            print(f"omeganet-bench: {w}x{h} {option}: {entry['ms_per_frame']} ms/frame "
-                  f"(yardstick {entry['yardstick_ms_per_frame']} ms)", file=sys.stderr)
+            for threads in thread_counts:
+                where = {"backend": "torch", "width": w, "height": h, "option": option, "threads": threads}
+                cmd = [sys.executable, "-m", "omeganet_ros.cli.bench", "--single", f"{w}x{h}:{option}", "--device",
+                       device, "--iters", str(args.iters), "--warmup", str(args.warmup), "--threads", str(threads)]
+                try:
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+                except subprocess.TimeoutExpired:
+                    errors.append({**where, "error": f"timed out after {args.timeout} s"})
+                    continue
+                if proc.returncode != 0:
+                    errors.append({**where, "error": proc.stderr.strip()[-2000:]})
+                    continue
+                entry = json.loads(proc.stdout.strip().splitlines()[-1])
+                if (w, h) in gflops:
+                    entry["gflops_per_frame"] = round(gflops[(w, h)][0], 2)
+                    entry["yardstick_gflops_per_frame"] = round(gflops[(w, h)][1], 2)
+                results.append(entry)
+                print(f"omeganet-bench: {w}x{h} {option} {threads} thread(s): {entry['ms_per_frame']} ms/frame "
+                      f"(yardstick {entry['yardstick_ms_per_frame']} ms)" + (f" WARNING: {entry['warning']}"
+                                                                             if "warning" in entry else ""),
+                      file=sys.stderr)
 
     report = {
         "benchmark": "omeganet-bench",
         "torch": torch.__version__,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_model": cpu_model(),
+                    "native_bf16": cpu_has_fast_bf16(), "cpu_count": os.cpu_count(),
                     "load_average_at_end": list(os.getloadavg())},
         "note": "pipeline = SceneEngine.push at network resolution, random weights; yardstick = monodepth2 ResNet18 "
                 "depth only, timed interleaved in the same process",
         "results": results,
     }
+    loaded = [f"{e['width']}x{e['height']} {e['option']} {e['threads']}t" for e in results if "warning" in e]
+    if loaded:
+        report["warnings"] = [f"machine loaded during {', '.join(loaded)}: other processes used more than "
+                              f"{LOADED_CORES} cores; rerun on an idle machine for the machine's speed"]
     if errors:
         report["errors"] = errors
     print(json.dumps(report, indent=None if not args.json else 1))
