@@ -61,6 +61,7 @@ class SceneResult:
     """The final outputs for one frame."""
 
     outputs: SceneOutputs        # depth, ego-motion and motion_from_previous scaled when ``metric``
+    relative_depth: np.ndarray   # H×W float32: the network's depth before any scale (relative units)
     frame: FrameMeta             # the frame the outputs describe (t)
     neighbour: FrameMeta | None  # the other end of flow / ego-motion: t+1 (forward) or t−1 (backward)
     previous: FrameMeta | None   # t−1, the start of ``motion_from_previous`` (None at a window start)
@@ -268,6 +269,7 @@ class ScenePipeline:
             neighbour = previous
         else:
             neighbour = window[index + 1] if index + 1 < len(window) else None
+        relative_depth = outputs.depth
         estimate = self.scale_recovery.update(outputs.depth, outputs.intrinsics, outputs.semantic)
         if estimate.metric:
             outputs = apply_scale(outputs, estimate.scale)
@@ -276,7 +278,7 @@ class ScenePipeline:
             # motion from the last posed frame to the new window's first is unknown and taken as none.
             self._pose = self._pose @ outputs.motion_from_previous
         self._last_ego = outputs.ego_motion
-        result = SceneResult(outputs=outputs, frame=frame, neighbour=neighbour, previous=previous,
+        result = SceneResult(outputs=outputs, relative_depth=relative_depth, frame=frame, neighbour=neighbour, previous=previous,
                              pose=self._pose.copy(), trajectory=self.trajectory_index, metric=estimate.metric,
                              scale=estimate.scale if estimate.metric else 1.0, scale_status=estimate.status)
         self.last_result = result

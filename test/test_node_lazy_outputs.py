@@ -33,24 +33,32 @@ def _outputs(stamp: float):
         intrinsics=np.array([[40.0, 0, 23.5], [0, 40.0, 15.5], [0, 0, 1]]), timings_ms={"total": 1.0})
 
 
+def _result(outputs):
+    """The pipeline's result for the middle of three frames at 1.0, 1.1, 1.2 s, relative depth."""
+    from omeganet_ros.pipeline import FrameMeta, SceneResult
+    from std_msgs.msg import Header
+
+    frames = []
+    for i, stamp in enumerate((1.0, 1.1, 1.2)):
+        header = Header(frame_id="cam")
+        header.stamp.sec, header.stamp.nanosec = 1, i * 100_000_000
+        frames.append(FrameMeta(stamp, (W, H), False, header, np.zeros((H, W, 3), np.uint8)))
+    return SceneResult(outputs=outputs, relative_depth=outputs.depth, frame=frames[1], neighbour=frames[2],
+                       previous=frames[0], pose=np.eye(4), trajectory=0, metric=False, scale=1.0,
+                       scale_status="relative depth")
+
+
 @pytest.fixture
 def node():
     import rclpy
 
     from omeganet_ros.ros import parameters
-    from omeganet_ros.ros.node import OmeganetNode, _Pushed
-    from omeganet_ros.scale_recovery import ScaleRecovery
-    from std_msgs.msg import Header
+    from omeganet_ros.ros.node import OmeganetNode
 
     context = rclpy.Context()
     rclpy.init(context=context)
     n = OmeganetNode("omeganet_lazy_check", context=context)
     n._config = parameters.read(n)
-    n._scale = ScaleRecovery("none")
-    for i, stamp in enumerate((1.0, 1.1, 1.2)):
-        header = Header(frame_id="cam")
-        header.stamp.sec, header.stamp.nanosec = 1, i * 100_000_000
-        n._pushed.append(_Pushed(stamp, header, np.zeros((H, W, 3), np.uint8), 0.0, False))
     yield n
     n.destroy_node()
     rclpy.shutdown(context=context)
@@ -75,7 +83,7 @@ def test_expensive_outputs_only_for_subscribers(node, monkeypatch, subscribed):
 
         monkeypatch.setattr(conversions, name, counted)
     node._outputs = {topic: _FakePublisher(1 if topic in subscribed else 0) for topic in TOPICS}
-    node._publish(_outputs(1.1), triggered=0.0, engine_ms=1.0)
+    node._publish(_result(_outputs(1.1)), triggered=0.0, engine_ms=1.0)
     expected = {"colorize_depth": "depth/colored" in subscribed, "colorize_flow": "flow/colored" in subscribed,
                 "colorize_semantic": "semantic/colored" in subscribed, "depth_to_points": "points" in subscribed}
     assert calls == {name: int(flag) for name, flag in expected.items()}
@@ -91,7 +99,7 @@ def test_disabled_outputs_stay_empty_in_scene_and_relative_depth_is_not_depth_im
     """publish_flow: false leaves scene.flow empty; without metric scale only depth/relative carries depth."""
     node._config["publish_flow"] = False
     node._outputs = {topic: _FakePublisher(1) for topic in TOPICS if not topic.startswith("flow")}
-    node._publish(_outputs(1.1), triggered=0.0, engine_ms=1.0)
+    node._publish(_result(_outputs(1.1)), triggered=0.0, engine_ms=1.0)
     scene = node._outputs["scene"].published[0]
     assert (scene.flow.width, scene.flow.height, len(scene.flow.data)) == (0, 0, 0)
     assert scene.semantic.width == W and scene.motion_mask.width == W
@@ -110,6 +118,6 @@ def test_ofnet_runs_only_for_flow_motion_or_scene_subscribers(node, subscribed, 
     # appeared meanwhile
     skipped = _outputs(1.1)
     skipped.flow = skipped.motion_probability = skipped.motion_mask = None
-    node._publish(skipped, triggered=0.0, engine_ms=1.0)
+    node._publish(_result(skipped), triggered=0.0, engine_ms=1.0)
     assert not node._outputs["flow/colored"].published and not node._outputs["motion/mask"].published
     assert len(node._outputs["odometry"].published) == 1

@@ -63,8 +63,13 @@ PARAMETERS: tuple[Param, ...] = (
           "(else CamNet's estimate)"),
     Param("camera_info_slop", 0.02, "Largest stamp difference (s) between an image and its camera_info",
           range=(0.0, 10.0), live=True),
-    Param("max_frame_gap", 0.5, "A stamp gap (s) larger than this restarts the three-frame buffer (0: never)",
+    Param("max_frame_gap", 0.5, "A gap (s) in the input stream (no image received) longer than this restarts "
+          "the three-frame window (0: never); frames the node skips while busy are not a gap",
           range=(0.0, 3600.0), live=True),
+    Param("scene_cut_threshold", 0.5, "Colour-histogram correlation of consecutive processed frames below which "
+          "the three-frame window restarts (a cut in the video; 0: never)", range=(0.0, 1.0), live=True),
+    Param("max_input_pixels", 40_000_000, "Images whose header announces more pixels are dropped before decoding "
+          "(counted as image_too_large; 0: no limit)", range=(0, 2_000_000_000), live=True),
     # --- metric scale
     Param("scale_recovery", "none", "Metric scale: none (relative depth), camera_height (ground-plane fit "
           "to road pixels and the known camera height) or fixed (fixed_scale)",
