@@ -12,6 +12,10 @@ Measures, with the node in its own process (``python -m omeganet_ros.ros.node``)
   (newest-frame policy), with the dropped count.
 * ``memory``: the node's resident memory after ``--rss-frames`` processed frames
   (e.g. 100 and 1000).
+* ``publish_overhead``: the node's per-frame work besides the engine (its
+  ``_publish``: messages, colourised images, point cloud, odometry,
+  serialisation) in process, with every output subscribed and with only
+  ``scene`` (the target: ≤ 5 ms at 640×192 with every output).
 * ``scale_recovery``: the ground-plane scale (``scale_recovery: camera_height``)
   on the synthetic world, whose depth, labels and camera height are exact:
   relative depth = true depth / an unknown factor (optionally with per-pixel
@@ -196,6 +200,71 @@ def bench_message_building(size, repeats: int = 20) -> dict:
     return {"size": list(size), "build_messages_ms": _stats(build), "serialise_scene_ms": _stats(serialise)}
 
 
+def bench_publish_overhead(size, repeats: int = 30) -> dict:
+    """CPU cost of the node's per-frame publishing (``OmeganetNode._publish``: scale, message building, colourised
+    images, point cloud, odometry, serialisation of every message as rclpy's publish does) for one frame's outputs
+    at ``size``: with every output subscribed, and with only ``scene``. In process, no DDS transport."""
+    import rclpy
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from omeganet_ros.engine import SceneOutputs
+    from omeganet_ros.pipeline import FrameMeta, SceneResult
+    from omeganet_ros.ros import parameters
+    from omeganet_ros.ros.node import OmeganetNode
+
+    class Publisher:
+        def __init__(self, subscribers: int):
+            self.subscribers = subscribers
+
+        def get_subscription_count(self):
+            return self.subscribers
+
+        def publish(self, msg):
+            serialize_message(msg)
+
+    w, h = size
+    rng = np.random.default_rng(0)
+    frame = _synth_frames(1, size)[0]
+    out = SceneOutputs(
+        stamp=1.1, depth=rng.uniform(2, 60, (h, w)).astype(np.float32), depth_is_metric=False, depth_scale=1.0,
+        semantic=rng.integers(0, 19, (h, w), dtype=np.uint8), flow=rng.normal(0, 4, (h, w, 2)).astype(np.float32),
+        motion_probability=rng.uniform(0, 1, (h, w)).astype(np.float32), motion_mask=rng.uniform(0, 1, (h, w)) > 0.8,
+        ego_motion=np.eye(4), motion_from_previous=np.eye(4),
+        intrinsics=np.array([[0.58 * w, 0, (w - 1) / 2], [0, 1.92 * h, (h - 1) / 2], [0, 0, 1]]), timings_ms={})
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = OmeganetNode("omeganet_publish_bench", context=context)
+    try:
+        node._config = parameters.read(node)
+        metas = []
+        for i, stamp in enumerate((1.0, 1.1, 1.2)):
+            header = Header(frame_id="camera_optical_frame")
+            header.stamp.sec, header.stamp.nanosec = 1, i * 100_000_000
+            metas.append(FrameMeta(stamp, (w, h), False, header, frame))
+        result = SceneResult(outputs=out, relative_depth=out.depth, frame=metas[1], neighbour=metas[2],
+                             previous=metas[0], pose=np.eye(4), trajectory=0, metric=False, scale=1.0,
+                             scale_status="relative depth")
+        topics = ("depth/image", "depth/relative", "depth/colored", "depth/camera_info", "flow", "flow/colored",
+                  "semantic", "semantic/colored", "motion/probability", "motion/mask", "ego_motion", "odometry",
+                  "camera_info/estimated", "points", "scene")
+        report = {"size": list(size), "outputs": len(topics)}
+        for name, subscribed in (("every_output_ms", topics), ("scene_only_ms", ("scene",))):
+            node._outputs = {t: Publisher(1 if t in subscribed else 0) for t in topics}
+            wall, cpu = [], []
+            for _ in range(repeats):
+                c, t0 = time.process_time(), time.perf_counter()
+                node._publish(result, triggered=time.monotonic(), engine_ms=0.0)
+                wall.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c) * 1000)
+            report[name] = _stats(wall)
+            report[name.replace("_ms", "_cpu_ms")] = _stats(cpu)
+        return report
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
 def bench_memory(frames, size, params, checkpoints: list[int]) -> dict:
     run = _NodeRun(size, dict(params))
     try:
@@ -256,7 +325,7 @@ def bench_scale_recovery(sequences: int, frames: int, size, noise: float, window
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="640x192", help="network size W×H for latency and fps (default 640x192)")
-    parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    parser.add_argument("--precision", default="bf16", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks (slow start)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="", help="checkpoint (default: the bundled one, random weights if none)")
@@ -284,6 +353,7 @@ def main(argv=None) -> int:
                   "num_threads": args.threads, "device": "cpu"}
         frames = _synth_frames(20, size)
         result["message_building"] = bench_message_building(size)
+        result["publish_overhead"] = bench_publish_overhead(size)
         if not args.skip_latency:
             result["node"] = {"network_size": list(size), "input_size": list(size), "precision": args.precision,
                               "compile": args.compile, "threads": args.threads,
