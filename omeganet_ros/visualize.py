@@ -83,22 +83,24 @@ def colorize_flow(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f"flow must be H×W×2, got shape {flow.shape}")
     u, v = cv2.split(flow)
-    # Middlebury's direction is arctan2(−v, −u) / π ∈ [−1, 1] → position on the wheel; in OpenCV's [0, 2π)
-    # angle of (−u, −v) that is (θ / 2π + ½) mod 1 (θ = π, exactly rightwards, is the first colour).
-    magnitude, angle = cv2.cartToPolar(-u, -v)
+    # Middlebury's direction is arctan2(−v, −u) / π ∈ [−1, 1], mapped linearly onto the wheel; that position
+    # is OpenCV's [0, 2π) angle θ of (u, v) itself, as θ / 2π (exactly rightwards, θ = 0, is the first colour).
+    magnitude, angle = cv2.cartToPolar(u, v)
     valid = np.isfinite(magnitude)  # NaN or ±inf in either component
     if not valid.all():
         magnitude[~valid] = 0.0
         angle[~valid] = 0.0
     if max_magnitude is None:
         max_magnitude = float(magnitude.max()) if magnitude.size else 0.0
-    hue = angle * np.float32(1 / (2 * np.pi)) + np.float32(0.5)
-    hue[hue >= 1] -= 1
-    hue_bin = (hue * np.float32(_HUE_BINS - 1) + np.float32(0.5)).astype(np.int32)
+    angle *= np.float32((_HUE_BINS - 1) / (2 * np.pi))
+    angle += np.float32(0.5)
+    index = np.minimum(angle, np.float32(_HUE_BINS - 1)).astype(np.int32)
+    index *= _RADIUS_BINS + 2
     # Nearest radius bin; beyond the maximum (by more than half a bin) the dimmed column R + 1.
-    radius = magnitude * np.float32(_RADIUS_BINS / max(max_magnitude, 1e-9)) + np.float32(0.5)
-    radius_bin = np.minimum(radius, np.float32(_RADIUS_BINS + 1)).astype(np.int32)
-    rgb = np.take(FLOW_COLOR_LUT, hue_bin * (_RADIUS_BINS + 2) + radius_bin, axis=0)
+    magnitude *= np.float32(_RADIUS_BINS / max(max_magnitude, 1e-9))
+    magnitude += np.float32(0.5)
+    index += np.minimum(magnitude, np.float32(_RADIUS_BINS + 1)).astype(np.int32)
+    rgb = np.take(FLOW_COLOR_LUT, index, axis=0)
     rgb[~valid] = 0
     return rgb
 
