@@ -3,7 +3,7 @@
 # omeganet_ros/models/moreau_synth.pt (see omeganet_ros/models/MODEL_CARD_MOREAU.md):
 #
 #   1. streets: training seeds 1-3 (200 frames each), validation seed 50 (40 frames), at 256×96;
-#   2. four runs with the same wall-clock budget each (MINUTES, default 6), one after the other, each
+#   2. four runs with the same wall-clock budget each (MINUTES, default 4), one after the other, each
 #      holding the shared CPU lock: ST (depth + pose) and MT (depth + pose + instances) with the
 #      equal, DWA and uncertainty weightings;
 #   3. the reference = the MT run with the best validation depth abs_rel (seed 50, never the test seeds
@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-.venv/bin/python}
 RUNS=${RUNS:-runs/moreau}
-MINUTES=${MINUTES:-6}
+MINUTES=${MINUTES:-4}
 THREADS=${THREADS:-2}
 MODEL=${MODEL-omeganet_ros/models/moreau_synth.pt}
 LOCK=${LOCK:-/tmp/omeganet_cpu.lock}
