@@ -104,18 +104,26 @@ def session():
         yield Session(node, client)
 
 
-def test_newest_frame_policy_keeps_latency_bounded_under_2x_overload(session):
+def test_newest_frame_policy_keeps_latency_bounded_and_the_window_under_overload(session):
     session.send_good(4)  # warm up
     session.client.spin_until(lambda: len(session.scenes) >= 2, 30, session.node)
     engine_ms = np.median([s.engine_ms for s in session.scenes[-2:]])
-    period = max(engine_ms / 1000.0 / 2, 0.02)  # frames arrive twice as fast as the engine runs
+    # Frames arrive several times as fast as the engine runs, stamped 0.3 s apart (a slow camera, well within
+    # max_frame_gap = 0.5 s): two processed frames with a skipped one between are 0.6 s apart — a gap only if
+    # measured between processed frames instead of received ones.
+    period = max(engine_ms / 1000.0 / 6, 0.02)
     before_scenes = len(session.scenes)
     before = session.diag()
-    published = {}
+    published, following = {}, {}
+    previous = None
     end = time.monotonic() + 6.0
     while time.monotonic() < end:
+        session.index += 2
         stamp = session.next_stamp()
         published[stamp] = time.monotonic()
+        if previous is not None:
+            following[previous] = stamp
+        previous = stamp
         session.image_pub.publish(_encode(session.frames[session.index % 12], stamp, "rgb8"))
         session.client.spin_for(period)
     session.client.spin_for(2.0)
@@ -127,6 +135,11 @@ def test_newest_frame_policy_keeps_latency_bounded_under_2x_overload(session):
     assert dropped > 0 and processed < received, after
     assert received - processed - dropped <= 2  # every frame is processed or counted as dropped
     scenes = session.scenes[before_scenes:]
+    # Frames the node skips while busy are not a gap in the camera's stream: the window keeps going and
+    # (nearly) every processed frame gets its output (paper mode: the last one's is still to come).
+    gaps = int(after.get("buffer_reset_gap", 0)) - int(before.get("buffer_reset_gap", 0))
+    assert gaps == 0, after
+    assert len(scenes) >= 0.95 * processed - 1, (len(scenes), processed)
     arrivals = session.scene_arrival[before_scenes:]
     assert len(scenes) >= 5
     # Latency from publishing the frame that completed each output to receiving the output: with a
@@ -134,7 +147,7 @@ def test_newest_frame_policy_keeps_latency_bounded_under_2x_overload(session):
     latencies = []
     for scene, arrival in zip(scenes, arrivals):
         described = h_ns(scene.header.stamp)
-        trigger = published.get(described + PERIOD)
+        trigger = published.get(following.get(described))
         if trigger is not None:
             latencies.append(arrival - trigger)
     assert len(latencies) >= 3
