@@ -71,11 +71,11 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine_outputs(run):
-    """The engine called directly on the same frames (random weights, same seed as the node)."""
+    """The engine called directly on the same frames (random weights, same seed and default precision as the node)."""
     from omeganet_ros.engine import SceneEngine
 
     engine = SceneEngine(checkpoint="random", device="cpu", size=h.TEST_SIZE, output_resolution="network",
-                         num_threads=1)
+                         precision="auto", num_threads=1)
     outputs = [engine.push(f, 1.7e9 + 0.1 * i) for i, f in enumerate(run["frames"])]
     return [o for o in outputs if o is not None]
 
