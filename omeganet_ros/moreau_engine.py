@@ -48,6 +48,9 @@ def open_engine(checkpoint=None, **options):
     only ΩNet has (motion threshold, class probabilities, compile, …) are refused for Moreau."""
     if isinstance(checkpoint, str) and checkpoint == "moreau":
         checkpoint = DEFAULT_MOREAU_CHECKPOINT
+        if not checkpoint.is_file():
+            raise CheckpointError(f"checkpoint {checkpoint}: the Moreau reference model is not installed (it is not in "
+                                  "the repository, 65 MB); make it with scripts/train_moreau_reference.sh")
     if checkpoint not in (None, "random"):
         ckpt = checkpoint if not isinstance(checkpoint, (str, Path)) else load_checkpoint(checkpoint)
         if is_moreau_checkpoint(ckpt):
