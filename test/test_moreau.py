@@ -126,7 +126,7 @@ def test_instance_loss_is_zero_only_for_the_true_offsets_and_skips_images_withou
     logit = torch.where(ids[:, None] > 0, 20.0, -20.0)
     assert float(instance_loss(target, logit, ids, torch.tensor([True]))["loss"]) < 1e-6
     wrong = instance_loss(torch.zeros_like(target, requires_grad=True), logit, ids, torch.tensor([True]))
-    assert float(wrong["offset_l2"]) > 1e-3
+    assert float(wrong["offset_l2"].detach()) > 1e-3
     wrong["loss"].backward()
     assert float(instance_loss(torch.zeros_like(target), logit, ids, torch.tensor([False]))["loss"]) == 0.0
 
