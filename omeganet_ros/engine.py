@@ -327,16 +327,9 @@ class SceneEngine:
         """Frames between pushing a frame and getting its outputs (1 in paper mode, 0 in causal mode)."""
         return 0 if self.causal else 1
 
-    def push(self, frame: np.ndarray, stamp: float, K=None) -> SceneOutputs | None:
-        """Add a frame (H×W×3 uint8 RGB, any size) with its stamp (seconds).
-
-        ``K``: the camera's 3×3 intrinsics in pixels of this frame (e.g. from
-        camera_info); when given, rigid flow uses it instead of CamNet's
-        estimate. Returns the outputs of the middle frame (paper mode, from the
-        third frame on) or of this frame (causal mode, from the second frame
-        on), else None. A stamp that does not increase, or a change of frame
-        size, restarts the buffer.
-        """
+    def _accept(self, frame: np.ndarray, stamp, K) -> tuple[float, torch.Tensor | None]:
+        """Check a pushed frame; returns its stamp and K scaled to the network size (None when not given).
+        A stamp that does not increase, or a change of frame size, restarts the buffer (:meth:`reset`)."""
         check_frame(frame)
         stamp = float(stamp)
         if not np.isfinite(stamp):
@@ -350,7 +343,20 @@ class SceneEngine:
             last = self._frames[-1]
             if stamp <= last.stamp or last.input_size != (frame.shape[1], frame.shape[0]):
                 log.info("stamp went back or frame size changed: restarting the frame buffer")
-                self._frames.clear()
+                self.reset()
+        return stamp, K_net
+
+    def push(self, frame: np.ndarray, stamp: float, K=None) -> SceneOutputs | None:
+        """Add a frame (H×W×3 uint8 RGB, any size) with its stamp (seconds).
+
+        ``K``: the camera's 3×3 intrinsics in pixels of this frame (e.g. from
+        camera_info); when given, rigid flow uses it instead of CamNet's
+        estimate. Returns the outputs of the middle frame (paper mode, from the
+        third frame on) or of this frame (causal mode, from the second frame
+        on), else None. A stamp that does not increase, or a change of frame
+        size, restarts the buffer.
+        """
+        stamp, K_net = self._accept(frame, stamp, K)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         state = _FrameState(stamp, self._preprocess(frame), (frame.shape[1], frame.shape[0]), K_net)

@@ -14,7 +14,6 @@ causal mode for the newest frame (ego-motion t→t−1, ``direction`` "backward"
 """
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -27,10 +26,8 @@ import torch.nn.functional as F
 
 from . import geometry
 from .checkpoint import CheckpointError, build_networks_from_checkpoint, load_checkpoint
-from .engine import DEFAULT_SIZE, PRECISIONS, SceneEngine, SceneOutputs, _check_K, _resolve_device, check_frame
+from .engine import DEFAULT_SIZE, PRECISIONS, SceneEngine, SceneOutputs, _resolve_device
 from .instances import ClusterConfig, cluster_instances
-
-log = logging.getLogger(__name__)
 
 MOREAU_NETWORK_NAMES = ("moreau", "posenet")
 DEFAULT_MOREAU_CHECKPOINT = Path(__file__).resolve().parent / "models" / "moreau_synth.pt"
@@ -137,6 +134,7 @@ class MoreauEngine:
     depth_is_metric = SceneEngine.depth_is_metric
     set_depth_scale = SceneEngine.set_depth_scale
     latency_frames = SceneEngine.latency_frames
+    _accept = SceneEngine._accept
     _autocast = SceneEngine._autocast
     _preprocess = SceneEngine._preprocess
 
@@ -146,19 +144,7 @@ class MoreauEngine:
 
     def push(self, frame: np.ndarray, stamp: float, K=None) -> SceneOutputs | None:
         """As :meth:`SceneEngine.push`: a frame (H×W×3 uint8 RGB) and its stamp (s); outputs or None."""
-        check_frame(frame)
-        stamp = float(stamp)
-        if not np.isfinite(stamp):
-            raise ValueError(f"stamp must be finite, got {stamp}")
-        K_net = None
-        if K is not None:
-            K_net = geometry.scale_intrinsics(torch.from_numpy(_check_K(K)), self.size[0] / frame.shape[1],
-                                              self.size[1] / frame.shape[0]).float()
-        if self._frames:
-            last = self._frames[-1]
-            if stamp <= last.stamp or last.input_size != (frame.shape[1], frame.shape[0]):
-                log.info("stamp went back or frame size changed: restarting the frame buffer")
-                self.reset()
+        stamp, K_net = self._accept(frame, stamp, K)
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         self._frames.append(_Frame(stamp, self._preprocess(frame), (frame.shape[1], frame.shape[0]), K_net))
@@ -209,7 +195,7 @@ class MoreauEngine:
             disp = F.interpolate(disp, size=(out_h, out_w), mode="bilinear", align_corners=False)
         depth = self.networks["moreau"].depth_from_disp(disp)[0, 0].cpu().numpy() * np.float32(self.depth_scale)
         given = cur.K is not None
-        K = cur.K.double() if given else torch.tensor([[0.58 * w, 0, (w - 1) / 2], [0, 1.92 * h, (h - 1) / 2], [0, 0, 1]],
+        K = cur.K.double().cpu() if given else torch.tensor([[0.58 * w, 0, (w - 1) / 2], [0, 1.92 * h, (h - 1) / 2], [0, 0, 1]],
                                                       dtype=torch.float64)
         K = geometry.scale_intrinsics(K, out_w / w, out_h / h).numpy()
         scale = self.depth_scale
