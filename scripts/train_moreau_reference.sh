@@ -13,7 +13,7 @@
 #   RUNS=/tmp/m MINUTES=2 scripts/train_moreau_reference.sh
 #   benchmarks/moreau_st_vs_mt.py --runs runs/moreau       # the ST-vs-MT figures on unseen seeds
 #
-# Environment: PYTHON (default .venv/bin/python), RUNS, MINUTES, THREADS (default 2), MODEL (where the
+# Environment: PYTHON (default .venv/bin/python), RUNS, MINUTES, THREADS (default 2), DEVICE (cpu | cuda), MODEL (where the
 # fp16 reference is written; empty: no export), LOCK (default /tmp/omeganet_cpu.lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,7 @@ PYTHON=${PYTHON:-.venv/bin/python}
 RUNS=${RUNS:-runs/moreau}
 MINUTES=${MINUTES:-4}
 THREADS=${THREADS:-2}
+DEVICE=${DEVICE:-cpu}
 MODEL=${MODEL-omeganet_ros/models/moreau_synth.pt}
 LOCK=${LOCK:-/tmp/omeganet_cpu.lock}
 SIZE=256x96
@@ -45,7 +46,7 @@ run() {  # name config weighting
   sed -e "s/^  name: equal .*/  name: $3/" -e "s/^size: .*/size: [${SIZE/x/, }]/" "$2" > "$config"
   echo "$1: training for $MINUTES min (config $2, weighting $3)"
   flock "$LOCK" "$PYTHON" -m omeganet_ros.cli.train --config "$config" "${TRAIN[@]}" "${VAL[@]}" --out "$out" \
-      --threads "$THREADS" --device cpu --max-minutes "$MINUTES" --no-progress > "$out.log" 2>&1 \
+      --threads "$THREADS" --device "$DEVICE" --max-minutes "$MINUTES" --no-progress > "$out.log" 2>&1 \
       || { echo "$1 failed: $out.log" >&2; rm -f "$config"; exit 1; }
   rm -f "$config"
   sed -n '/^{/,$p' "$out.log" > "$out/result.json"
