@@ -30,7 +30,7 @@ BAG_SUFFIXES = (".mcap", ".db3", ".sqlite3")
 CITYSCAPES_SUFFIXES = ("_gtFine_labelTrainIds", "_gtFine_labelIds", "_gtFine_color", "_gtFine_instanceIds",
                        "_leftImg8bit", "_labelTrainIds", "_labelIds", "_color", "_pred")
 DEFAULT_GT_TOPICS = {"depth": "/gt/depth", "flow": "/gt/flow", "semantic": "/gt/semantic",
-                     "motion": "/gt/motion", "pose": "/gt/pose", "odometry": "/gt/pose"}
+                     "motion": "/gt/motion", "pose": "/gt/pose", "odometry": "/gt/pose", "instance": "/gt/instance"}
 
 
 @dataclass

@@ -13,11 +13,12 @@ from omeganet_ros.evaluate.runner import METRICS, TASKS, evaluate_paths
 
 # The synthetic world's ground-truth topics (``omeganet-synth``), and the node's outputs they are compared with.
 DEFAULT_GT_TOPICS = {"depth": "/gt/depth", "flow": "/gt/flow", "semantic": "/gt/semantic",
-                     "motion": "/gt/motion", "pose": "/gt/pose", "odometry": "/gt/pose"}
+                     "motion": "/gt/motion", "pose": "/gt/pose", "odometry": "/gt/pose", "instance": "/gt/instance"}
 # The node's depth: depth/relative always; depth/image (REP 118 metres) only when its depth is metric.
 METRIC_DEPTH_TOPIC = "depth/image"
 DEFAULT_PRED_TOPICS = {"depth": "depth/relative", "flow": "flow", "semantic": "semantic",
-                       "motion": "motion/mask", "pose": "odometry", "odometry": "odometry"}
+                       "motion": "motion/mask", "pose": "odometry", "odometry": "odometry",
+                       "instance": "instance"}  # the Moreau model's ids; the node does not publish them yet
 
 
 def resolve_topic(name: str, namespace: str = "/") -> str:
