@@ -100,9 +100,12 @@ class SceneCutDetector:
 
     def is_cut(self, rgb: np.ndarray) -> bool:
         """Whether ``rgb`` starts a new scene after the previous frame given (the first frame never does)."""
+        if self.threshold == 0.0:  # detection off: no histogram on the hot path
+            self._previous = self.last_correlation = None
+            return False
         hist = self.histogram(rgb)
         previous, self._previous = self._previous, hist
-        if previous is None or self.threshold == 0.0:
+        if previous is None:
             self.last_correlation = None
             return False
         self.last_correlation = float(cv2.compareHist(previous, hist, cv2.HISTCMP_CORREL))

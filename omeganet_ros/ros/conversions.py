@@ -41,9 +41,10 @@ def decode_image(msg) -> np.ndarray:
     return rosbag_io.image_to_rgb8(msg)
 
 
-def decode_compressed(msg) -> np.ndarray:
-    """sensor_msgs/CompressedImage → H×W×3 uint8 RGB; ``ValueError`` when it does not decode."""
-    return rosbag_io.compressed_to_rgb8(msg.format, msg.data)
+def decode_compressed(msg, max_pixels: int | None = rosbag_io.MAX_INPUT_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage → H×W×3 uint8 RGB; ``ValueError`` when it does not decode or its header
+    announces more than ``max_pixels`` (None: no check, e.g. when the caller checked the header already)."""
+    return rosbag_io.compressed_to_rgb8(msg.format, msg.data, max_pixels=max_pixels)
 
 
 def camera_info_to_K(msg, image_size: tuple[int, int] | None = None) -> np.ndarray:

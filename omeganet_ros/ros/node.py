@@ -484,7 +484,7 @@ class OmeganetNode(LifecycleNode):
         msg = frame.msg
         try:
             if isinstance(msg, CompressedImage):
-                return conversions.decode_compressed(msg)
+                return conversions.decode_compressed(msg, max_pixels=None)  # _check_header applied max_input_pixels
             return conversions.decode_image(msg)
         except ValueError as exc:
             reason = "undecodable_compressed" if isinstance(msg, CompressedImage) else "bad_image"
