@@ -13,15 +13,8 @@ from omeganet_ros.moreau_engine import MoreauEngine, open_engine
 from omeganet_ros.nets import Monodepth2PoseNet, MoreauNet
 from omeganet_ros.train.moreau_stage import instance_loss
 from omeganet_ros.train.trainer import DEFAULT_CONFIG, Trainer, merge_config
-from test_train_helpers import TINY
+from test_train_helpers import one_thread, TINY  # noqa: F401 (one_thread: autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def two_cars():

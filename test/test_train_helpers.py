@@ -10,6 +10,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+import torch
 
 from omeganet_ros.data.layout import SequenceFolder
 
@@ -87,3 +89,12 @@ def write_image_folder(root: Path, images) -> Path:
 TINY = {"size": [128, 64], "batch_size": 2, "log_every": 1, "checkpoint_every": 0,
         "validation": {"max_items": 4}, "data": {"num_workers": 0},
         "batch_norm_momentum": 0.1}  # tens of steps: the authors' 0.001 would leave eval-mode statistics untrained
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training tests run on one thread (fastest on the shared CI cores); modules import this fixture."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -6,17 +6,10 @@ import pytest
 import torch
 
 from omeganet_ros.train.trainer import DEFAULT_CONFIG, Trainer, merge_config
-from test_train_helpers import TINY, corridor, write_sequence
+from test_train_helpers import one_thread, TINY, corridor, write_sequence  # noqa: F401 (one_thread: autouse fixture)
 
 STEPS = 100
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_depth_error_drops_well_below_the_untrained_value(tmp_path):

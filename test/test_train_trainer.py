@@ -10,15 +10,8 @@ from omeganet_ros.checkpoint import load_checkpoint
 from omeganet_ros.cli.train import main as train_main
 from omeganet_ros.train import stages
 from omeganet_ros.train.trainer import Trainer, TrainingError, merge_config, DEFAULT_CONFIG
-from test_train_helpers import TINY, corridor, write_image_folder, write_sequence
+from test_train_helpers import one_thread, TINY, corridor, write_image_folder, write_sequence  # noqa: F401 (one_thread: autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # fastest on the shared CI cores
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
