@@ -4,7 +4,7 @@ A checkpoint is a plain dict written with ``torch.save``::
 
     {
       "format": "omeganet_ros.checkpoint/2",
-      "architecture": {"dsnet": {"class": "DSNet", "kwargs": {...}}, ...},
+      "architecture": {"dsnet": {"class": "DSNet", "kwargs": {...}}, ...},  # kwargs: the network's config()
       "input_size": [W, H],                 # network input size it was trained at
       "classes": ["road", ..., "bicycle"],  # trainId order of the semantic head
       "provenance": {...},                  # free: config, data, git commit, step, metrics
@@ -21,7 +21,6 @@ and :func:`load_checkpoint` renames them so (see ``LEGACY_CLASS_NAMES``).
 """
 from __future__ import annotations
 
-import inspect
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -63,31 +62,21 @@ def default_checkpoint_path() -> Path | None:
     return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None
 
 
-def _constructor_kwargs(module: nn.Module) -> dict:
-    """Constructor kwargs of a network, from an ``init_kwargs`` attribute or from same-named attributes."""
-    explicit = getattr(module, "init_kwargs", None)
-    if isinstance(explicit, dict):
-        return dict(explicit)
-    kwargs = {}
-    try:
-        params = inspect.signature(type(module).__init__).parameters
-    except (TypeError, ValueError):
-        return kwargs
-    for name, param in params.items():
-        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        if hasattr(module, name):
-            value = getattr(module, name)
-            if isinstance(value, (int, float, str, bool, type(None))):
-                kwargs[name] = value
-            elif isinstance(value, (list, tuple)) and all(isinstance(v, (int, float, str, bool)) for v in value):
-                kwargs[name] = list(value)
-    return kwargs
-
-
 def describe_architecture(networks: dict[str, nn.Module]) -> dict:
-    """{name: {"class": class name, "kwargs": constructor kwargs}} for each network."""
-    return {name: {"class": type(net).__name__, "kwargs": _constructor_kwargs(net)} for name, net in networks.items()}
+    """{name: {"class": class name, "kwargs": the network's own record of its constructor arguments}}.
+
+    Every network declares its architecture (``omeganet_ros.nets.config.ConfiguredNet.config``); a module
+    without that record cannot be saved (a ``TypeError`` names it), since it could not be built back.
+    """
+    from .nets.config import ConfiguredNet  # here: importing the nets package is heavy
+
+    described = {}
+    for name, net in networks.items():
+        if not isinstance(net, ConfiguredNet):
+            raise TypeError(f"network {name!r} ({type(net).__name__}) does not record its architecture: "
+                            "derive it from omeganet_ros.nets.config.ConfiguredNet (unwrap DDP / compiled modules)")
+        described[name] = {"class": type(net).__name__, "kwargs": net.config()}
+    return described
 
 
 def save_checkpoint(path, networks: dict[str, nn.Module], *, input_size, provenance: dict | None = None,

@@ -6,13 +6,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import geometry
+from .config import ConfiguredNet
 from .layers import ConvBNReLU, ReflectConv, encode_triplet
 from .pyramid_encoder import PyramidEncoder
 
 POSE_SCALING = 0.01
 
 
-class CamNet(nn.Module):
+class CamNet(ConfiguredNet):
     """Pose + intrinsics network, exactly the authors' ``CameraNet`` (their TF code is the specification).
 
     * Its own :class:`PyramidEncoder` (the authors' ``feature_extractor_pose``), shared by the
@@ -32,7 +33,7 @@ class CamNet(nn.Module):
     pose_level = 3  # encoder index of the 1/16 features (the authors' index 4)
 
     def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256)):
-        super().__init__()
+        super().__init__(encoder_channels=[int(c) for c in encoder_channels])
         self.encoder_channels = tuple(encoder_channels)
         self.encoder = PyramidEncoder(encoder_channels)
         self.pose_convs = nn.Sequential(

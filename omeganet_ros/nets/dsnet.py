@@ -6,6 +6,7 @@ import torch.nn as nn
 
 from .layers import (ConvBNReLU, ReflectConv, check_image, pad_to_multiple, resize_bilinear_tf_legacy,
                      upsample_nearest2x)
+from .config import ConfiguredNet
 from .pyramid_encoder import PyramidEncoder
 
 DISP_SCALING = 10.0
@@ -39,7 +40,7 @@ class DSNetLevel(nn.Module):
         return DISP_SCALING * torch.sigmoid(self.disparity_out(self.disparity(x)).float()) + MIN_DISP
 
 
-class DSNet(nn.Module):
+class DSNet(ConfiguredNet):
     """Depth + semantic network, exactly the authors' (their TF inference code is the specification).
 
     * :class:`PyramidEncoder` on the RGB image in [0, 1] (no mean/std normalisation).
@@ -60,7 +61,7 @@ class DSNet(nn.Module):
     estimate_channels = 16
 
     def __init__(self, num_classes: int = 19, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256)):
-        super().__init__()
+        super().__init__(num_classes=int(num_classes), encoder_channels=[int(c) for c in encoder_channels])
         self.num_classes = num_classes
         self.encoder_channels = tuple(encoder_channels)
         self.encoder = PyramidEncoder(encoder_channels)

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import ConfiguredNet
 from .layers import encode_triplet, normalize_image
 from .legacy_pyramid_encoder import LegacyPyramidEncoder
 
@@ -15,7 +16,7 @@ def _inverse_softplus(y: float) -> float:
     return math.log(math.expm1(y))
 
 
-class LegacyCamNet(nn.Module):
+class LegacyCamNet(ConfiguredNet):
     """Pose + intrinsics network.
 
     * One PyDNet-style :class:`LegacyPyramidEncoder` (weights shared by the three
@@ -50,7 +51,8 @@ class LegacyCamNet(nn.Module):
     intrinsics_level = 4  # 1/32
 
     def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256), pose_negative_slope: float = 0.0):
-        super().__init__()
+        super().__init__(encoder_channels=[int(c) for c in encoder_channels],
+                         pose_negative_slope=float(pose_negative_slope))
         self.pose_negative_slope = float(pose_negative_slope)
         self.encoder = LegacyPyramidEncoder(encoder_channels)
         cin = 3 * encoder_channels[self.pose_level]

@@ -6,11 +6,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import geometry
+from .config import ConfiguredNet
 from .layers import ConvBlock, check_image, conv_stack, normalize_image, pad_to_multiple, scaled_size, upsample_nearest2x
 from .legacy_pyramid_encoder import LegacyPyramidEncoder
 
 
-class LegacyDSNet(nn.Module):
+class LegacyDSNet(ConfiguredNet):
     """Depth + semantic network: PyDNet-style pyramid encoder and a coarse-to-fine decoder.
 
     Decoder, from level 5 (1/32) to level 1 (1/2):
@@ -41,7 +42,7 @@ class LegacyDSNet(nn.Module):
         return geometry.disp_to_depth(disp)
 
     def __init__(self, num_classes: int = 19, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256)):
-        super().__init__()
+        super().__init__(num_classes=int(num_classes), encoder_channels=[int(c) for c in encoder_channels])
         self.num_classes = num_classes
         self.encoder = LegacyPyramidEncoder(encoder_channels)
         est = self.estimate_channels

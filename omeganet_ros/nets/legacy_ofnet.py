@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .config import ConfiguredNet
 from .layers import (correlation, encode_triplet, normalize_image, pad_to_multiple, pyramid_levels, run_pyramid,
                      scaled_size, upsample_flow, warp)
 
@@ -58,7 +59,7 @@ class ContextNetwork(nn.Module):
         return self.body(x)
 
 
-class LegacyOFNet(nn.Module):
+class LegacyOFNet(ConfiguredNet):
     """Three-frame optical flow network (frames t−1, t, t+1).
 
     * A 6-level feature pyramid (16/32/64/96/128/192 channels, LeakyReLU 0.2,
@@ -90,7 +91,7 @@ class LegacyOFNet(nn.Module):
     finest_level = 1  # index into the pyramid features: level 2, 1/4 resolution
 
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 96, 128, 192)):
-        super().__init__()
+        super().__init__(channels=[int(c) for c in channels])
         self.channels = tuple(channels)
         self.num_levels = len(channels)
         self.pyramid = FlowFeaturePyramid(channels)

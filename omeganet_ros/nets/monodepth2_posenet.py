@@ -11,18 +11,19 @@ import torch
 import torch.nn as nn
 
 from .. import geometry
+from .config import ConfiguredNet
 from .layers import check_image, normalize_image
 from .monodepth2_resnet18 import ResNet18Encoder
 
 POSE_SCALE = 0.01  # monodepth2 scales the decoder's output so the initial motions are small
 
 
-class Monodepth2PoseNet(nn.Module):
+class Monodepth2PoseNet(ConfiguredNet):
     """``forward(a, b)``: two B×3×H×W RGB frames in [0, 1] → B×4×4 camera motion a → b (pose of camera b in
     camera a's frame, ``geometry`` convention; translation in the depth network's relative units)."""
 
     def __init__(self, num_frames_to_predict_for: int = 2):
-        super().__init__()
+        super().__init__(num_frames_to_predict_for=int(num_frames_to_predict_for))
         self.num_frames_to_predict_for = int(num_frames_to_predict_for)
         self.encoder = ResNet18Encoder(in_channels=6)
         self.net = nn.ModuleList([

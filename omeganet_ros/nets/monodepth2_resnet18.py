@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import ConfiguredNet
 from .layers import check_image, normalize_image, pad_to_multiple
 
 
@@ -122,7 +123,7 @@ class DepthDecoder(nn.Module):
         return disps[::-1]
 
 
-class Monodepth2ResNet18(nn.Module):
+class Monodepth2ResNet18(ConfiguredNet):
     """ResNet18 + monodepth2 depth decoder; any H, W ≥ 64 (padded to a multiple of 32, outputs cropped).
 
     ``forward(image)`` with ``image`` B×3×H×W RGB in [0, 1] → dict with ``"disp"``

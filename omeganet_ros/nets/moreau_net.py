@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import geometry
+from .config import ConfiguredNet
 from .layers import check_image, normalize_image, pad_to_multiple
 from .monodepth2_resnet18 import DepthDecoder, ResNet18Encoder
 
@@ -55,7 +56,7 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
-class MoreauNet(nn.Module):
+class MoreauNet(ConfiguredNet):
     """Shared ResNet18 + monodepth2 decoder with MTAN attention per task (``tasks``: "depth" and optionally "instance").
 
     ``forward(image)`` with ``image`` B×3×H×W RGB in [0, 1] (any H, W ≥ 64; padded to a multiple of 32 inside)
@@ -65,8 +66,8 @@ class MoreauNet(nn.Module):
     """
 
     def __init__(self, tasks: tuple[str, ...] | list[str] = TASKS):
-        super().__init__()
         tasks = tuple(tasks)
+        super().__init__(tasks=list(tasks))
         if "depth" not in tasks or any(t not in TASKS for t in tasks) or len(set(tasks)) != len(tasks):
             raise ValueError(f"MoreauNet tasks must include 'depth' and be among {TASKS}, got {list(tasks)}")
         self.tasks = list(tasks)

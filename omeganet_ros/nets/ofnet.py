@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .config import ConfiguredNet
 from .layers import SameConv, cost_volume, encode_triplet, pyramid_levels, resize_flow_align_corners, run_pyramid, warp_tf
 
 LEAKY_SLOPE = 0.2
@@ -56,7 +57,7 @@ class ContextNetwork(nn.Module):
         return self.layers(x)
 
 
-class OFNet(nn.Module):
+class OFNet(ConfiguredNet):
     """Three-frame optical flow network, exactly the authors' SD-OFNet (SelFlow), frames t−1, t, t+1.
 
     * :class:`FlowPyramid` shared by the three frames, on RGB in [0, 1].
@@ -77,7 +78,7 @@ class OFNet(nn.Module):
     finest_level = 1  # pyramid index of level 2 (1/4 resolution), the finest with an estimator
 
     def __init__(self, channels: tuple[int, ...] = (16, 32, 64, 96, 128, 192)):
-        super().__init__()
+        super().__init__(channels=[int(c) for c in channels])
         self.channels = tuple(channels)
         self.num_levels = len(channels)
         self.pyramid = FlowPyramid(channels)
