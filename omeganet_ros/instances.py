@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .classes import THING_TRAIN_IDS
 
@@ -31,6 +30,8 @@ def centroid_offsets(instance: torch.Tensor) -> torch.Tensor:
 
     Pixels without an instance get 0. Centroids are per image and per id (the mean pixel position).
     """
+    import torch  # here: the node's conversions import this module for colorize_instances without torch
+
     if instance.dim() != 3:
         raise ValueError(f"instance ids must be B×H×W, got shape {tuple(instance.shape)}")
     b, h, w = instance.shape

@@ -39,21 +39,38 @@ def is_moreau_checkpoint(ckpt) -> bool:
     return "moreau" in ckpt.architecture
 
 
+def resolve_checkpoint(checkpoint=None):
+    """``checkpoint`` as the engines take it, loaded once: None and ``"random"`` unchanged, ``"moreau"`` the
+    packaged Moreau reference, a path → :class:`~omeganet_ros.checkpoint.Checkpoint` (CheckpointError naming
+    the file when it cannot be read)."""
+    if isinstance(checkpoint, str) and checkpoint == "moreau":
+        checkpoint = DEFAULT_MOREAU_CHECKPOINT
+        if not checkpoint.is_file():
+            raise CheckpointError(f"checkpoint {checkpoint}: the Moreau reference model is not installed; make it "
+                                  "with scripts/train_moreau_reference.sh")
+    if checkpoint is None or (isinstance(checkpoint, str) and checkpoint == "random"):
+        return checkpoint
+    return checkpoint if not isinstance(checkpoint, (str, Path)) else load_checkpoint(checkpoint)
+
+
 def open_engine(checkpoint=None, **options):
     """The engine a checkpoint needs: :class:`MoreauEngine` for a Moreau checkpoint (``"moreau"`` alone: the
     packaged reference), else :class:`~omeganet_ros.engine.SceneEngine`. ``options`` go to the engine; those
     only ΩNet has (motion threshold, class probabilities, compile, …) are refused for Moreau."""
-    if isinstance(checkpoint, str) and checkpoint == "moreau":
-        checkpoint = DEFAULT_MOREAU_CHECKPOINT
-        if not checkpoint.is_file():
-            raise CheckpointError(f"checkpoint {checkpoint}: the Moreau reference model is not installed (it is not in "
-                                  "the repository, 65 MB); make it with scripts/train_moreau_reference.sh")
-    if checkpoint not in (None, "random"):
-        ckpt = checkpoint if not isinstance(checkpoint, (str, Path)) else load_checkpoint(checkpoint)
-        if is_moreau_checkpoint(ckpt):
-            return MoreauEngine(ckpt, **options)
-        checkpoint = ckpt
-    return SceneEngine(checkpoint, **options)
+    ckpt = resolve_checkpoint(checkpoint)
+    if ckpt not in (None, "random") and is_moreau_checkpoint(ckpt):
+        return MoreauEngine(ckpt, **options)
+    return SceneEngine(ckpt, **options)
+
+
+def absent_outputs(engine) -> tuple[str, ...]:
+    """The outputs ``engine`` does not estimate, by the names of the node's ``publish_*`` switches and
+    ``omeganet-infer``'s layers: the Moreau model has no ``flow``, ``semantic``, ``motion`` (and, as it
+    estimates no intrinsics, no ``camera_info`` estimate; no ``instance`` for a depth-only ST checkpoint);
+    ΩNet has no ``instance``."""
+    if isinstance(engine, MoreauEngine):
+        return ("flow", "semantic", "motion", "camera_info") + (() if engine.has_instances else ("instance",))
+    return ("instance",)
 
 
 @dataclass

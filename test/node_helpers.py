@@ -208,3 +208,24 @@ def image_array(msg) -> np.ndarray:
     from omeganet_ros.data.rosbag_io import image_to_numpy
 
     return image_to_numpy(msg)
+
+
+def random_moreau_checkpoint(path: Path, size=TEST_SIZE, seed: int = 0) -> Path:
+    """A Moreau et al. checkpoint (MT: depth + instances) with random weights, whose instance head gives a few
+    instances per frame: offsets 0 and a random thing logit with ~10 % of the pixels above ½ (an untrained head
+    starts at probability exactly ½ everywhere, which clusters nothing)."""
+    import torch
+
+    from omeganet_ros.checkpoint import save_checkpoint
+    from omeganet_ros.nets import build_networks
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        networks = build_networks(architecture="moreau")
+        head = networks["moreau"].instance_head[1]
+        with torch.no_grad():
+            torch.nn.init.normal_(head.weight, std=1.0)
+            head.weight[:2] = 0.0
+            head.bias.copy_(torch.tensor([0.0, 0.0, -0.06]))
+    return save_checkpoint(path, {name: net.half() for name, net in networks.items()}, input_size=size,
+                           provenance={"note": "random weights for the node tests"}, classes=[])

@@ -34,6 +34,7 @@ def build_scene():
         (msg.semantic, rng.integers(0, 19, (HEIGHT, WIDTH), dtype=np.uint8), "mono8"),
         (msg.motion_probability, rng.uniform(0, 1, (HEIGHT, WIDTH)).astype(np.float32), "32FC1"),
         (msg.motion_mask, (rng.uniform(0, 1, (HEIGHT, WIDTH)) > 0.8).astype(np.uint8) * 255, "mono8"),
+        (msg.instance, rng.integers(0, 700, (HEIGHT, WIDTH), dtype=np.uint16), "mono16"),  # ids above 255 too
     ):
         image.header = msg.header
         _image(image, array, encoding)

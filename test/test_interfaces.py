@@ -20,7 +20,7 @@ def test_messages_import_with_documented_fields():
 
     scene = SceneUnderstanding()
     for field in ("header", "depth", "depth_scale", "depth_is_metric", "flow", "semantic", "class_names",
-                  "motion_probability", "motion_mask", "ego_motion", "camera_info", "intrinsics_estimated",
+                  "motion_probability", "motion_mask", "instance", "ego_motion", "camera_info", "intrinsics_estimated",
                   "latency_ms", "engine_ms"):
         assert hasattr(scene, field), field
     assert isinstance(scene.ego_motion, EgoMotion)
@@ -60,13 +60,15 @@ def test_scene_round_trip_between_processes(tmp_path):
 
     got, expected = received[0], fixture.build_scene()
     assert got.header == expected.header
-    for name in ("depth", "flow", "semantic", "motion_probability", "motion_mask"):
+    for name in ("depth", "flow", "semantic", "motion_probability", "motion_mask", "instance"):
         a, b = getattr(got, name), getattr(expected, name)
         assert (a.height, a.width, a.encoding, a.step) == (b.height, b.width, b.encoding, b.step), name
         assert bytes(a.data) == bytes(b.data), name
     assert got.depth.height == 192 and got.depth.width == 640
     depth = np.frombuffer(bytes(got.depth.data), np.float32).reshape(192, 640)
     assert np.isnan(depth[0, :10]).all() and np.isfinite(depth[1:]).all()
+    instance = np.frombuffer(bytes(got.instance.data), "<u2").reshape(192, 640)
+    assert got.instance.encoding == "mono16" and instance.max() > 255
     assert got.depth_scale == pytest.approx(23.5) and got.depth_is_metric
     assert list(got.class_names) == list(expected.class_names) and len(got.class_names) == 19
     assert got.ego_motion == expected.ego_motion

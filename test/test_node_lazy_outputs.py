@@ -121,3 +121,39 @@ def test_ofnet_runs_only_for_flow_motion_or_scene_subscribers(node, subscribed, 
     node._publish(_result(skipped), triggered=0.0, engine_ms=1.0)
     assert not node._outputs["flow/colored"].published and not node._outputs["motion/mask"].published
     assert len(node._outputs["odometry"].published) == 1
+
+
+MOREAU_TOPICS = ("depth/image", "depth/relative", "depth/colored", "depth/camera_info", "instance", "instance/colored",
+                 "ego_motion", "odometry", "points", "scene")
+
+
+@pytest.mark.parametrize("subscribed, wanted", [(("depth/colored", "points"), False), (("instance",), True),
+                                                (("instance/colored",), True), (("scene",), True)])
+def test_instance_clustering_runs_only_for_instance_or_scene_subscribers(node, subscribed, wanted):
+    node._outputs = {topic: _FakePublisher(1 if topic in subscribed else 0) for topic in MOREAU_TOPICS}
+    assert node._instances_wanted() is wanted
+    node._config["publish_instance"] = False
+    assert node._instances_wanted() is False
+
+
+def test_a_model_without_flow_and_semantics_publishes_instances_and_no_colourised_semantics(node, monkeypatch):
+    from omeganet_ros.ros import conversions
+
+    calls = []
+    monkeypatch.setattr(conversions, "colorize_semantic", lambda *a: calls.append("semantic"))
+    out = _outputs(1.1)
+    out.semantic = out.flow = out.motion_probability = out.motion_mask = None
+    out.instance = np.zeros((H, W), np.uint16)
+    out.instance[4:12, 5:20], out.instance[20:30, 30:40] = 1, 300
+    node._outputs = {topic: _FakePublisher(1) for topic in MOREAU_TOPICS + ("semantic/colored",)}
+    node._publish(_result(out), triggered=0.0, engine_ms=1.0)
+    ids = node._outputs["instance"].published[0]
+    assert ids.encoding == "mono16" and ids.step == 2 * W
+    np.testing.assert_array_equal(np.frombuffer(bytes(ids.data), "<u2").reshape(H, W), out.instance)
+    colored = np.frombuffer(bytes(node._outputs["instance/colored"].published[0].data), np.uint8).reshape(H, W, 3)
+    np.testing.assert_array_equal(colored, conversions.colorize_instances(out.instance))
+    assert not calls and not node._outputs["semantic/colored"].published
+    scene = node._outputs["scene"].published[0]
+    assert bytes(scene.instance.data) == bytes(ids.data) and scene.semantic.width == 0 and scene.flow.width == 0
+    points = conversions.point_cloud_to_array(node._outputs["points"].published[0])
+    assert set(np.unique(points["label"])) == {conversions.NO_LABEL}

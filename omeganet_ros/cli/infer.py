@@ -152,7 +152,7 @@ def run(args) -> dict:
     from ..train.lineage import untrained_outputs
     from ..data.layout import SequenceFolder
     from ..data.sources import open_source
-    from ..moreau_engine import MoreauEngine, open_engine
+    from ..moreau_engine import MoreauEngine, absent_outputs, open_engine
     from ..pipeline import ScenePipeline
     from ..scale_recovery import ScaleRecovery
 
@@ -179,7 +179,7 @@ def run(args) -> dict:
         logging.getLogger("omeganet-infer").warning(
             "checkpoint %s has untrained networks: its %s are meaningless (random weights)",
             engine.checkpoint_path, ", ".join(untrained))
-    absent = ["flow", "semantic", "motion"] if moreau else ["instance"]
+    absent = absent_outputs(engine)  # e.g. Moreau: flow, semantic, motion; ΩNet: instance
     layers = tuple(layer for layer in args.outputs if layer not in absent)
     out_dir = Path(args.out)
     folder = SequenceFolder(out_dir)

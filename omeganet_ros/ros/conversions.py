@@ -14,6 +14,7 @@ import numpy as np
 
 from ..classes import CLASS_NAMES
 from ..data import rosbag_io
+from ..instances import colorize_instances  # noqa: F401  (the node's instance/colored output)
 from ..visualize import colorize_depth, colorize_flow, colorize_semantic  # noqa: F401  (the node's */colored outputs)
 from . import compat
 
@@ -110,8 +111,11 @@ def image_msg(array: np.ndarray, encoding: str, header):
     return msg
 
 
-def depth_with_no_return(depth: np.ndarray, semantic: np.ndarray) -> np.ndarray:
-    """Metric depth for ``depth/image``: sky pixels (no return, REP 117) set to +Inf; NaN stays invalid."""
+def depth_with_no_return(depth: np.ndarray, semantic: np.ndarray | None) -> np.ndarray:
+    """Metric depth for ``depth/image``: sky pixels (no return, REP 117) set to +Inf; NaN stays invalid.
+    ``semantic`` None (a model without semantics, e.g. Moreau et al.): no pixel is known to be sky, depth as is."""
+    if semantic is None:
+        return np.asarray(depth, dtype=np.float32)
     return np.where(np.asarray(semantic) == SKY_TRAIN_ID, np.float32(np.inf), depth).astype(np.float32, copy=False)
 
 
@@ -274,18 +278,23 @@ def point_fields():
             PointField(name="label", offset=16, datatype=PointField.UINT32, count=1)]
 
 
-def depth_to_points(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray, semantic: np.ndarray, *,
+NO_LABEL = 255  # the points' label where no semantics exist (the Moreau model), as trainId 255 = none elsewhere
+
+
+def depth_to_points(depth: np.ndarray, K: np.ndarray, rgb: np.ndarray, semantic: np.ndarray | None, *,
                     stride: int = 4, max_depth: float = math.inf, skip_sky: bool = True) -> np.ndarray:
     """Back-project every ``stride``-th pixel (rows and columns) → N structured points (:data:`POINT_DTYPE`).
 
     ``depth`` H×W (along z), ``K`` 3×3 at that resolution, ``rgb`` H×W×3
-    uint8, ``semantic`` H×W trainIds. Points with invalid depth, depth beyond
-    ``max_depth`` or labelled sky are left out. Coordinates in the camera
+    uint8, ``semantic`` H×W trainIds (None: a model without semantics; every label :data:`NO_LABEL`, no sky
+    known). Points with invalid depth, depth beyond ``max_depth`` or labelled sky are left out. Coordinates in the camera
     optical frame; rgb packed as 0x00RRGGBB in a float32 (rviz convention).
     """
     if stride < 1:
         raise ValueError(f"point cloud stride must be ≥ 1, got {stride}")
     depth = np.asarray(depth)
+    if semantic is None:
+        semantic = np.full(depth.shape, NO_LABEL, np.uint8)
     if rgb.shape[:2] != depth.shape or semantic.shape != depth.shape:
         raise ValueError(f"depth {depth.shape}, rgb {rgb.shape} and semantic {semantic.shape} must share H×W")
     d = depth[::stride, ::stride].astype(np.float32)

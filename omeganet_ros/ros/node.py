@@ -1,4 +1,5 @@
-"""``omeganet_node``: a ROS 2 lifecycle node running the ΩNet SceneEngine on a camera stream.
+"""``omeganet_node``: a ROS 2 lifecycle node running the ΩNet SceneEngine (or, for a Moreau et al. checkpoint,
+the MoreauEngine: depth, ego-motion and instances, no flow, semantics or motion) on a camera stream.
 
 Lifecycle: *configure* loads the model and creates the publishers (it fails
 cleanly, naming the file and the reason, when the model cannot be loaded);
@@ -42,6 +43,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from ..classes import DYNAMIC_TRAIN_IDS
 from ..motion_covariance import MotionSpread, rotate_covariance
 from ..data import rosbag_io
 from . import compat, conversions, parameters
@@ -49,6 +51,20 @@ from . import compat, conversions, parameters
 NODE_NAME = "omeganet_node"
 # Outputs that need OFNet: the engine skips it (compute_flow) while none of them has a subscriber.
 FLOW_OUTPUTS = ("flow", "flow/colored", "motion/probability", "motion/mask", "scene")
+# Outputs that need the Moreau model's instance clustering (OPTICS, the costly part): skipped likewise.
+INSTANCE_OUTPUTS = ("instance", "instance/colored", "scene")
+# The topics of each publish_* switch whose output a model may not estimate (moreau_engine.absent_outputs).
+TOPICS_OF_OUTPUT = {"flow": ("flow", "flow/colored"), "semantic": ("semantic", "semantic/colored"),
+                    "motion": ("motion/probability", "motion/mask"), "camera_info": ("camera_info/estimated",),
+                    "instance": ("instance", "instance/colored")}
+# Parameters that configure what only ΩNet has (motion segmentation, torch.compile of its networks), with the
+# value that leaves them unused: a Moreau checkpoint with another value fails configure, naming the parameter.
+OMEGANET_ONLY = {"compile": False, "motion_threshold": -1.0, "motion_any_class": False,
+                 "dynamic_classes": list(DYNAMIC_TRAIN_IDS)}
+
+
+class ModelParameterError(ValueError):
+    """A parameter set for what the loaded model does not have (e.g. ``compile`` for the Moreau model)."""
 
 
 @dataclass
@@ -131,6 +147,7 @@ class OmeganetNode(LifecycleNode):
         self._model_status = "not loaded (node not configured)"
         self._model_ok = False
         self._outputs: dict = {}
+        self._absent: tuple[str, ...] = ()  # outputs the loaded model does not estimate (flow, semantic, …)
         self._subscribed: dict[str, bool] = {}
         self._inputs: list = []
         self._camera_info = None
@@ -194,6 +211,8 @@ class OmeganetNode(LifecycleNode):
 
             if isinstance(exc, CheckpointError):
                 cause = f"cannot load model {cfg['model'] or 'the bundled reference checkpoint'}"
+            elif isinstance(exc, ModelParameterError):
+                cause = f"the parameters do not fit model {cfg['model']}"
             else:  # e.g. device cuda without CUDA, fp16 on CPU, a network size too small
                 cause = (f"cannot create the scene engine (device {cfg['device']}, precision {cfg['precision']}, "
                          f"network {cfg['network_width']}×{cfg['network_height']})")
@@ -204,6 +223,15 @@ class OmeganetNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         from ..scale_recovery import ScaleRecovery
 
+        if cfg["scale_recovery"] == "camera_height" and "semantic" in self._absent:
+            cause = ("scale_recovery 'camera_height' fits the ground plane to road pixels from the semantic "
+                     "segmentation, which this model (Moreau et al.) does not estimate; use scale_recovery "
+                     "'fixed' (fixed_scale) or 'none'")
+            self._model_status = f"{self._model_status} (not configured: {cause})"
+            self.get_logger().error(f"configure failed: {cause}")
+            self._engine = None
+            _release_memory()
+            return TransitionCallbackReturn.FAILURE
         try:
             self._scale = ScaleRecovery(cfg["scale_recovery"], camera_height=cfg["camera_height"],
                                         fixed_scale=cfg["fixed_scale"], window=cfg["scale_window"])
@@ -294,20 +322,31 @@ class OmeganetNode(LifecycleNode):
     # ---------------------------------------------------------------------------------------- setup
 
     def _build_engine(self, cfg: dict):
+        """The engine the ``model`` checkpoint needs (``moreau_engine.open_engine``): ΩNet's SceneEngine, or the
+        MoreauEngine for a Moreau et al. checkpoint (``model: moreau``: the packaged one). Sets ``_absent``."""
         import warnings
 
         from ..checkpoint import DEFAULT_CHECKPOINT
-        from ..engine import SceneEngine
+        from ..moreau_engine import absent_outputs, is_moreau_checkpoint, open_engine, resolve_checkpoint
 
-        checkpoint = cfg["model"] or None
+        checkpoint = resolve_checkpoint(cfg["model"] or None)  # loaded once: CheckpointError names the file
+        moreau = checkpoint not in (None, "random") and is_moreau_checkpoint(checkpoint)
+        options = dict(device=cfg["device"], precision=cfg["precision"], size=_network_size(cfg),
+                       output_resolution=cfg["output_resolution"], causal=cfg["causal"],
+                       num_threads=cfg["num_threads"] or None)
+        if moreau:
+            for name, unused in OMEGANET_ONLY.items():
+                if cfg[name] != unused:
+                    raise ModelParameterError(
+                        f"parameter '{name}' = {cfg[name]!r} applies to ΩNet only; the Moreau et al. model of "
+                        f"{checkpoint.path} has no motion segmentation and runs uncompiled (leave it at {unused!r})")
+        else:
+            options.update(compile=cfg["compile"], motion_threshold=_motion_threshold(cfg),
+                           dynamic_classes=None if cfg["motion_any_class"] else cfg["dynamic_classes"])
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
-            engine = SceneEngine(
-                checkpoint=checkpoint, device=cfg["device"], precision=cfg["precision"],
-                size=_network_size(cfg), compile=cfg["compile"],
-                output_resolution=cfg["output_resolution"], motion_threshold=_motion_threshold(cfg),
-                dynamic_classes=None if cfg["motion_any_class"] else cfg["dynamic_classes"], causal=cfg["causal"],
-                num_threads=cfg["num_threads"] or None)
+            engine = open_engine(checkpoint, **options)
+        self._absent = absent_outputs(engine)
         if engine.random_weights:
             reason = ("requested (model: random)" if checkpoint == "random"
                       else f"no checkpoint given and none installed at {DEFAULT_CHECKPOINT}")
@@ -315,7 +354,8 @@ class OmeganetNode(LifecycleNode):
             self._model_ok = False
             self.get_logger().warning(f"model: {self._model_status}")
         else:
-            self._model_status = f"loaded {engine.checkpoint_path}"
+            kind = "Moreau et al. model" if moreau else "ΩNet model"
+            self._model_status = f"loaded {kind} {engine.checkpoint_path}"
             self._model_ok = True
         return engine
 
@@ -343,6 +383,8 @@ class OmeganetNode(LifecycleNode):
             topics.update({"semantic": (Image, "semantic"), "semantic/colored": (Image, "semantic/colored")})
         if cfg["publish_motion"]:
             topics.update({"motion/probability": (Image, "motion/probability"), "motion/mask": (Image, "motion/mask")})
+        if cfg["publish_instance"]:
+            topics.update({"instance": (Image, "instance"), "instance/colored": (Image, "instance/colored")})
         if cfg["publish_ego_motion"]:
             topics["ego_motion"] = (EgoMotion, "ego_motion")
         if cfg["publish_odometry"]:
@@ -353,6 +395,13 @@ class OmeganetNode(LifecycleNode):
             topics["points"] = (PointCloud2, "points")
         if cfg["publish_scene"]:
             topics["scene"] = (SceneUnderstanding, "scene")
+        # No topic for what the model does not estimate (nothing faked); said once, here.
+        absent = [t for output in self._absent for t in TOPICS_OF_OUTPUT[output] if t in topics]
+        for topic in absent:
+            del topics[topic]
+        if absent:
+            self.get_logger().info(f"the model does not estimate {', '.join(self._absent)}: topics "
+                                   f"{', '.join(absent)} are not published (empty in 'scene')")
         self._outputs = {key: self.create_publisher(msg_type, topic, qos) for key, (msg_type, topic) in topics.items()}
         self._tf = compat.TransformPublisher(self) if cfg["publish_tf"] else None
         self._tf_lookup = compat.TransformLookup(self, self._info_group) if cfg["base_frame"] else None
@@ -515,7 +564,10 @@ class OmeganetNode(LifecycleNode):
         stamp = conversions.stamp_seconds(header.stamp)
         size = (rgb.shape[1], rgb.shape[0])
         K = self._intrinsics_for(header, size)
-        self._engine.compute_flow = self._flow_wanted()
+        if "flow" not in self._absent:
+            self._engine.compute_flow = self._flow_wanted()
+        if "instance" not in self._absent:
+            self._engine.instances = self._instances_wanted()
         self._pipeline.max_input_gap = self._config["max_frame_gap"]  # live parameters
         self._pipeline.scene_cuts.threshold = self._config["scene_cut_threshold"]
         restarts = sum(self._pipeline.restarts.values())
@@ -539,6 +591,12 @@ class OmeganetNode(LifecycleNode):
         if not (cfg["publish_flow"] or cfg["publish_motion"]):
             return False
         return any(self._outputs[key].get_subscription_count() > 0 for key in FLOW_OUTPUTS if key in self._outputs)
+
+    def _instances_wanted(self) -> bool:
+        """Whether any subscribed output needs the Moreau model's instance clustering (instance ids, or scene)."""
+        if not self._config["publish_instance"]:
+            return False
+        return any(self._outputs[key].get_subscription_count() > 0 for key in INSTANCE_OUTPUTS if key in self._outputs)
 
     def _wanted(self, key: str) -> bool:
         """Whether output ``key`` is enabled and has a subscriber (counted once per frame in _publish)."""
@@ -572,6 +630,7 @@ class OmeganetNode(LifecycleNode):
             return images.get(key)
 
         metric_depth = (lambda: conversions.depth_with_no_return(relative * np.float32(scale), out.semantic))
+        instance_msg = image("instance", lambda: out.instance, "mono16", "instance", "publish_instance")
         depth_msg = image("depth", metric_depth, "32FC1", "depth/image", "publish_depth") if metric else None
         relative_msg = image("relative", lambda: relative, "32FC1", "depth/relative", "publish_depth",
                              in_scene=not metric)
@@ -585,7 +644,8 @@ class OmeganetNode(LifecycleNode):
 
         publish = self._outputs
         for key, msg in (("depth/image", depth_msg), ("depth/relative", relative_msg), ("flow", flow_msg),
-                         ("semantic", semantic_msg), ("motion/probability", prob_msg), ("motion/mask", mask_msg)):
+                         ("semantic", semantic_msg), ("motion/probability", prob_msg), ("motion/mask", mask_msg),
+                         ("instance", instance_msg)):
             if msg is not None and key in publish and self._wanted(key):
                 publish[key].publish(msg)
         if "depth/camera_info" in publish:
@@ -596,9 +656,12 @@ class OmeganetNode(LifecycleNode):
             publish["depth/colored"].publish(conversions.image_msg(conversions.colorize_depth(relative), "rgb8", header))
         if self._wanted("flow/colored") and out.flow is not None:
             publish["flow/colored"].publish(conversions.image_msg(conversions.colorize_flow(out.flow), "rgb8", header))
-        if self._wanted("semantic/colored"):
+        if self._wanted("semantic/colored") and out.semantic is not None:
             publish["semantic/colored"].publish(
                 conversions.image_msg(conversions.colorize_semantic(out.semantic), "rgb8", header))
+        if self._wanted("instance/colored") and out.instance is not None:
+            publish["instance/colored"].publish(
+                conversions.image_msg(conversions.colorize_instances(out.instance), "rgb8", header))
         if self._wanted("points"):
             rgb = result.frame.rgb
             if rgb.shape[:2] != relative.shape:
@@ -646,6 +709,7 @@ class OmeganetNode(LifecycleNode):
             scene.class_names = conversions.class_names()
             scene.motion_probability = prob_msg or empty
             scene.motion_mask = mask_msg or empty
+            scene.instance = instance_msg or empty
             scene.ego_motion = ego_msg
             scene.camera_info = info_msg
             scene.intrinsics_estimated = out.intrinsics_source == "camnet"
@@ -700,6 +764,8 @@ class OmeganetNode(LifecycleNode):
             values = {
                 "state": self._state_name,
                 "model": self._model_status,
+                # what the loaded model does not estimate (no topics for them): the replay report reads this
+                "outputs_absent": ", ".join(self._absent) if engine is not None else "-",
                 "device": str(engine.device) if engine is not None else "-",
                 "precision": self._config.get("precision", "-"),
                 "input_rate_hz": f"{input_rate:.2f}",

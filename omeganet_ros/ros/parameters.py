@@ -24,21 +24,23 @@ class Param:
     live: bool = False  # applied at once while configured; other changes are refused until cleanup
 
 
-OUTPUTS = ("depth", "flow", "semantic", "motion", "ego_motion", "odometry", "tf", "points", "scene", "camera_info")
+OUTPUTS = ("depth", "flow", "semantic", "motion", "ego_motion", "odometry", "tf", "points", "scene", "camera_info",
+           "instance")
 
 PARAMETERS: tuple[Param, ...] = (
     Param("autostart", True, "Configure and activate the lifecycle node on start-up (false: wait for lifecycle "
           "transitions from a manager)", read_only=True),
     # --- model
-    Param("model", "", "Checkpoint file (omeganet_ros.checkpoint/1). Empty: the bundled reference checkpoint "
-          "(random weights with a warning while none is installed); 'random': random weights on purpose "
-          "(tests, benchmarks)"),
+    Param("model", "", "Checkpoint file (omeganet_ros.checkpoint), ΩNet or Moreau et al. (depth, ego-motion and "
+          "instances; no flow, semantics or motion). Empty: the bundled ΩNet reference checkpoint (random weights "
+          "with a warning while none is installed); 'moreau': the bundled Moreau et al. reference; 'random': "
+          "random ΩNet weights on purpose (tests, benchmarks)"),
     Param("device", "auto", "Where the networks run: auto (CUDA when available), cpu or cuda",
           choices=("auto", "cpu", "cuda")),
     Param("precision", "auto", "Arithmetic: auto (bf16 on a CPU with native bf16, AMX or AVX-512-BF16: the fastest "
           "measured; else fp32), fp32, bf16 (autocast) or fp16 (CUDA only)",
           choices=("auto", "fp32", "bf16", "fp16")),
-    Param("compile", False, "torch.compile the networks (faster after a slow first frames)"),
+    Param("compile", False, "torch.compile the networks (faster after a slow first frames; ΩNet only)"),
     Param("num_threads", 0, "PyTorch CPU threads (0: PyTorch's default)", range=(0, 256)),
     Param("network_width", 0, "Network input width in pixels (frames are resized to it); 0: the width the checkpoint "
           "was trained at (640 for random weights). Multiple of 64 recommended", range=(0, 4096)),
@@ -49,10 +51,10 @@ PARAMETERS: tuple[Param, ...] = (
     Param("causal", False, "Describe the newest frame without the one-frame delay; flow and ego_motion then "
           "point to the previous frame (t→t−1) instead of the next"),
     Param("motion_threshold", -1.0, "τ: motion probability above which a pixel of a dynamic class is marked "
-          f"moving; -1: the τ calibrated into the checkpoint ({MOTION_THRESHOLD} if it has none)", range=(-1.0, 1.0)),
+          f"moving (ΩNet only); -1: the τ calibrated into the checkpoint ({MOTION_THRESHOLD} if it has none)", range=(-1.0, 1.0)),
     Param("dynamic_classes", list(DYNAMIC_TRAIN_IDS), "Cityscapes trainIds that may be marked moving "
-          "(person … bicycle by default)"),
-    Param("motion_any_class", False, "Mark moving pixels of any class (ignore dynamic_classes)"),
+          "(person … bicycle by default; ΩNet only)"),
+    Param("motion_any_class", False, "Mark moving pixels of any class (ignore dynamic_classes; ΩNet only)"),
     # --- input
     Param("image_transport", "raw", "Input: raw (sensor_msgs/Image on 'image') or compressed "
           "(sensor_msgs/CompressedImage on 'image/compressed')", choices=("raw", "compressed")),
