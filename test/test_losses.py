@@ -224,3 +224,39 @@ def test_flow_loss_resolution_option():
     assert level["photometric"] != full["photometric"]
     with pytest.raises(ValueError, match="resolution"):
         losses.optical_flow_loss(target, [source], flows, [None], resolution="half")
+
+
+def test_census_loss_ignores_brightness_and_contrast_but_sees_misalignment():
+    target, source = shifted_pair()
+    true = torch.zeros(1, 2, H, W)
+    true[:, 0] = SHIFT
+    warped = losses.warp(source, true)
+    relit = target + 0.1  # the same scene, brighter
+    census = {name: losses.census_error(x, target).mean()
+              for name, x in (("same", target), ("aligned", warped), ("relit", relit), ("unwarped", source))}
+    assert census["relit"] == pytest.approx(float(census["same"]), abs=1e-6)  # blind to a brightness change
+    assert losses.photometric_error(relit, target).mean() > losses.photometric_error(target, target).mean() + 0.01
+    assert census["aligned"] < 0.3 * census["unwarped"]  # but sees misalignment
+    with pytest.raises(ValueError, match="photometric metric"):
+        losses.photometric_error(source, target, metric="ncc")
+    # the flow loss prefers the true flow under the census metric too
+    good = losses.optical_flow_loss(target, [source], [[true]], [None], metric="census")
+    bad = losses.optical_flow_loss(target, [source], [[torch.zeros_like(true)]], [None], metric="census")
+    assert good["photometric"] < 0.3 * bad["photometric"]
+
+
+def test_level_weights_put_the_full_resolution_output_in_the_loss():
+    target, source = shifted_pair()
+    flows = [torch.zeros(1, 2, H, W, requires_grad=True), torch.zeros(1, 2, H // 4, W // 4, requires_grad=True),
+             torch.zeros(1, 2, H // 8, W // 8, requires_grad=True)]
+    losses.optical_flow_loss(target, [source], [flows], [None])["loss"].backward()
+    assert flows[0].grad is None and flows[1].grad is not None  # the default: levels only
+    for f in flows:
+        f.grad = None
+    losses.optical_flow_loss(target, [source], [flows], [None], level_weights=[1.0, 1.0])["loss"].backward()
+    assert flows[0].grad.abs().sum() > 0 and flows[1].grad.abs().sum() > 0
+    assert flows[2].grad is None  # weight 0 (missing): no gradient from the coarsest level
+    # the full-resolution output learns the true displacement
+    assert flows[0].grad[:, 0].sum() < 0
+    with pytest.raises(ValueError, match="positive sum"):
+        losses.optical_flow_loss(target, [source], [flows], [None], level_weights=[0.0, 0.0, 0.0])

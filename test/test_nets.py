@@ -356,3 +356,21 @@ def test_warp_tf_keeps_selflows_quirks():
     left = zero.clone()
     left[:, 0] = -0.5
     assert float(warp_tf(image, left)[0, 0, 0, 0]) == pytest.approx(1.5 * 1 - 0.5 * 2)
+
+
+def test_official_networks_start_as_tensorflow_layers_do():
+    """Glorot-uniform weights and zero biases (tf.contrib.layers / slim defaults), not PyTorch's smaller init."""
+    from omeganet_ros.nets import build_networks
+
+    torch.manual_seed(0)
+    official = build_networks(architecture="official")
+    legacy = build_networks(architecture="legacy")
+    convs = [m for m in official["ofnet"].modules() if isinstance(m, torch.nn.Conv2d) and m.weight.numel() > 5000]
+    assert convs
+    for conv in convs:
+        fan_in = conv.weight.shape[1] * conv.weight[0, 0].numel()
+        fan_out = conv.weight.shape[0] * conv.weight[0, 0].numel()
+        assert float(conv.weight.detach().std()) == pytest.approx((2.0 / (fan_in + fan_out)) ** 0.5, rel=0.1)
+        assert conv.bias is None or float(conv.bias.abs().max()) == 0.0
+    legacy_conv = next(m for m in legacy["ofnet"].modules() if isinstance(m, torch.nn.Conv2d) and m.bias is not None)
+    assert float(legacy_conv.bias.abs().max()) > 0  # legacy networks keep PyTorch's default init

@@ -150,3 +150,37 @@ def test_cityscapes_snippets_never_mix(frames, tmp_path):
             cv2.imwrite(str(folder / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     ds = build_dataset([f"cityscapes:{tmp_path}"], (128, 64), augment=False)
     assert len(ds.sequences) == 2 and len(ds) == 4  # 2 triplets per 4-frame snippet, none across snippets
+
+
+def test_five_frame_items_carry_t_plus_and_minus_two(frames, tmp_path):
+    images, depths, K = frames
+    seq = write_sequence(tmp_path / "seq", images, depths, K)
+    triplets = build_dataset([f"sequence:{seq}"], (128, 64), augment=False)
+    five = build_dataset([f"sequence:{seq}"], (128, 64), augment=False, context=1)
+    assert len(five) == len(triplets) - 2  # the first and last centres have no t ∓ 2
+    item = five[0]  # centre 2
+    by_centre = {triplets.items[i][1]: triplets[i] for i in range(len(triplets))}
+    assert torch.equal(item["cur"], by_centre[2]["cur"]) and torch.equal(item["prev"], by_centre[2]["prev"])
+    assert torch.equal(item["prev2"], by_centre[1]["prev"]) and torch.equal(item["next2"], by_centre[3]["next"])
+    assert "prev2" not in triplets[0]
+    with pytest.raises(ValueError, match="context"):
+        build_dataset([f"sequence:{seq}"], (128, 64), context=2)
+    # Stage 2's reverse triplets are proper with five frames: centred on t+1 and t−1, no repeated frame.
+    from omeganet_ros.train.stages import reverse_triplets
+
+    batch = collate_triplets([item])
+    prev_in, centre_in, next_in = reverse_triplets(batch)
+    assert torch.equal(centre_in[1], item["next"]) and torch.equal(next_in[1], item["next2"])
+    assert torch.equal(prev_in[1], item["cur"])
+    assert torch.equal(centre_in[2], item["prev"]) and torch.equal(prev_in[2], item["prev2"])
+    assert torch.equal(next_in[2], item["cur"])
+    degenerate = reverse_triplets(collate_triplets([triplets[0]]))
+    assert torch.equal(degenerate[0][1], degenerate[2][1])  # (t, t+1, t) without the extra frames
+
+
+def test_synth_spec_can_drop_the_car_at_the_camera_speed():
+    with_car = build_dataset(["synth:seed=5,frames=3"], (128, 64), augment=False)[0]["cur"]
+    without = build_dataset(["synth:seed=5,frames=3,follower=0"], (128, 64), augment=False)[0]["cur"]
+    assert not torch.equal(with_car, without)
+    with pytest.raises(ValueError, match="follower must be 0 or 1"):
+        build_dataset(["synth:seed=5,frames=3,follower=no"], (128, 64))

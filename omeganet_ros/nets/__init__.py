@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from .camnet import CamNet
 from .dsnet import DSNet
+from .layers import init_like_tensorflow
 from .legacy_camnet import LegacyCamNet
 from .legacy_dsnet import LegacyDSNet
 from .legacy_ofnet import LegacyOFNet
@@ -58,7 +59,11 @@ def build_networks(kwargs: dict[str, dict] | None = None, architecture: str = DE
     if networks is None:
         raise ValueError(f"unknown network architecture {architecture!r}; use one of {sorted(ARCHITECTURES) + ['moreau']}")
     kwargs = kwargs or {}
-    return {name: cls(**kwargs.get(name, {})) for name, cls in networks.items()}
+    built = {name: cls(**kwargs.get(name, {})) for name, cls in networks.items()}
+    if architecture == "official":
+        for net in built.values():
+            init_like_tensorflow(net)
+    return built
 
 
 __all__ = ["ARCHITECTURES", "CamNet", "DEFAULT_ARCHITECTURE", "DSNet", "LegacyCamNet", "LegacyDSNet", "LegacyOFNet",

@@ -249,6 +249,22 @@ class ConvBNReLU(nn.Module):
         self.bn, self.beta = nn.Identity(), None
 
 
+def init_like_tensorflow(module: nn.Module) -> nn.Module:
+    """Re-initialise ``module`` as the authors' TensorFlow layers start: Glorot-uniform weights, zero biases.
+
+    ``tf.contrib.layers.conv2d`` / slim (the layers of ../shared/reference/omeganet-official) default to
+    ``xavier_initializer()`` and ``zeros_initializer()``; PyTorch's default (Kaiming-uniform with a=√5) is
+    about √3× smaller for a 3×3 convolution, which leaves OFNet's cost volume too weak to steer the
+    decoders at the start of training (issue 13). BatchNorm keeps γ = 1, β = 0. Returns ``module``.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
 def fold_batch_norms(module: nn.Module) -> nn.Module:
     """Fold every BatchNorm of ``module``'s conv blocks (:class:`ConvBNReLU`, :class:`ConvBlock`) into its
     convolution, in place, for inference: the network then computes its eval-mode outputs with one

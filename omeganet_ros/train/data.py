@@ -2,7 +2,8 @@
 
 Specs (several can be mixed; every frame is resized to the training size)::
 
-    synth:seed=S,frames=N            the procedural world, generated in memory
+    synth:seed=S,frames=N            the procedural world, generated in memory (,follower=0: no car
+                                     ahead at the camera's speed)
     sequence:PATH                    a sequence-layout folder (data/layout.py)
     folder:PATH                      any folder of images, sorted by name
     video:PATH                       any video file
@@ -267,13 +268,14 @@ def _synth_sequence(spec: DataSpec, size: tuple[int, int]) -> FrameSequence:
     """The synthetic world, generated in memory (``omeganet_ros.synth``) at the training size.
 
     Options: ``seed``, ``frames``, ``size=WxH`` (render size, default the training
-    size), ``labels=gt`` (its semantic ground truth as proxy labels).
+    size), ``labels=gt`` (its semantic ground truth as proxy labels), ``follower=0`` (no car
+    ahead at the camera's own speed: photometrically static, it teaches "car ahead = far").
     """
     try:
         from ..synth import iterate_frames, parse_size
     except ImportError as exc:
         raise ValueError(f"data spec {spec.text!r}: the synthetic world (omeganet_ros.synth) is not available: {exc}") from exc
-    known = {"seed", "frames", "size", "labels"}
+    known = {"seed", "frames", "size", "labels", "follower"}
     unknown = set(spec.options) - known
     if unknown:
         raise ValueError(f"data spec {spec.text!r}: unknown options {sorted(unknown)}; known: {sorted(known)}")
@@ -286,8 +288,11 @@ def _synth_sequence(spec: DataSpec, size: tuple[int, int]) -> FrameSequence:
         raise ValueError(f"data spec {spec.text!r}: need at least 3 frames, got {frames}")
     render_size = parse_size(spec.options["size"]) if "size" in spec.options else tuple(size)
     use_gt_labels = spec.options.get("labels") == "gt"
+    follower = spec.options.get("follower", "1")
+    if follower not in ("0", "1"):
+        raise ValueError(f"data spec {spec.text!r}: follower must be 0 or 1, got {follower!r}")
     records, K = [], None
-    for frame in iterate_frames(frames=frames, seed=seed, size=render_size):
+    for frame in iterate_frames(frames=frames, seed=seed, size=render_size, follower=follower == "1"):
         K = frame["K"]
         i = frame["index"]
         records.append(FrameRecord(
@@ -539,19 +544,25 @@ class TripletDataset(Dataset):
     ``has_labels`` (bool), ``depth`` 1×H×W ground truth (0 = none, nearest-resized)
     and ``has_depth``, ``instance`` H×W long thing-instance ids (0 = none, nearest-resized) and
     ``has_instance`` (the frame has instance ground truth). An item whose frames cannot be read is None (the
-    collate function drops it and counts it).
+    collate function drops it and counts it). ``context=1`` adds the frames t ± 2·stride as ``prev2``,
+    ``next2`` (and ``*_aug``), so that flows from the neighbours back to t come from proper triplets
+    (t, t+1, t+2) and (t−2, t−1, t) (stage 2); items then need those frames to exist.
 
     Randomness (augmentation) is a function of (seed, epoch, index) only, so
     runs and resumed runs see the same data, with any number of workers.
     """
 
     def __init__(self, sequences: list[FrameSequence], size: tuple[int, int], *, stride: int = 1,
-                 augment: bool = True, seed: int = 0):
+                 augment: bool = True, seed: int = 0, context: int = 0):
         self.sequences = sequences
         self.width, self.height = int(size[0]), int(size[1])
         if self.width < 64 or self.height < 64:
             raise ValueError(f"training size must be at least 64×64, got {self.width}×{self.height}")
         self.stride = int(stride)
+        if context not in (0, 1):
+            raise ValueError(f"context must be 0 (triplets) or 1 (five frames), got {context}")
+        self.context = int(context)
+        reach = (1 + self.context) * self.stride
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
@@ -559,10 +570,10 @@ class TripletDataset(Dataset):
         for s, seq in enumerate(sequences):
             n = len(seq.frames)
             centres = seq.centres if seq.centres is not None else range(n)
-            self.items += [(s, c) for c in centres if c - self.stride >= 0 and c + self.stride < n]
+            self.items += [(s, c) for c in centres if c - reach >= 0 and c + reach < n]
         if not self.items:
-            raise ValueError(f"no triplet of frames (stride {self.stride}) in {[s.name for s in sequences]}: "
-                             "each sequence needs at least 3 frames")
+            raise ValueError(f"no triplet of frames (stride {self.stride}, context {self.context}) in "
+                             f"{[s.name for s in sequences]}: each sequence needs at least {3 + 2 * self.context} frames")
         self.decode_skipped = sum(s.skipped for s in sequences)
         self.has_any_labels = any(f.labels is not None for s in sequences for f in s.frames)
         self.has_any_instances = any(f.instance is not None for s in sequences for f in s.frames)
@@ -586,11 +597,12 @@ class TripletDataset(Dataset):
         return cv2.resize(array, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
 
     def load_frames(self, index: int):
-        """(sequence, centre, [3 RGB uint8 frames at their original size]); raises OSError for unreadable frames."""
+        """(sequence, centre, [3 + 2·context RGB uint8 frames at their original size, oldest first]);
+        raises OSError for unreadable frames."""
         s, c = self.items[index]
         seq = self.sequences[s]
         frames = []
-        for i in (c - self.stride, c, c + self.stride):
+        for i in range(c - (1 + self.context) * self.stride, c + (2 + self.context) * self.stride, self.stride):
             try:
                 rgb = seq.frames[i].image()
             except Exception as exc:  # cv2/PIL/numpy raise various errors for broken files
@@ -651,7 +663,12 @@ class TripletDataset(Dataset):
                 K = K.clone()
                 K[0, 2] = self.width - 1 - K[0, 2]
             augmented = [color_jitter(im, *params) for im in images] if do_jitter else images
+        extra = {}
+        if self.context:
+            extra = {"prev2": images[0], "next2": images[-1], "prev2_aug": augmented[0], "next2_aug": augmented[-1]}
+            images, augmented = images[1:-1], augmented[1:-1]
         return {
+            **extra,
             "prev": images[0], "cur": images[1], "next": images[2],
             "prev_aug": augmented[0], "cur_aug": augmented[1], "next_aug": augmented[2],
             "K": K, "has_K": torch.tensor(seq.K is not None),
@@ -670,14 +687,14 @@ def collate_triplets(items: list) -> dict:
 
 
 def build_dataset(specs: list[str], size: tuple[int, int], *, stride: int = 1, augment: bool = True,
-                  seed: int = 0) -> TripletDataset:
+                  seed: int = 0, context: int = 0) -> TripletDataset:
     """One dataset over all specs (their sequences concatenated)."""
     if not specs:
         raise ValueError("no --data given")
     sequences: list[FrameSequence] = []
     for spec in specs:
         sequences += build_sequences(spec, size)
-    return TripletDataset(sequences, size, stride=stride, augment=augment, seed=seed)
+    return TripletDataset(sequences, size, stride=stride, augment=augment, seed=seed, context=context)
 
 
 __all__ = ["SemanticTeacher", "TeacherLabels", "FrameRecord", "FrameSequence", "DataSpec", "parse_spec", "build_sequences",

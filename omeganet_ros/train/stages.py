@@ -59,6 +59,8 @@ class Stage:
     def __init__(self, config: dict):
         self.config = config
         self.loss_cfg = config.get("loss", {})
+        if self.loss_cfg.get("photometric") == "census":
+            losses.compile_census(bool(self.loss_cfg.get("compile_census", True)))
         self.current_step = 0  # set by the trainer before each step (for schedules such as warm-ups)
 
     def tasks(self, has_labels: bool) -> list[str]:
@@ -127,33 +129,39 @@ class TeacherFlowStage(Stage):
         return ["flow"]
 
     def compute(self, batch, nets, tasks, autocast):
-        """Bidirectional (UnFlow-style) training in one OFNet pass over 3B triplets:
-        (t−1, t, t+1) gives t→t+1 and t→t−1; (t, t+1, t) gives t+1→t; (t, t−1, t) gives t−1→t.
+        """Bidirectional (UnFlow-style) training in one OFNet pass over 3B triplets.
 
-        OFNet estimates flows from the centre frame only, so the reverse flows the
-        forward–backward check needs come from the triplets centred on the sources;
-        they are trained with the same loss, so both directions learn to agree.
+        (t−1, t, t+1) gives t→t+1 and t→t−1. OFNet estimates flows from a triplet's centre
+        frame only, so the reverse flows that the forward–backward check needs come from
+        triplets centred on the sources: with five-frame items (``data.context: 1``) the
+        proper ones, (t, t+1, t+2) for t+1→t and (t−2, t−1, t) for t−1→t, as at inference;
+        with triplets only, the degenerate (t, t+1, t) and (t, t−1, t). They are trained with
+        the same loss, so both directions learn to agree.
         """
         cfg = self.loss_cfg
         b = batch["cur"].shape[0]
-        cur_aug, prev_aug, next_aug = batch["cur_aug"], batch["prev_aug"], batch["next_aug"]
         with autocast():
-            out = nets["ofnet"](torch.cat([prev_aug, cur_aug, cur_aug]), torch.cat([cur_aug, next_aug, prev_aug]),
-                                torch.cat([next_aug, cur_aug, cur_aug]))
+            prev_in, centre_in, next_in = reverse_triplets(batch, augmented=True)
+            out = nets["ofnet"](prev_in, centre_in, next_in)
         out = _float(out)
         fw = [f[:b] for f in out["flow_fw"]]  # t → t+1
         bw = [f[:b] for f in out["flow_bw"]]  # t → t−1
-        next_to_cur = [f[b:2 * b] for f in out["flow_fw"]]
-        prev_to_cur = [f[2 * b:] for f in out["flow_fw"]]
+        proper = "prev2" in batch
+        # centre t+1: its backward flow (proper triplet) or its flow to the repeated t (degenerate)
+        next_to_cur = [f[b:2 * b] for f in (out["flow_bw"] if proper else out["flow_fw"])]
+        prev_to_cur = [f[2 * b:] for f in out["flow_fw"]]  # centre t−1: its forward flow, to t
         # An untrained OFNet's flows disagree everywhere, so the check would mask every pixel:
         # it starts after a warm-up.
         check = cfg.get("occlusion", "fwd_bwd") == "fwd_bwd" and \
             self.current_step >= int(cfg.get("occlusion_warmup_steps", 100))
+        weights = cfg.get("flow_level_weights")
         options = dict(smoothness_weight=float(cfg.get("flow_smoothness", 0.02)),
                        alpha1=float(cfg.get("occlusion_alpha1", losses.OCCLUSION_ALPHA1)),
                        alpha2=float(cfg.get("occlusion_alpha2", losses.OCCLUSION_ALPHA2)),
                        min_visible=float(cfg.get("occlusion_min_visible", 0.5)),
-                       resolution=str(cfg.get("photometric_resolution", "level")))
+                       resolution=str(cfg.get("photometric_resolution", "level")),
+                       metric=str(cfg.get("photometric", "ssim_l1")),
+                       level_weights=None if weights is None else [float(w) for w in weights])
         main = losses.optical_flow_loss(batch["cur"], [batch["next"], batch["prev"]], [fw, bw],
                                         [next_to_cur[0], prev_to_cur[0]] if check else [None, None], **options)
         from_next = losses.optical_flow_loss(batch["next"], [batch["cur"]], [next_to_cur],
@@ -166,6 +174,21 @@ class TeacherFlowStage(Stage):
         return {"flow": loss}, logs
 
 
+def reverse_triplets(batch: dict, augmented: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """OFNet inputs (prev, centre, next), 3B×3×H×W: the triplet of t, then one centred on t+1, then one on t−1.
+
+    With five-frame items (``prev2``/``next2``): (t, t+1, t+2) and (t−2, t−1, t), whose
+    backward resp. forward flow is t+1→t resp. t−1→t. Without: (t, t+1, t) and (t, t−1, t),
+    whose forward flow is the one back to t.
+    """
+    key = (lambda name: name + "_aug") if augmented else (lambda name: name)
+    prev, cur, nxt = batch[key("prev")], batch[key("cur")], batch[key("next")]
+    if "prev2" in batch:
+        return (torch.cat([prev, cur, batch[key("prev2")]]), torch.cat([cur, nxt, prev]),
+                torch.cat([nxt, batch[key("next2")], cur]))
+    return torch.cat([prev, cur, cur]), torch.cat([cur, nxt, prev]), torch.cat([nxt, cur, cur])
+
+
 def unwrap(net: nn.Module) -> nn.Module:
     """The module inside a DistributedDataParallel wrapper (or the module itself)."""
     return net.module if hasattr(net, "module") else net
@@ -173,20 +196,16 @@ def unwrap(net: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def reverse_flows(ofnet: nn.Module, batch: dict, autocast) -> list[torch.Tensor]:
-    """Full-resolution flows t+1→t and t−1→t for the forward–backward check (no gradient).
-
-    OFNet estimates flows from the centre frame of a triplet, so the reverse
-    flows come from the triplets (t, t+1, t) and (t, t−1, t), whose centre is
-    the source frame and whose neighbours are both the target (one batched
-    pass); stage 2 trains OFNet on such triplets too.
-    """
-    cur = torch.cat([batch["cur"], batch["cur"]])
-    centre = torch.cat([batch["next"], batch["prev"]])
-    with autocast():
-        out = ofnet(cur, centre, cur, backward=False)
-    flows = out["flow_fw"][0].float()
+    """Full-resolution flows t+1→t and t−1→t for the forward–backward check (no gradient), from the
+    triplets of :func:`reverse_triplets` centred on t+1 and t−1 (one batched pass)."""
     b = batch["cur"].shape[0]
-    return [flows[:b], flows[b:]]
+    prev_in, centre_in, next_in = (x[b:] for x in reverse_triplets(batch))
+    with autocast():
+        out = ofnet(prev_in, centre_in, next_in)
+    proper = "prev2" in batch
+    next_to_cur = (out["flow_bw"] if proper else out["flow_fw"])[0][:b].float()
+    prev_to_cur = out["flow_fw"][0][b:].float()
+    return [next_to_cur, prev_to_cur]
 
 
 class DistilledFlowStage(Stage):
@@ -235,10 +254,14 @@ class DistilledFlowStage(Stage):
             t = targets[name]
             distill = distill + losses.distillation_loss(flows, t["teacher"], t["rigid"], t["mask"]) / 2
             for flow in losses.flow_levels_full_res(flows, h, w):
-                photometric = photometric + losses.flow_photometric_loss(batch["cur"], source, flow, t["visible"]) / (
+                photometric = photometric + losses.flow_photometric_loss(
+                    batch["cur"], source, flow, t["visible"], metric=str(self.loss_cfg.get("photometric", "ssim_l1"))) / (
                     2 * len(losses.flow_levels_full_res(flows, h, w)))
         logs = {"mask_teacher": float(targets["fw"]["mask"].mean())}
-        return {"distillation": distill, "photometric": photometric}, logs
+        # The distillation L1 is in pixels (1–5 at the start) and the photometric term 0.1–0.2:
+        # fixed factors put them on one scale before the multi-task weighting.
+        return {"distillation": float(self.loss_cfg.get("distillation_weight", 1.0)) * distill,
+                "photometric": float(self.loss_cfg.get("photometric_weight", 1.0)) * photometric}, logs
 
 
 STAGES = {1: DepthPoseStage, 2: TeacherFlowStage, 3: DistilledFlowStage}

@@ -62,11 +62,16 @@ DEFAULT_CONFIG: dict = {
     "loss": {"scales": 4, "automask": True, "disp_smoothness": 1e-3, "flow_smoothness": 0.02,
              "occlusion": "fwd_bwd", "occlusion_alpha1": 0.01, "occlusion_alpha2": 0.5, "occlusion_warmup_steps": 300,
              "occlusion_min_visible": 0.5, "photometric_resolution": "level",
-             "consistency_threshold": 0.5},
+             "consistency_threshold": 0.5,
+             # flow stages: census | ssim_l1; one weight per OFNet output (full resolution, then levels), None:
+             # the levels averaged; stage 3: fixed factors on its two terms before the weighting
+             "photometric": "ssim_l1", "compile_census": True, "flow_level_weights": None,
+             "distillation_weight": 1.0, "photometric_weight": 1.0},
     "moreau": {"tasks": ["depth", "instance"]},  # architecture moreau: [depth] = ST, [depth, instance] = MT
     "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
     "student_init": "teacher",  # stage 3: teacher | scratch
-    "data": {"stride": 1, "augment": True, "num_workers": 0},
+    # context: 1 adds t ± 2 to each item (proper reverse triplets for stage 2's occlusion check)
+    "data": {"stride": 1, "augment": True, "num_workers": 0, "context": 0},
     "amp": True,  # CUDA only
     "checkpoint_every": 500,
     "log_every": 10,
@@ -290,7 +295,8 @@ class Trainer:
         self.size = (int(cfg["size"][0]), int(cfg["size"][1]))
         self.stage = stages_mod.build_stage(cfg)
         self.dataset = self._dataset or build_dataset(self.data_specs, self.size, stride=int(cfg["data"]["stride"]),
-                                                      augment=bool(cfg["data"]["augment"]), seed=int(cfg["seed"]))
+                                                      augment=bool(cfg["data"]["augment"]), seed=int(cfg["seed"]),
+                                                      context=int(cfg["data"]["context"]))
         has_labels = self.dataset.has_any_labels or self.semantic_teacher is not None
         self.stage.attach_data(self.dataset)
         if "semantic" in self.stage.tasks(True) and not has_labels:
