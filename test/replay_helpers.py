@@ -37,7 +37,13 @@ def gt_arrays(i: int, rng: np.random.Generator) -> dict:
     motion = np.zeros((HEIGHT, WIDTH), np.uint8)
     motion[HEIGHT // 2:, (5 * i) % WIDTH: (5 * i) % WIDTH + 20] = 1
     semantic[motion == 1] = 13  # car
-    return {"depth": depth, "flow": flow, "semantic": semantic, "motion": motion}
+    # Instance ids as the synthetic world numbers them: two touching cars (things) and a building that the
+    # instance protocol leaves out (not a thing class).
+    instance = np.zeros((HEIGHT, WIDTH), np.uint16)
+    instance[HEIGHT // 3: HEIGHT // 2, :40] = 9
+    instance[motion == 1] = 5
+    instance[(motion == 1) & (np.arange(HEIGHT)[:, None] >= 3 * HEIGHT // 4)] = 6
+    return {"depth": depth, "flow": flow, "semantic": semantic, "motion": motion, "instance": instance}
 
 
 def write_camera_bag(path: Path, frames: int = 10, gt: bool = True, storage: str = "mcap", seed: int = 0,
@@ -67,6 +73,7 @@ def write_camera_bag(path: Path, frames: int = 10, gt: bool = True, storage: str
                 bag.write_image("/gt/flow", t, arrays["flow"], "32FC2", "camera_optical_frame")
                 bag.write_image("/gt/semantic", t, arrays["semantic"], "mono8", "camera_optical_frame")
                 bag.write_image("/gt/motion", t, arrays["motion"], "mono8", "camera_optical_frame")
+                bag.write_image("/gt/instance", t, arrays["instance"], "16UC1", "camera_optical_frame")
                 bag.write_pose("/gt/pose", t, gt_pose(i), "world")
     return bag.path
 
@@ -113,4 +120,44 @@ def write_prediction_bag(path: Path, frames: int = 10, skip: tuple[int, ...] = (
             bag.write_image("/semantic", t, semantic, "mono8", "camera_optical_frame")
             bag.write_image("/motion/mask", t, mask, "mono8", "camera_optical_frame")
             bag.write("/odometry", "nav_msgs/msg/Odometry", _odometry(bag, t, pose), t)
+    return bag.path
+
+
+MOREAU_ABSENT = "flow, semantic, motion, camera_info"  # the node's outputs_absent for the Moreau et al. model
+
+
+def _diagnostics(bag: BagWriter, t: int, outputs_absent: str):
+    types = bag.typestore.types
+    status = types["diagnostic_msgs/msg/DiagnosticStatus"](
+        level=0, name="omeganet_node: processing", message="running", hardware_id="cpu",
+        values=[types["diagnostic_msgs/msg/KeyValue"](key="outputs_absent", value=outputs_absent)])
+    header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9),
+                                          frame_id="")
+    return types["diagnostic_msgs/msg/DiagnosticArray"](header=header, status=[status])
+
+
+def write_moreau_prediction_bag(path: Path, frames: int = 10, skip: tuple[int, ...] = (0, 9), seed: int = 2) -> Path:
+    """Outputs as the node records them with a Moreau et al. checkpoint: depth/relative, instance (mono16), odometry
+    and /diagnostics saying what the model does not estimate; no flow, semantic or motion topics. The instances
+    are the true cars with the first frames' two touching cars merged into one (a real, imperfect answer)."""
+    rng = np.random.default_rng(seed)
+    gt_rng = np.random.default_rng(0)
+    with BagWriter(path) as bag:
+        for i in range(frames):
+            gt_rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)  # keep the ground-truth stream in step
+            arrays = gt_arrays(i, gt_rng)
+            if i in skip:
+                continue
+            t = stamp(i)
+            depth = arrays["depth"] * 0.1 * rng.uniform(0.8, 1.2, (HEIGHT, WIDTH)).astype(np.float32)
+            cars = np.isin(arrays["instance"], (5, 6))
+            instance = np.where(cars, arrays["instance"] - 4, 0).astype(np.uint16)  # ids 1, 2
+            if i < 4:
+                instance[cars] = 1
+            pose = gt_pose(i)
+            pose[:3, 3] = pose[:3, 3] * 0.5 + rng.normal(0, 0.05, 3)
+            bag.write_image("/depth/relative", t, depth, "32FC1", "camera_optical_frame")
+            bag.write_image("/instance", t, instance, "mono16", "camera_optical_frame")
+            bag.write("/odometry", "nav_msgs/msg/Odometry", _odometry(bag, t, pose), t)
+            bag.write("/diagnostics", "diagnostic_msgs/msg/DiagnosticArray", _diagnostics(bag, t, MOREAU_ABSENT), t)
     return bag.path

@@ -75,6 +75,9 @@ def test_report_of_the_run(launched_run):
     assert on_disk["model"]["random_weights"] is True
     for task in ("depth", "flow", "semantic", "motion", "pose", "odometry"):
         assert "skipped" not in on_disk["accuracy"][task], (task, on_disk["accuracy"][task])
+    # ΩNet has no instances: the node says so on /diagnostics (recorded), and the report calls the task absent.
+    assert on_disk["accuracy"]["instance"]["absent"] is True and on_disk["model"]["outputs_absent"] == ["instance"]
+    assert on_disk["mosaic_panels"] == ["input", "depth", "flow", "semantics", "motion"]
     direct = evaluate_paths("depth", out / "outputs", bag, topic=f"{NAMESPACE}/depth/relative", gt_topic="/gt/depth", crop=None)
     assert on_disk["accuracy"]["depth"]["abs_rel"] == pytest.approx(direct["abs_rel"], rel=1e-12)
     for name in ("report.md", "mosaic.png", "run.mp4", "trajectory.png", "latency.png", "node.log"):

@@ -176,3 +176,54 @@ def test_visualisation_conventions():
     assert row.shape == (8, 50, 3)
     with pytest.raises(ValueError, match="H×W×3"):
         mosaic_row(np.zeros((8, 10), np.uint8))
+
+
+def test_moreau_run_reports_instance_pq_and_the_tasks_its_model_lacks_as_absent(bags, tmp_path):
+    """A run of the node with a Moreau et al. checkpoint: instance PQ from the evaluation suite (on thing
+    instances: the ground truth's building id is left out), depth and odometry as for ΩNet, and flow, semantic
+    and motion reported as absent (the node said so on /diagnostics) — not evaluated, not faked."""
+    from omeganet_ros.evaluate.instance import InstanceEvaluator
+    from omeganet_ros.instances import thing_instances
+
+    pred = helpers.write_moreau_prediction_bag(tmp_path / "moreau_pred.mcap", FRAMES, SKIPPED)
+    result = write_report(tmp_path / "report", input_bag=bags["camera"], output_bag=pred,
+                          image_topic="/camera/image_raw", timing=_timing())
+    accuracy = result["accuracy"]
+    for task in ("flow", "semantic", "motion"):
+        assert accuracy[task]["absent"] is True and "does not estimate" in accuracy[task]["skipped"], task
+    assert result["model"]["outputs_absent"] == ["flow", "semantic", "motion", "camera_info"]
+    for task in ("depth", "pose", "odometry", "instance"):
+        assert "skipped" not in accuracy[task], (task, accuracy[task])
+
+    direct = InstanceEvaluator()
+    pred_ids = _by_stamp(pred, "/instance")
+    gt_ids, gt_semantic = _by_stamp(bags["camera"], "/gt/instance"), _by_stamp(bags["camera"], "/gt/semantic")
+    for s in sorted(pred_ids):
+        direct.add(rosbag_io.image_to_numpy(pred_ids[s]),
+                   thing_instances(rosbag_io.image_to_numpy(gt_ids[s]), rosbag_io.image_to_numpy(gt_semantic[s])))
+    expected = direct.result()
+    # 8 answered frames × 2 cars; the first three merge the two touching cars (IoU 0.5 each: no match).
+    assert (expected["tp"], expected["fp"], expected["fn"]) == (10, 3, 6)
+    for name in ("pq", "sq", "rq", "tp", "fp", "fn"):
+        assert accuracy["instance"][name] == pytest.approx(expected[name], rel=1e-12), name
+    assert accuracy["instance"]["pq"] == pytest.approx(10 / 14.5)
+
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "**flow** (`/flow` vs `/gt/flow`): **absent**" in markdown and "| pq | sq | rq |" in markdown
+    assert result["mosaic_panels"] == ["input", "depth", "instances"]
+    mosaic = cv2.imread(str(tmp_path / "report" / "mosaic.png"))
+    assert mosaic.shape[1] == 3 * helpers.WIDTH
+
+
+def test_mosaic_panels_follow_the_model():
+    from omeganet_ros.report.visualize import panels_for
+
+    assert panels_for(["instance"], False) == ("input", "depth", "flow", "semantics", "motion")  # ΩNet
+    assert panels_for(["flow", "semantic", "motion", "camera_info"], True) == ("input", "depth", "instances")
+    assert panels_for(None, True)[-1] == "instances" and len(panels_for(None, False)) == 5  # unknown model
+    ids = np.zeros((8, 10), np.uint16)
+    ids[2:5, 2:6] = 3
+    row = mosaic_row(np.zeros((8, 10, 3), np.uint8), instance=ids, labels=False, panels=("input", "instances"))
+    assert row.shape == (8, 20, 3) and row[3, 13].any() and not row[0, 10].any()
+    with pytest.raises(ValueError, match="unknown mosaic panels"):
+        mosaic_row(np.zeros((8, 10, 3), np.uint8), panels=("input", "optical flow"))

@@ -365,17 +365,29 @@ def motion_frames(path: str | Path, topic: str | None = None) -> Frames:
     return files_frames(files, read_motion_png, str(path))
 
 
-def instance_frames(path: str | Path, topic: str | None = None, things_only: bool = False) -> Frames:
+def instance_frames(path: str | Path, topic: str | None = None, things_only: bool = False,
+                    semantic_topic: str | None = None) -> Frames:
     """H×W instance ids (0 = none) from the sequence layout (``instance/``) or a 16UC1/mono16 bag topic.
 
     ``things_only`` (ground truth): keep the ids on thing-class pixels only, using the folder's ``semantic/``
-    (the synthetic world numbers buildings, poles and trees too); a bag is taken as it is.
+    or, in a bag, the trainIds of ``semantic_topic`` (default ``/gt/semantic``) of the same stamp (the
+    synthetic world numbers buildings, poles and trees too).
     """
     from omeganet_ros.instances import thing_instances
 
     path = Path(path)
     if is_bag(path):
-        return bag_frames(path, topic, _image_msg)
+        frames = bag_frames(path, topic, _image_msg)
+        if not things_only:
+            return frames
+        from omeganet_ros.data import rosbag_io
+
+        semantic_topic = semantic_topic or DEFAULT_GT_TOPICS["semantic"]
+        if semantic_topic not in rosbag_io.list_topics(path):
+            raise ValueError(f"{path}: no {semantic_topic} topic to tell thing instances from the others")
+        semantic = bag_frames(path, semantic_topic, _image_msg)
+        return Frames("stamp", {k: (lambda k=k: thing_instances(frames.loaders[k](), semantic.loaders[k]()))
+                                for k in frames.loaders if k in semantic.loaders}, frames.origin)
     if not path.is_dir():
         raise FileNotFoundError(f"instance source {path} is not a sequence folder or a bag")
     seq = SequenceFolder(path)

@@ -2,7 +2,9 @@
 
 Every figure comes from the evaluation suite (:func:`omeganet_ros.evaluate.runner.evaluate_paths`
 reading both bags), so a report says exactly what ``omeganet-eval`` says on the same bags.
-A task whose prediction or ground-truth topic is absent is skipped with the reason.
+A task whose prediction or ground-truth topic is absent is skipped with the reason; a task whose output the
+node's model does not estimate (the node's ``outputs_absent`` on /diagnostics, e.g. flow for the Moreau et al.
+model) is reported as absent — never evaluated on something in its place.
 """
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ DEFAULT_GT_TOPICS = {"depth": "/gt/depth", "flow": "/gt/flow", "semantic": "/gt/
 METRIC_DEPTH_TOPIC = "depth/image"
 DEFAULT_PRED_TOPICS = {"depth": "depth/relative", "flow": "flow", "semantic": "semantic",
                        "motion": "motion/mask", "pose": "odometry", "odometry": "odometry",
-                       "instance": "instance"}  # the Moreau model's ids; the node does not publish them yet
+                       "instance": "instance"}  # the Moreau model's ids (mono16)
+# The node output (its publish_* switch, moreau_engine.absent_outputs) that each task evaluates.
+TASK_OUTPUT = {"depth": "depth", "flow": "flow", "semantic": "semantic", "motion": "motion", "pose": "odometry",
+               "odometry": "odometry", "instance": "instance"}
 
 
 def resolve_topic(name: str, namespace: str = "/") -> str:
@@ -32,7 +37,7 @@ def resolve_topic(name: str, namespace: str = "/") -> str:
 def evaluate_run(pred_bag: str | Path, gt_bag: str | Path, pred_topics: dict | None = None,
                  gt_topics: dict | None = None, *, namespace: str = "/", depth_median_scaling: bool = True,
                  depth_crop: str | None = None, flow_direction: str = "forward",
-                 tasks=TASKS) -> dict:
+                 tasks=TASKS, outputs_absent=None) -> dict:
     """{task: metrics} for every task that both bags support; {task: {"skipped": reason}} otherwise.
 
     ``pred_topics`` / ``gt_topics`` override :data:`DEFAULT_PRED_TOPICS` /
@@ -41,7 +46,9 @@ def evaluate_run(pred_bag: str | Path, gt_bag: str | Path, pred_topics: dict | N
     ground-truth median ratio (for up-to-scale depth). ``depth_crop``: None,
     "garg" or "eigen" (the KITTI crops; None for the synthetic world).
     ``flow_direction``: "backward" (the node's causal mode: flow t→t−1) skips
-    the flow task, as the bag's flow ground truth looks forward.
+    the flow task, as the bag's flow ground truth looks forward. ``outputs_absent``: the outputs the node's
+    model does not estimate (:func:`omeganet_ros.report.run_data.read_outputs_absent`); their tasks come back as
+    ``{"skipped": reason, "absent": True}``.
     """
     pred_topics = {**DEFAULT_PRED_TOPICS, **(pred_topics or {})}
     gt_topics = {**DEFAULT_GT_TOPICS, **(gt_topics or {})}
@@ -56,6 +63,10 @@ def evaluate_run(pred_bag: str | Path, gt_bag: str | Path, pred_topics: dict | N
         where = {"prediction_topic": pred_topic, "ground_truth_topic": gt_topic}
         if not gt_topic or gt_topic not in gt_available:
             results[task] = {"skipped": f"no ground truth: the input bag has no topic {gt_topic!r}", **where}
+            continue
+        if TASK_OUTPUT[task] in (outputs_absent or ()):
+            results[task] = {"skipped": f"absent: the node's model does not estimate {TASK_OUTPUT[task]} "
+                                        "(outputs_absent on its /diagnostics)", "absent": True, **where}
             continue
         if pred_topic not in pred_available:
             results[task] = {"skipped": f"the output bag has no topic {pred_topic!r} (output disabled or not recorded)",

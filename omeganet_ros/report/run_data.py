@@ -10,7 +10,9 @@ import numpy as np
 from omeganet_ros.data import rosbag_io
 
 # Output topics (relative to the node's namespace) drawn in the mosaic and the video.
-PANEL_TOPICS = {"depth": "depth/relative", "flow": "flow", "semantic": "semantic", "motion": "motion/mask"}
+PANEL_TOPICS = {"depth": "depth/relative", "flow": "flow", "semantic": "semantic", "motion": "motion/mask",
+                "instance": "instance"}
+DIAGNOSTICS_TOPIC = "/diagnostics"
 
 
 @dataclass
@@ -19,7 +21,7 @@ class FrameRecord:
 
     stamp_ns: int
     image: np.ndarray                       # H×W×3 uint8 RGB
-    outputs: dict = field(default_factory=dict)  # "depth" H×W float32, "flow" H×W×2, "semantic" H×W uint8, "motion" H×W uint8
+    outputs: dict = field(default_factory=dict)  # "depth" H×W float32, "flow" H×W×2, "semantic" H×W uint8, "motion" H×W uint8, "instance" H×W uint16
 
     @property
     def answered(self) -> bool:
@@ -44,7 +46,7 @@ def collect_frames(input_bag: str | Path, image_topic: str, output_bag: str | Pa
                    topics: dict[str, str] | None = None, max_width: int = 640) -> list[FrameRecord]:
     """Every input frame of ``image_topic`` with the node's outputs of the same header stamp.
 
-    ``topics``: {"depth"|"flow"|"semantic"|"motion": absolute output topic}
+    ``topics``: {"depth"|"flow"|"semantic"|"motion"|"instance": absolute output topic}
     (missing topics are left out). Images wider than ``max_width`` are shrunk
     for display (flow vectors are not rescaled: colours only show direction
     and relative magnitude).
@@ -72,7 +74,7 @@ def collect_frames(input_bag: str | Path, image_topic: str, output_bag: str | Pa
                 array = rosbag_io.image_to_numpy(msg)
                 if kind == "depth":
                     array = array.astype(np.float32)
-                record.outputs[kind] = _shrink(array, size, nearest=kind in ("semantic", "motion"))
+                record.outputs[kind] = _shrink(array, size, nearest=kind in ("semantic", "motion", "instance"))
     return [frames[s] for s in sorted(frames)]
 
 
@@ -106,6 +108,22 @@ def read_scene_info(output_bag: str | Path, scene_topic: str) -> SceneInfo:
             directions.add("forward" if end > start else "backward")
     info.direction = directions.pop() if len(directions) == 1 else None
     return info
+
+
+def read_outputs_absent(output_bag: str | Path) -> list[str] | None:
+    """The outputs the node's model does not estimate, from the ``outputs_absent`` value of its recorded
+    /diagnostics (the last one): e.g. ``["flow", "semantic", "motion", "camera_info"]`` for the Moreau et al.
+    model, ``["instance"]`` for ΩNet. None when the bag holds no such value (diagnostics not recorded, an older
+    node): then nothing is known to be absent."""
+    if DIAGNOSTICS_TOPIC not in rosbag_io.list_topics(output_bag):
+        return None
+    found = None
+    for _, _, _, msg in rosbag_io.iter_messages(output_bag, [DIAGNOSTICS_TOPIC]):
+        for status in msg.status:
+            for pair in status.values:
+                if pair.key == "outputs_absent" and pair.value != "-":
+                    found = pair.value
+    return None if found is None else [name.strip() for name in found.split(",") if name.strip()]
 
 
 def read_positions(bag: str | Path, topic: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,16 +1,31 @@
 """Mosaic rows and motion overlays for the replay report.
 
-Depth, flow and semantics are coloured by :mod:`omeganet_ros.visualize` (the same
-pictures as the node's ``*/colored`` topics); motion is a red overlay on the input.
+Depth, flow and semantics are coloured by :mod:`omeganet_ros.visualize`, instances by
+:func:`omeganet_ros.instances.colorize_instances` (the same pictures as the node's ``*/colored`` topics);
+motion is a red overlay on the input.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
+from omeganet_ros.instances import colorize_instances
 from omeganet_ros.visualize import colorize_depth, colorize_flow, colorize_semantic
 
-MOSAIC_PANELS = ("input", "depth", "flow", "semantics", "motion")
+MOSAIC_PANELS = ("input", "depth", "flow", "semantics", "motion")  # ΩNet's outputs, the default row
+ALL_PANELS = MOSAIC_PANELS + ("instances",)
+# The node output each panel shows (the names of moreau_engine.absent_outputs; None: the input image).
+PANEL_OUTPUT = {"input": None, "depth": "depth", "flow": "flow", "semantics": "semantic", "motion": "motion",
+                "instances": "instance"}
+
+
+def panels_for(outputs_absent, has_instances: bool) -> tuple[str, ...]:
+    """The panels of a run's mosaic rows: every panel but those of the outputs its model does not estimate
+    (``outputs_absent``, None: unknown); the instance panel only for a model that has instances (known, or
+    ``has_instances``: some frame carries them)."""
+    if outputs_absent is None:
+        return MOSAIC_PANELS + (("instances",) if has_instances else ())
+    return tuple(p for p in ALL_PANELS if PANEL_OUTPUT[p] not in outputs_absent)
 
 
 def overlay_motion(image: np.ndarray, mask: np.ndarray, alpha: float = 0.6) -> np.ndarray:
@@ -43,31 +58,35 @@ def _label(panel: np.ndarray, text: str) -> np.ndarray:
 
 def mosaic_row(image: np.ndarray, depth: np.ndarray | None = None, flow: np.ndarray | None = None,
                semantic: np.ndarray | None = None, motion_mask: np.ndarray | None = None,
-               labels: bool = True, caption: str | None = None) -> np.ndarray:
-    """One frame as five panels side by side: input | depth | flow | semantics | motion.
+               labels: bool = True, caption: str | None = None, instance: np.ndarray | None = None,
+               panels: tuple[str, ...] = MOSAIC_PANELS) -> np.ndarray:
+    """One frame as panels side by side, by default the five input | depth | flow | semantics | motion
+    (``panels``: any of :data:`ALL_PANELS`, e.g. input | depth | instances for the Moreau et al. model).
 
     ``image``: H×W×3 uint8 RGB. Outputs may have another size (they are
-    resized to the image); a missing output is drawn grey. Returns H×5W×3 uint8.
+    resized to the image); a missing output is drawn grey. Returns H×(n·W)×3 uint8 for n panels.
     """
+    unknown = [p for p in panels if p not in ALL_PANELS]
+    if unknown:
+        raise ValueError(f"unknown mosaic panels {unknown}; expected some of {ALL_PANELS}")
     image = np.asarray(image, np.uint8)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"input image must be H×W×3 uint8, got shape {image.shape}")
     height, width = image.shape[:2]
     missing = np.full((height, width, 3), 64, np.uint8)
-    panels = [
-        image,
-        colorize_depth(depth) if depth is not None else missing,
-        colorize_flow(flow) if flow is not None else missing,
-        colorize_semantic(semantic) if semantic is not None else missing,
-        overlay_motion(image, motion_mask) if motion_mask is not None else missing,
-    ]
-    panels = [_fit(p, width, height) for p in panels]
+    draw = {
+        "input": lambda: image,
+        "depth": lambda: colorize_depth(depth) if depth is not None else missing,
+        "flow": lambda: colorize_flow(flow) if flow is not None else missing,
+        "semantics": lambda: colorize_semantic(semantic) if semantic is not None else missing,
+        "motion": lambda: overlay_motion(image, motion_mask) if motion_mask is not None else missing,
+        "instances": lambda: colorize_instances(instance) if instance is not None else missing,
+    }
+    pictures = [_fit(draw[name](), width, height) for name in panels]
     if labels:
-        names = list(MOSAIC_PANELS)
-        if caption:
-            names[0] = f"input {caption}"
-        panels = [_label(p, n) for p, n in zip(panels, names)]
-    return np.concatenate(panels, axis=1)
+        names = [f"input {caption}" if name == "input" and caption else name for name in panels]
+        pictures = [_label(p, n) for p, n in zip(pictures, names)]
+    return np.concatenate(pictures, axis=1)
 
 
 def mosaic(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:

@@ -17,7 +17,7 @@ from omeganet_ros.evaluate.runner import markdown_table
 from omeganet_ros.report import accuracy as accuracy_mod
 from omeganet_ros.report import figures, run_data, timing as timing_mod
 from omeganet_ros.report.video import Mp4Writer
-from omeganet_ros.report.visualize import mosaic, mosaic_row
+from omeganet_ros.report.visualize import MOSAIC_PANELS, mosaic, mosaic_row, panels_for
 
 REPORT_FILES = {"json": "report.json", "markdown": "report.md", "mosaic": "mosaic.png", "video": "run.mp4",
                 "trajectory": "trajectory.png", "latency": "latency.png"}
@@ -43,30 +43,35 @@ def sample_indices(count: int, samples: int) -> list[int]:
     return sorted({int(round(i)) for i in np.linspace(0, count - 1, samples)})
 
 
-def write_mosaic(path: Path, frames: list[run_data.FrameRecord], samples: int = 4) -> int:
-    """PNG mosaic (input | depth | flow | semantics | motion) of ``samples`` answered frames; returns rows."""
+def _row(frame: run_data.FrameRecord, t0: int, panels: tuple[str, ...]) -> np.ndarray:
+    out = frame.outputs
+    return mosaic_row(frame.image, out.get("depth"), out.get("flow"), out.get("semantic"), out.get("motion"),
+                      caption=f"t={(frame.stamp_ns - t0) / 1e9:.1f}s", instance=out.get("instance"), panels=panels)
+
+
+def write_mosaic(path: Path, frames: list[run_data.FrameRecord], samples: int = 4,
+                 panels: tuple[str, ...] = MOSAIC_PANELS) -> int:
+    """PNG mosaic (``panels``, by default input | depth | flow | semantics | motion) of ``samples`` answered
+    frames; returns rows."""
     answered = [f for f in frames if f.answered]
     if not answered:
         return 0
     t0 = frames[0].stamp_ns
-    rows = [mosaic_row(f.image, f.outputs.get("depth"), f.outputs.get("flow"), f.outputs.get("semantic"),
-                       f.outputs.get("motion"), caption=f"t={(f.stamp_ns - t0) / 1e9:.1f}s")
-            for f in (answered[i] for i in sample_indices(len(answered), samples))]
+    rows = [_row(f, t0, panels) for f in (answered[i] for i in sample_indices(len(answered), samples))]
     if not cv2.imwrite(str(path), np.ascontiguousarray(mosaic(rows)[..., ::-1])):
         raise OSError(f"could not write mosaic {path}")
     return len(rows)
 
 
-def write_video(path: Path, frames: list[run_data.FrameRecord], fps: float, max_width: int = 1600) -> dict:
-    """MP4 of the whole run, one mosaic row per input frame (unanswered frames show grey panels)."""
+def write_video(path: Path, frames: list[run_data.FrameRecord], fps: float, max_width: int = 1600,
+                panels: tuple[str, ...] = MOSAIC_PANELS) -> dict:
+    """MP4 of the whole run, one mosaic row (``panels``) per input frame (unanswered frames show grey panels)."""
     if not frames:
         return {"frames": 0, "codec": None}
     t0 = frames[0].stamp_ns
     with Mp4Writer(path, fps=fps) as video:
         for frame in frames:
-            row = mosaic_row(frame.image, frame.outputs.get("depth"), frame.outputs.get("flow"),
-                             frame.outputs.get("semantic"), frame.outputs.get("motion"),
-                             caption=f"t={(frame.stamp_ns - t0) / 1e9:.1f}s")
+            row = _row(frame, t0, panels)
             if row.shape[1] > max_width:
                 scale = max_width / row.shape[1]
                 row = cv2.resize(row, (max_width, int(round(row.shape[0] * scale))), interpolation=cv2.INTER_AREA)
@@ -98,6 +103,9 @@ def write_report(out_dir: str | Path, *, input_bag: str | Path, output_bag: str 
     out_dir.mkdir(parents=True, exist_ok=True)
     scene_topic_abs = accuracy_mod.resolve_topic(scene_topic, namespace)
     scene = run_data.read_scene_info(output_bag, scene_topic_abs) if output_bag else run_data.SceneInfo()
+    outputs_absent = run_data.read_outputs_absent(output_bag) if output_bag else None
+    if outputs_absent is not None:  # what the node's model does not estimate (Moreau et al.: flow, semantics, …)
+        model = {**(model or {}), "outputs_absent": outputs_absent}
     lookahead = {"forward": 1, "backward": 0}.get(scene.direction or "", 1)
 
     report: dict = {"input_bag": str(input_bag), "output_bag": str(output_bag) if output_bag else None,
@@ -123,7 +131,7 @@ def write_report(out_dir: str | Path, *, input_bag: str | Path, output_bag: str 
         report["accuracy"] = accuracy_mod.evaluate_run(
             output_bag, input_bag, pred_topics, gt_topics, namespace=namespace,
             depth_median_scaling=median_scaling, depth_crop=depth_crop,
-            flow_direction=scene.direction or "forward")
+            flow_direction=scene.direction or "forward", outputs_absent=outputs_absent)
         odometry = report["accuracy"].get("odometry", {})
         if odometry.get("num_segments") == 0:
             odometry["note"] = ("the run is shorter than KITTI's shortest segment (100 m): t_err and r_err are "
@@ -133,10 +141,13 @@ def write_report(out_dir: str | Path, *, input_bag: str | Path, output_bag: str 
     frames = run_data.collect_frames(
         input_bag, image_topic, output_bag,
         {k: accuracy_mod.resolve_topic(t, namespace) for k, t in run_data.PANEL_TOPICS.items()})
-    if write_mosaic(out_dir / REPORT_FILES["mosaic"], frames, mosaic_samples):
+    panels = panels_for(outputs_absent, any("instance" in f.outputs for f in frames))
+    report["mosaic_panels"] = list(panels)
+    if write_mosaic(out_dir / REPORT_FILES["mosaic"], frames, mosaic_samples, panels):
         files["mosaic"] = REPORT_FILES["mosaic"]
     if video and frames:
-        report["video"] = write_video(out_dir / REPORT_FILES["video"], frames, _bag_fps([f.stamp_ns for f in frames]))
+        report["video"] = write_video(out_dir / REPORT_FILES["video"], frames, _bag_fps([f.stamp_ns for f in frames]),
+                                      panels=panels)
         files["video"] = REPORT_FILES["video"]
     report["frames_answered_in_output_bag"] = sum(f.answered for f in frames)
 
@@ -205,12 +216,15 @@ def render_markdown(report: dict) -> str:
 
     files = report.get("files", {})
     if "mosaic" in files:
-        lines += ["![input | depth | flow | semantics | motion](mosaic.png)", ""]
+        lines += [f"![{' | '.join(report.get('mosaic_panels', MOSAIC_PANELS))}](mosaic.png)", ""]
 
     if "accuracy" in report:
         lines += ["## Accuracy (evaluation suite, matched by header stamp)", ""]
         for task, result in report["accuracy"].items():
             label = f"**{task}** (`{result.get('prediction_topic')}` vs `{result.get('ground_truth_topic')}`)"
+            if result.get("absent"):
+                lines += [f"{label}: **absent** — {result['skipped']}", ""]
+                continue
             if "skipped" in result:
                 lines += [f"{label}: skipped — {result['skipped']}", ""]
                 continue

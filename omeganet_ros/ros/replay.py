@@ -339,10 +339,13 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"throughput: highest rate with ≤ {MAX_DROP_FRACTION:.0%} dropped: "
                      + ("none of the rates tried" if best is None else f"{best:.2f} Hz"))
     for task, result in report.get("accuracy", {}).items():
+        if result.get("absent"):
+            lines.append(f"{task}: absent (the node's model does not estimate it)")
         if "skipped" in result:
             continue
         figures = {"depth": ("abs_rel", "a1"), "flow": ("epe_all", "fl_all"), "semantic": ("miou", "pixel_acc"),
-                   "motion": ("mean_iou",), "pose": ("ate_mean",), "odometry": ("ate",)}[task]
+                   "motion": ("mean_iou",), "pose": ("ate_mean",), "odometry": ("ate",),
+                   "instance": ("pq", "sq", "rq")}[task]
         lines.append(f"{task}: " + ", ".join(f"{n} {result[n]:.4f}" for n in figures if result.get(n) is not None))
     if report.get("model", {}).get("random_weights"):
         lines.append("NOTE: the node ran with RANDOM weights (no trained checkpoint): the accuracy above is "
