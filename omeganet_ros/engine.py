@@ -1,7 +1,10 @@
 """SceneEngine: a stream of RGB frames in, every ΩNet output out (ROS-free).
 
 One engine serves the ROS node, ``omeganet-infer``, the benchmarks and the
-evaluation, so every path measures the same code.
+evaluation, so every path measures the same code. Its inference (networks, rigid
+flow, motion probability, resizing to the output size) is
+:mod:`omeganet_ros.inference`, which training validation and stage 4's τ
+calibration run too.
 
 Pipeline for the frame it describes (frame t, with t−1 and t+1 around it)::
 
@@ -44,16 +47,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import geometry
 from .checkpoint import (CheckpointError, build_networks_from_checkpoint, default_checkpoint_path,
                          load_checkpoint)
 from .classes import DYNAMIC_TRAIN_IDS, NUM_CLASSES
-from .motion import EPSILON, MOTION_THRESHOLD, dynamic_class_mask, motion_probability
+from .inference import (SceneNetworks, SceneTensors, frame_to_tensor, infer_scene, network_intrinsics,
+                        resize_scene)
+from .motion import MOTION_THRESHOLD, motion_mask
 from .nets.layers import fold_batch_norms
 
 log = logging.getLogger(__name__)
@@ -336,9 +338,7 @@ class SceneEngine:
             raise ValueError(f"stamp must be finite, got {stamp}")
         K_net = None
         if K is not None:
-            K_in = _check_K(K)
-            sx, sy = self.size[0] / frame.shape[1], self.size[1] / frame.shape[0]
-            K_net = geometry.scale_intrinsics(torch.from_numpy(K_in), sx, sy).float().to(self.device)
+            K_net = network_intrinsics(_check_K(K), (frame.shape[1], frame.shape[0]), self.size, self.device)
         if self._frames:
             last = self._frames[-1]
             if stamp <= last.stamp or last.input_size != (frame.shape[1], frame.shape[0]):
@@ -395,15 +395,7 @@ class SceneEngine:
 
     def _preprocess(self, frame: np.ndarray) -> torch.Tensor:
         """H×W×3 uint8 → 1×3×h×w float in [0, 1] at the network size, on the device."""
-        w, h = self.size
-        if (frame.shape[1], frame.shape[0]) != (w, h):
-            shrink = frame.shape[1] > w and frame.shape[0] > h
-            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        tensor = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device, non_blocking=True)
-        tensor = tensor.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        if self.channels_last:
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
-        return tensor
+        return frame_to_tensor(frame, self.size, self.device, self.channels_last)
 
     def _encode(self, state: _FrameState, timings: dict) -> None:
         """Per-frame encoders (CamNet's, OFNet's pyramid), computed once per frame and cached."""
@@ -424,88 +416,67 @@ class SceneEngine:
                 self._mark(timings, "ofnet_encoder", t)
         return state.flow_features
 
+    def _networks(self) -> SceneNetworks:
+        """The callables the engine runs (folded, compiled or a backend's), for :func:`~omeganet_ros.inference.infer_scene`."""
+        return SceneNetworks(dsnet=self._dsnet, cam_encode=self._cam_encode, cam_decode=self._cam_decode,
+                             flow_encode=self._flow_encode, flow_decode=self._flow_decode,
+                             depth_from_disp=self._depth_from_disp)
+
     def _infer(self, prev: _FrameState, cur: _FrameState, nxt: _FrameState, timings: dict) -> SceneOutputs:
-        w, h = self.size
-        with torch.no_grad():
-            with self._autocast():
-                t = time.perf_counter()
-                ds = self._dsnet(cur.image)
-                disp = ds["disp_full"].float()
-                logits = ds["semantic"].float()
-                t = self._mark(timings, "dsnet", t)
-                cam = self._cam_decode(prev.cam_features, cur.cam_features, nxt.cam_features, h, w)
-                t = self._mark(timings, "camnet", t)
-                flow = None
-                if self.compute_flow:
-                    features = [self._flow_features(state, timings) for state in (prev, cur, nxt)]
-                    t = time.perf_counter()
-                    flow = self._flow_decode(*features, h, w, backward=False)["flow_fw"][0].float()
-                    t = self._mark(timings, "ofnet", t)
+        """The one inference path (:mod:`omeganet_ros.inference`) on the cached frames, then numpy outputs."""
+        flow_features = None
+        if self.compute_flow:
+            flow_features = tuple(self._flow_features(state, timings) for state in (prev, cur, nxt))
+        clock = [time.perf_counter()]
 
-            motions = geometry.pose_vec_to_mat(cam["motion"].float())  # 1×2×4×4: t−1→t, t→t+1
-            motion_from_previous, ego_motion = motions[:, 0], motions[:, 1]
-            given_K = cur.K is not None
-            K = cur.K.unsqueeze(0) if given_K else cam["K"].float()
-            rigid = prob = None
-            if flow is not None:
-                rigid = geometry.rigid_flow(self._depth_from_disp(disp), K, ego_motion)
-                prob = motion_probability(flow, rigid, eps=EPSILON)  # 1×h×w
-            semantic = logits.argmax(dim=1)  # 1×h×w; the first of tied classes, as tf.argmax (the authors' logits are ReLU outputs: ties at 0)
-            t = self._mark(timings, "motion", t)
+        def lap(stage: str) -> None:
+            clock[0] = self._mark(timings, stage, clock[0])
 
-            out = self._finish(cur, disp, logits, semantic, flow, rigid, prob, K, ego_motion, motion_from_previous)
-            out.intrinsics_source = "given" if given_K else "camnet"
-            self._mark(timings, "postprocess", t)
+        networks = self._networks()
+        scene = infer_scene(networks, prev.image, cur.image, nxt.image, cur.K, compute_flow=self.compute_flow,
+                            autocast=self._autocast, cam_features=(prev.cam_features, cur.cam_features, nxt.cam_features),
+                            flow_features=flow_features, lap=lap)
+        out_size = cur.input_size if self.output_resolution == "input" else self.size
+        scene = resize_scene(networks, scene, out_size, class_probabilities=self.return_class_probabilities)
+        out = self._finish(cur, scene)
+        self._mark(timings, "postprocess", clock[0])
         out.timings_ms = timings
         return out
 
-    def _finish(self, cur, disp, logits, semantic, flow, rigid, prob, K, ego_motion, motion_from_previous) -> SceneOutputs:
-        """Resize to the output resolution, apply the depth scale, threshold, convert to numpy."""
-        w, h = self.size
-        out_w, out_h = cur.input_size if self.output_resolution == "input" else self.size
-        if (out_w, out_h) != (w, h):
-            disp = F.interpolate(disp, size=(out_h, out_w), mode="bilinear", align_corners=False)
-            if flow is not None:
-                flow = geometry.resize_flow(flow, out_h, out_w)
-                rigid = geometry.resize_flow(rigid, out_h, out_w)
-                prob = F.interpolate(prob.unsqueeze(1), size=(out_h, out_w), mode="bilinear",
-                                     align_corners=False).squeeze(1)
-            semantic = F.interpolate(semantic.unsqueeze(1).float(), size=(out_h, out_w), mode="nearest").squeeze(1).long()
-            K = geometry.scale_intrinsics(K, out_w / w, out_h / h)
-            if self.return_class_probabilities:
-                logits = F.interpolate(logits, size=(out_h, out_w), mode="bilinear", align_corners=False)
-        class_probabilities = None
-        if self.return_class_probabilities:
-            class_probabilities = torch.softmax(logits, dim=1)
-            semantic = class_probabilities.argmax(dim=1)  # labels that agree with the probabilities returned
-        depth = self._depth_from_disp(disp) * self.depth_scale
+    def _finish(self, cur: _FrameState, scene: SceneTensors) -> SceneOutputs:
+        """Outputs at the output resolution → numpy, with the motion mask at τ and the depth scale applied."""
         mask = None
-        if prob is not None:
-            mask = prob > self.motion_threshold
-            if self.dynamic_classes is not None:
-                mask &= dynamic_class_mask(semantic, self.dynamic_classes)
+        if scene.motion_probability is not None:
+            mask = motion_mask(scene.motion_probability, scene.semantic, self.motion_threshold, self.dynamic_classes)
         scale = self.depth_scale
-        ego = ego_motion[0].double().cpu().numpy()
+        ego = scene.ego_motion[0].double().cpu().numpy()
         ego[:3, 3] *= scale
-        from_prev = motion_from_previous[0].double().cpu().numpy()
+        from_prev = scene.motion_from_previous[0].double().cpu().numpy()
         from_prev[:3, 3] *= scale
-        probabilities = None if class_probabilities is None else class_probabilities[0].cpu().numpy()
+
+        def image(t: torch.Tensor | None) -> np.ndarray | None:  # 1×2×H×W → H×W×2, 1×H×W → H×W
+            if t is None:
+                return None
+            t = t[0].permute(1, 2, 0) if t.dim() == 4 else t[0]
+            return t.cpu().numpy().astype(np.float32)
+
         return SceneOutputs(
             stamp=cur.stamp,
-            depth=depth[0, 0].cpu().numpy().astype(np.float32),
+            depth=(scene.depth[0, 0] * scale).cpu().numpy().astype(np.float32),
             depth_is_metric=self.depth_is_metric,
             depth_scale=scale,
-            semantic=semantic[0].to(torch.uint8).cpu().numpy(),
-            flow=None if flow is None else flow[0].permute(1, 2, 0).cpu().numpy().astype(np.float32),
-            motion_probability=None if prob is None else prob[0].cpu().numpy().astype(np.float32),
+            semantic=scene.semantic[0].to(torch.uint8).cpu().numpy(),
+            flow=image(scene.flow),
+            motion_probability=image(scene.motion_probability),
             motion_mask=None if mask is None else mask[0].cpu().numpy(),
             ego_motion=ego,
             motion_from_previous=from_prev,
-            intrinsics=K[0].double().cpu().numpy(),
+            intrinsics=scene.K[0].double().cpu().numpy(),
             timings_ms={},
-            rigid_flow=None if rigid is None else rigid[0].permute(1, 2, 0).cpu().numpy().astype(np.float32),
-            class_probabilities=probabilities,
+            rigid_flow=image(scene.rigid_flow),
+            class_probabilities=None if scene.class_probabilities is None else scene.class_probabilities[0].cpu().numpy(),
             direction="backward" if self.causal else "forward",
+            intrinsics_source="given" if scene.intrinsics_given else "camnet",
             metadata=self.describe(),
         )
 

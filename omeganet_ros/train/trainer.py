@@ -38,9 +38,10 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from ..checkpoint import build_networks_from_checkpoint, load_checkpoint, load_state_checked, save_checkpoint
-from ..nets import build_networks, depth_from_disp
+from ..nets import build_networks
 from . import stages as stages_mod
 from .data import SemanticTeacher, TripletDataset, build_dataset, collate_triplets
+from .scene import predict_triplet
 from .weighting import build_weighting
 
 DEFAULT_CONFIG: dict = {
@@ -667,7 +668,10 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """Metrics of the current networks where ground truth exists: depth (median-scaled), flow EPE, semantic mIoU."""
+        """Metrics of the current networks where ground truth exists: depth (median-scaled), flow EPE, semantic mIoU.
+
+        ΩNet networks are measured on what the node would publish for each frame (``train.scene.predict_triplet``:
+        the engine's inference path, fp32, at the frame's own size)."""
         from ..evaluate.depth import DepthEvaluator
         from ..evaluate.flow import FlowEvaluator
         from ..evaluate.semantic import SemanticEvaluator
@@ -690,29 +694,27 @@ class Trainer:
             record = seq.frames[c]
             if record.depth is None and record.flow_fw is None and record.semantic is None:
                 continue
-            item = dataset[index]
-            if item is None:
-                continue
-            prev, cur, nxt = (item[k][None].to(self.device) for k in ("prev", "cur", "next"))
             if "moreau" in nets:
-                if record.depth is not None:
+                item = dataset[index]
+                if item is not None and record.depth is not None:
                     from .moreau_stage import predict_depth
 
-                    pred = predict_depth(nets, cur)[0, 0].cpu().numpy()
+                    pred = predict_depth(nets, item["cur"][None].to(self.device))[0, 0].cpu().numpy()
                     ev = depth_evals.setdefault(seq.depth_crop, DepthEvaluator(median_scaling=True, crop=seq.depth_crop))
                     ev.add(pred, np.asarray(record.depth(), np.float32))
                 continue
-            if record.depth is not None or record.semantic is not None:
-                ds = nets["dsnet"](cur)
-                if record.depth is not None:
-                    pred = depth_from_disp(nets["dsnet"], ds["disp_full"])[0, 0].float().cpu().numpy()
-                    ev = depth_evals.setdefault(seq.depth_crop, DepthEvaluator(median_scaling=True, crop=seq.depth_crop))
-                    ev.add(pred, np.asarray(record.depth(), np.float32))
-                if record.semantic is not None:
-                    sem_eval.add(ds["semantic"].argmax(1)[0].cpu().numpy(), np.asarray(record.semantic()))
-            if record.flow_fw is not None and self.stage.number >= 2:
-                flow = nets["ofnet"](prev, cur, nxt, backward=False)["flow_fw"][0][0].permute(1, 2, 0).float().cpu().numpy()
-                flow_eval.add(flow, np.asarray(record.flow_fw(), np.float32))
+            # The node's outputs for this frame (the engine's inference path, at the frame's own size).
+            with_flow = record.flow_fw is not None and self.stage.number >= 2
+            scene = predict_triplet(nets, dataset, index, device=self.device, compute_flow=with_flow)
+            if scene is None:
+                continue
+            if record.depth is not None:
+                ev = depth_evals.setdefault(seq.depth_crop, DepthEvaluator(median_scaling=True, crop=seq.depth_crop))
+                ev.add(scene.depth[0, 0].cpu().numpy(), np.asarray(record.depth(), np.float32))
+            if record.semantic is not None:
+                sem_eval.add(scene.semantic[0].cpu().numpy(), np.asarray(record.semantic()))
+            if with_flow:
+                flow_eval.add(scene.flow[0].permute(1, 2, 0).cpu().numpy(), np.asarray(record.flow_fw(), np.float32))
                 n_flow += 1
         for name, v in nets.items():
             v.train(modes[name])
