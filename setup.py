@@ -38,6 +38,10 @@ setup(
         "scikit-learn>=1.3",  # OPTICS: instances of the Moreau model
     ],
     # Only for omeganet-import-official (reading the authors' TF checkpoints); never needed by the engine or node.
-    extras_require={"official": ["tensorflow-cpu>=2.15"]},
+    # Optional inference backends (omeganet_ros.backends; backend: auto picks the fastest installed). Neither pulls
+    # torch or CUDA: both are CPU wheels from PyPI.
+    extras_require={"official": ["tensorflow-cpu>=2.15"],
+                    "openvino": ["openvino>=2026.4"],
+                    "onnxruntime": ["onnx>=1.16", "onnxruntime>=1.18"]},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

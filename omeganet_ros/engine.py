@@ -185,6 +185,9 @@ class SceneEngine:
             operations; ``self.networks`` keep their unfolded, trainable form).
         compute_flow: run OFNet and what depends on it (flow, rigid flow, motion); False leaves them None
             in the outputs (a caller nobody asks flow or motion of). Can be changed between pushes.
+        backend: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (the fastest installed; torch on
+            CUDA or with ``compile``): see :mod:`omeganet_ros.backends` (graphs exported once, cached).
+        graph_cache: folder of the backends' export cache (None: ``omeganet_ros.backends.cache.cache_root()``).
     """
 
     def __init__(self, checkpoint=None, device: str = "auto", precision: str = "fp32",
@@ -192,8 +195,14 @@ class SceneEngine:
                  output_resolution: str = "input", motion_threshold: float | None = None,
                  dynamic_classes: Iterable[int] | None = DYNAMIC_TRAIN_IDS, causal: bool = False,
                  class_probabilities: bool = False, depth_scale: float | None = None, seed: int = 0,
-                 num_threads: int | None = None, fold_batch_norm: bool = True, compute_flow: bool = True):
+                 num_threads: int | None = None, fold_batch_norm: bool = True, compute_flow: bool = True,
+                 backend: str = "torch", graph_cache: str | Path | None = None):
         self.device = _resolve_device(device)
+        from . import backends
+
+        self.backend = backends.resolve_backend(backend, self.device, bool(compile))
+        if self.backend != "torch":
+            precision = backends.backend_precision(self.backend, precision, cpu_has_fast_bf16())
         if precision == "auto":
             precision = fastest_precision(self.device)
         if precision not in PRECISIONS:
@@ -240,6 +249,13 @@ class SceneEngine:
         self._cam_decode = running["camnet"].decode
         self._flow_encode = running["ofnet"].encode
         self._flow_decode = running["ofnet"].decode
+        self._backend_graphs = None
+        if self.backend != "torch":  # the same five callables, run by the backend's exported graphs
+            graphs = backends.open_graphs(self.backend, self.networks, self.size, self.precision,
+                                          num_threads or torch.get_num_threads(), graph_cache)
+            self._dsnet, self._cam_encode, self._cam_decode = graphs.dsnet, graphs.cam_encode, graphs.cam_decode
+            self._flow_encode, self._flow_decode = graphs.flow_encode, graphs.flow_decode
+            self._backend_graphs = graphs
         if self.compiled:
             self._compile()
         self._frames: deque[_FrameState] = deque(maxlen=3)
@@ -493,6 +509,8 @@ class SceneEngine:
             "channels_last": self.channels_last,
             "folded_batch_norm": self.folded_batch_norm,
             "compute_flow": self.compute_flow,
+            "backend": self.backend,
+            **({} if self._backend_graphs is None else self._backend_graphs.describe()),
             "causal": self.causal,
             "motion_threshold": self.motion_threshold,
             "dynamic_classes": None if self.dynamic_classes is None else list(self.dynamic_classes),

@@ -169,6 +169,8 @@ def correlation(reference: torch.Tensor, target: torch.Tensor, max_displacement:
     """
     if torch.compiler.is_compiling():
         return correlation_unfold(reference, target, max_displacement)
+    if torch.onnx.is_in_onnx_export():
+        return correlation_matmul(reference, target, max_displacement)
     return correlation_shifts(reference, target, max_displacement)
 
 
@@ -191,6 +193,44 @@ def correlation_unfold(reference: torch.Tensor, target: torch.Tensor, max_displa
     k = 2 * d + 1
     patches = F.unfold(F.pad(target, (d, d, d, d)), kernel_size=k).view(b, c, k * k, h, w)
     return (patches * reference.unsqueeze(2)).mean(dim=1)
+
+
+CORRELATION_TILE = 16  # columns per tile of :func:`correlation_matmul`
+
+
+def correlation_matmul(reference: torch.Tensor, target: torch.Tensor, max_displacement: int = 4,
+                       tile: int = CORRELATION_TILE) -> torch.Tensor:
+    """:func:`correlation` as Gather → MatMul → Gather, the form exported to ONNX (fast in OpenVINO / ONNX Runtime,
+    whose kernels run the 81-product shift loop slowly).
+
+    For each row y and vertical shift dy, a tile of ``tile`` reference columns (``tile`` × C) is multiplied with
+    the ``tile`` + 2d target columns it can reach in row y + dy (C × (``tile`` + 2d)); the band
+    [i, i + dx] of each product is the cost. (``tile`` + 2d)/(2d + 1) times the products of the direct
+    form, in large matrix multiplications; the same values up to the summation order.
+    """
+    d = max_displacement
+    k = 2 * d + 1
+    b, c, h, w = reference.shape
+    tile = min(tile, w)  # a narrower map would only add zero columns
+    n_tiles = (w + tile - 1) // tile  # not -(-w // tile): the ONNX tracer records // as a division toward zero
+    wide = n_tiles * tile
+    span = tile + 2 * d
+    device = reference.device
+    # Reference B×C×H×W → B×H×1×tiles×T×C (zero columns up to a whole number of tiles).
+    ref = F.pad(reference, (0, wide - w)).reshape(b, c, h, n_tiles, tile).permute(0, 2, 3, 4, 1).unsqueeze(2)
+    # Target zero-padded by d (and to whole tiles): row y + dy for every (y, dy), the span of columns of every tile.
+    padded = F.pad(target, (d, d + wide - w, d, d))
+    rows = (torch.arange(h, device=device).view(h, 1) + torch.arange(k, device=device).view(1, k)).reshape(-1)
+    cols = (torch.arange(n_tiles, device=device).view(n_tiles, 1) * tile
+            + torch.arange(span, device=device).view(1, span)).reshape(-1)
+    windows = padded.index_select(2, rows).index_select(3, cols)             # B×C×(H·k)×(tiles·span)
+    windows = windows.reshape(b, c, h, k, n_tiles, span).permute(0, 2, 3, 4, 1, 5)  # B×H×k×tiles×C×span
+    products = torch.matmul(ref, windows)                                    # B×H×k×tiles×T×span
+    band = (torch.arange(tile, device=device).view(tile, 1) * span
+            + torch.arange(tile, device=device).view(tile, 1) + torch.arange(k, device=device).view(1, k)).reshape(-1)
+    costs = products.reshape(b, h, k, n_tiles, tile * span).index_select(4, band)  # B×H×k(dy)×tiles×(T·k(dx))
+    costs = costs.reshape(b, h, k, n_tiles, tile, k).permute(0, 2, 5, 1, 3, 4)     # B×dy×dx×H×tiles×T
+    return costs.reshape(b, k * k, h, wide)[..., :w] / c
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,195 @@
+"""Inference backends behind :class:`~omeganet_ros.engine.SceneEngine`: ``torch | onnxruntime | openvino | auto``.
+
+``torch`` runs the networks as they are (eager or ``torch.compile``). The other two run the engine's
+five per-frame graphs (:mod:`.graphs`: DSNet, the CamNet and OFNet encoders once per frame, their
+decoders once per triple) exported to ONNX once and cached (:mod:`.cache`) per backend, precision,
+input size and network weights. ``auto`` picks the fastest backend installed (:data:`AUTO_ORDER`),
+``torch`` when neither is. Both are optional extras (``pip install omeganet_ros[openvino]`` /
+``[onnxruntime]``); neither pulls torch or CUDA. CPU only: on CUDA, ``auto`` is ``torch``.
+
+:class:`BackendNetworks` gives the engine the same five callables its torch networks give it
+(``dsnet``, ``cam_encode``, ``cam_decode``, ``flow_encode``, ``flow_decode``), taking and returning
+torch tensors, so nothing else in the engine knows which backend runs.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import onnxruntime_backend, openvino_backend
+from .cache import CacheEntry, expected_fields, open_entry, weights_hash
+from .graphs import OPSET, build_graphs, reference_outputs
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+BACKEND_CHOICES = ("auto",) + BACKENDS
+DEFAULT_BACKEND = "auto"  # the node's, omeganet-infer's and the bench's default (the engine's API default is torch)
+_MODULES = {"onnxruntime": onnxruntime_backend, "openvino": openvino_backend}
+# ``auto``: the first installed of these. Measured on the 2-core dev VM (README "Speed"): OpenVINO bf16 is the
+# fastest full pipeline; ONNX Runtime fp32 is faster than torch eager fp32 but not than torch eager bf16.
+AUTO_ORDER = ("openvino", "torch")
+
+
+class BackendError(ValueError):
+    """A backend could not be used (not installed, wrong device or precision, an export that does not load)."""
+
+
+def available_backends() -> list[str]:
+    """The backends this installation can run, ``torch`` always among them."""
+    return ["torch"] + [name for name, module in _MODULES.items() if module.available()]
+
+
+def resolve_backend(backend: str, device: torch.device, compile: bool = False) -> str:
+    """The backend to run for the requested name (``auto`` → the fastest installed; see :data:`AUTO_ORDER`).
+
+    Raises ``ValueError`` for an unknown name and :class:`BackendError` for one that is not installed or
+    cannot serve the device or ``compile``.
+    """
+    if backend == "auto":
+        if device.type != "cpu" or compile:
+            return "torch"
+        installed = available_backends()
+        return next(name for name in AUTO_ORDER if name in installed)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; use one of {list(BACKENDS) + ['auto']}")
+    if backend == "torch":
+        return backend
+    if not _MODULES[backend].available():
+        raise BackendError(f"backend {backend!r} is not installed: pip install 'omeganet_ros[{backend}]' "
+                           f"(or pip install {backend}), or use backend 'torch'")
+    if device.type != "cpu":
+        raise BackendError(f"backend {backend!r} runs on the CPU only; use device 'cpu' or backend 'torch'")
+    if compile:
+        raise BackendError(f"compile applies to backend 'torch' only, not {backend!r}")
+    return backend
+
+
+def backend_precision(backend: str, precision: str, fast_bf16: bool) -> str:
+    """``precision="auto"`` for a backend other than torch: bf16 where the backend has it and the CPU runs it
+    natively (``fast_bf16``), else fp32. An explicit precision the backend lacks raises :class:`BackendError`."""
+    supported = _MODULES[backend].PRECISIONS
+    if precision == "auto":
+        return "bf16" if fast_bf16 and "bf16" in supported else "fp32"
+    if precision not in supported:
+        raise BackendError(f"backend {backend!r} runs precision {list(supported)}, not {precision!r}")
+    return precision
+
+
+def _tensor_in(x: torch.Tensor) -> np.ndarray:
+    """A 1×C×H×W torch tensor as the contiguous NCHW float32 numpy array the graphs take."""
+    return x.detach().float().cpu().contiguous().numpy()
+
+
+class BackendNetworks:
+    """The engine's five callables, run by a backend's sessions (see the module docstring).
+
+    Encoder features are kept as numpy arrays (the engine caches them per frame); decoders return torch
+    tensors of the shapes and meanings of the torch networks' outputs.
+    """
+
+    def __init__(self, backend: str, sessions: dict, entry: CacheEntry, precision: str, threads: int):
+        self.backend, self.sessions, self.entry = backend, sessions, entry
+        self.precision, self.threads = precision, threads
+
+    def _run(self, name: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return self.sessions[name].run(inputs)
+
+    def dsnet(self, image: torch.Tensor) -> dict:
+        disp, semantic = self._run("dsnet", [_tensor_in(image)])
+        return {"disp_full": torch.from_numpy(disp), "semantic": torch.from_numpy(semantic)}
+
+    def cam_encode(self, image: torch.Tensor) -> list[np.ndarray]:
+        return self._run("cam_encoder", [_tensor_in(image)])
+
+    def cam_decode(self, prev, cur, nxt, height: int, width: int) -> dict:
+        motion, K = self._run("cam_decoder", [*prev, *cur, *nxt])
+        return {"motion": torch.from_numpy(motion), "K": torch.from_numpy(K)}
+
+    def flow_encode(self, image: torch.Tensor) -> list[np.ndarray]:
+        return self._run("flow_encoder", [_tensor_in(image)])
+
+    def flow_decode(self, prev, cur, nxt, height: int, width: int, backward: bool = False) -> dict:
+        if backward:
+            raise BackendError("the exported flow decoder computes the forward flow only")
+        (flow,) = self._run("flow_decoder", [*prev, *cur, *nxt])
+        return {"flow_fw": [torch.from_numpy(flow)]}
+
+    def describe(self) -> dict:
+        """Plain values for the engine's :meth:`~omeganet_ros.engine.SceneEngine.describe`."""
+        manifest = self.entry.manifest
+        return {"backend": self.backend, "backend_version": manifest.get("backend_version"),
+                "backend_precision": self.precision, "backend_threads": self.threads,
+                "graph_cache": str(self.entry.path), "graph_exported_now": self.entry.exported,
+                "graph_max_abs_diff_vs_torch_fp32": manifest.get("max_abs_diff")}
+
+
+def _load_sessions(module, entry: CacheEntry, threads: int, precision: str) -> dict:
+    return {name: module.Session(path, threads, precision) for name, path in entry.files.items()}
+
+
+def open_graphs(backend: str, networks: dict, size: tuple[int, int], precision: str, threads: int,
+                cache_dir: str | Path | None = None) -> BackendNetworks:
+    """Sessions of ``backend`` for the engine's ``networks`` (fp32 torch modules, eval) at ``size`` (W, H).
+
+    Exports and checks against PyTorch fp32 when the cache holds no valid export (see :mod:`.cache`);
+    an export that does not load is exported again once, then :class:`BackendError`.
+    """
+    module = _MODULES[backend]
+    expected = expected_fields(backend, module.version(), precision, size, weights_hash(networks), OPSET)
+
+    fresh = {}  # the sessions the export checked, used as they are (a second compile would cost as much again)
+
+    def export(folder: Path) -> dict:
+        specs = build_graphs(networks, size)
+        graphs = module.export(folder, specs)
+        diffs = {}
+        for spec in specs:  # each graph against PyTorch fp32 on the export's example frames
+            inputs = [t.numpy() for t in spec.example]
+            try:
+                fresh[spec.name] = module.Session(folder / graphs[spec.name], threads, precision)
+                got = fresh[spec.name].run(inputs)
+            except Exception as exc:  # noqa: BLE001 — whatever the backend raises, name the graph and the folder
+                raise BackendError(f"backend {backend!r}: the {spec.name} graph just exported does not load or "
+                                   f"run: {exc}") from exc
+            ref = reference_outputs(spec, dict(zip(spec.inputs, inputs)))
+            diffs[spec.name] = {o: float(np.abs(g - r).max()) for o, g, r in zip(spec.outputs, got, ref)}
+        return {"graphs": graphs, "max_abs_diff": diffs}
+
+    entry = open_entry(expected, export, cache_dir)
+    if entry.exported and set(fresh) == set(entry.files):
+        return BackendNetworks(backend, fresh, entry, precision, threads)
+    try:
+        sessions = _load_sessions(module, entry, threads, precision)
+    except Exception as exc:  # noqa: BLE001 — any load failure of a cached file: export again once
+        if entry.exported:
+            raise BackendError(f"backend {backend!r}: the graphs just exported to {entry.path} do not load or "
+                               f"run: {exc}") from exc
+        log.warning("omeganet_ros: cached %s graphs in %s do not load (%s): exporting again", backend, entry.path, exc)
+        fresh.clear()
+        entry = open_entry(expected, export, cache_dir, force=True, reason=f"did not load: {exc}")
+        sessions = fresh if set(fresh) == set(entry.files) else _load_sessions(module, entry, threads, precision)
+    return BackendNetworks(backend, sessions, entry, precision, threads)
+
+
+def output_differences(reference, other) -> dict:
+    """Largest differences between two engines' :class:`~omeganet_ros.engine.SceneOutputs` of the same frame.
+
+    ``depth_rel``: max |Δdepth| / depth; ``flow_px`` / ``flow_mean_px`` and ``rigid_flow_px``: pixels;
+    ``motion_probability``: absolute; ``semantic_equal``: share of pixels with the same class;
+    ``ego_motion``: max |Δ| of the 4×4 matrix; ``intrinsics_px``: max |ΔK| in pixels. Missing outputs are skipped.
+    """
+    out = {"depth_rel": float(np.max(np.abs(other.depth - reference.depth) / np.abs(reference.depth))),
+           "semantic_equal": float(np.mean(other.semantic == reference.semantic)),
+           "ego_motion": float(np.max(np.abs(other.ego_motion - reference.ego_motion))),
+           "intrinsics_px": float(np.max(np.abs(other.intrinsics - reference.intrinsics)))}
+    if reference.flow is not None and other.flow is not None:
+        diff = np.abs(other.flow - reference.flow)
+        out["flow_px"] = float(diff.max())
+        out["flow_mean_px"] = float(diff.mean())
+        out["rigid_flow_px"] = float(np.abs(other.rigid_flow - reference.rigid_flow).max())
+        out["motion_probability"] = float(np.abs(other.motion_probability - reference.motion_probability).max())
+    return out
