@@ -13,8 +13,10 @@
 #
 # Environment: PYTHON (default .venv/bin/python), RUNS (scratch folder), THREADS (PyTorch CPU threads
 # of each stage-1/2 process; stage 3 gets THREADS3), DEVICE (cpu | cuda | auto), STEPS1/STEPS2/STEPS3
-# (steps per stage; empty = the configs' steps, the shipped recipe), PARALLEL (1 | 0), MODEL (where
-# the fp16 checkpoint is written), FROM_STAGE (1 | 3 | 4: start there, reusing RUNS' earlier stages).
+# (steps per stage; empty = the configs' steps), MINUTES1/MINUTES2/MINUTES3 (wall-clock budget per
+# stage, the shipped recipe: 58/55/40 min on the 2-core CPU; a stage stops cleanly at whichever of
+# steps and budget comes first), PARALLEL (1 | 0), MODEL (where the fp16 checkpoint is written),
+# FROM_STAGE (1 | 3 | 4: start there, reusing RUNS' earlier stages).
 # The trainer resumes exactly: stopping a stage with Ctrl-C and continuing with --resume and the
 # same --steps gives the same weights as an uninterrupted run (CPU).
 set -euo pipefail
@@ -27,22 +29,26 @@ THREADS3=${THREADS3:-2}
 DEVICE=${DEVICE:-auto}
 PARALLEL=${PARALLEL:-1}
 MODEL=${MODEL:-omeganet_ros/models/omeganet_synth.pt}
-# Three streets of 200 frames each (more scenes generalise better to unseen seeds than one long street).
-TRAIN=(--data synth:seed=1,frames=200 --data synth:seed=2,frames=200 --data synth:seed=3,frames=200)
-LABELLED=(--data synth:seed=1,frames=200,labels=gt --data synth:seed=2,frames=200,labels=gt
-          --data synth:seed=3,frames=200,labels=gt)
+# Three streets of 200 frames each (more scenes generalise better to unseen seeds than one long street),
+# without the car at the camera's own speed (follower=0): photometrically still, it teaches "car ahead = far".
+TRAIN=(--data synth:seed=1,frames=200,follower=0 --data synth:seed=2,frames=200,follower=0
+       --data synth:seed=3,frames=200,follower=0)
+LABELLED=(--data synth:seed=1,frames=200,labels=gt,follower=0 --data synth:seed=2,frames=200,labels=gt,follower=0
+          --data synth:seed=3,frames=200,labels=gt,follower=0)
 VAL=(--val synth:seed=101,frames=40)
 
 steps() { if [ -n "${1:-}" ]; then echo "--steps $1"; fi; }
+minutes() { if [ -n "${1:-}" ]; then echo "--max-minutes $1"; fi; }
+MINUTES1=${MINUTES1-58}; MINUTES2=${MINUTES2-55}; MINUTES3=${MINUTES3-40}
 train() { "$PYTHON" -m omeganet_ros.cli.train --device "$DEVICE" --no-progress "$@"; }
 mkdir -p "$RUNS"
 
 # Stage 1: DSNet (depth + semantics, proxy labels = the world's ground-truth trainIds) and CamNet.
 stage1() { train --threads "$THREADS" --config config/train_stage1.yaml "${LABELLED[@]}" "${VAL[@]}" \
-                 --out "$RUNS/stage1" $(steps "${STEPS1:-}") > "$RUNS/stage1.log" 2>&1; }
+                 --out "$RUNS/stage1" $(steps "${STEPS1:-}") $(minutes "$MINUTES1") > "$RUNS/stage1.log" 2>&1; }
 # Stage 2: the teacher OFNet.
 stage2() { train --threads "$THREADS" --config config/train_stage2.yaml "${TRAIN[@]}" "${VAL[@]}" \
-                 --out "$RUNS/stage2" $(steps "${STEPS2:-}") > "$RUNS/stage2.log" 2>&1; }
+                 --out "$RUNS/stage2" $(steps "${STEPS2:-}") $(minutes "$MINUTES2") > "$RUNS/stage2.log" 2>&1; }
 FROM_STAGE=${FROM_STAGE:-1}
 if [ "$FROM_STAGE" -gt 1 ]; then
   echo "reusing $RUNS/stage1 and $RUNS/stage2 (FROM_STAGE=$FROM_STAGE)"
@@ -59,6 +65,7 @@ fi
 # Stage 3: the self-distilled OFNet (teacher = stage 2's OFNet; rigid flow from stage 1's networks).
 [ "$FROM_STAGE" -gt 3 ] || train --threads "$THREADS3" --config config/train_stage3.yaml "${TRAIN[@]}" "${VAL[@]}" \
       --init "$RUNS/stage1/last.pt" --init "$RUNS/stage2/last.pt" --out "$RUNS/stage3" $(steps "${STEPS3:-}") \
+      $(minutes "$MINUTES3") \
       > "$RUNS/stage3.log" 2>&1 || { echo "stage 3 failed: $RUNS/stage3.log" >&2; exit 1; }
 
 # Stage 4: the motion threshold τ that best separates moving objects on three validation streets
