@@ -41,7 +41,8 @@ class NodeProcess:
         ros_args = ["--ros-args", "-r", f"__node:={self.name}"]
         if params_file is not None:
             ros_args += ["--params-file", str(params_file)]
-        ros_args += param_args({"model": "random", "device": "cpu", "num_threads": 1,
+        # backend torch: the outputs compared with a directly called engine, no graph export per test
+        ros_args += param_args({"model": "random", "device": "cpu", "num_threads": 1, "backend": "torch",
                                 "network_width": TEST_SIZE[0], "network_height": TEST_SIZE[1], **(params or {})})
         ros_args += extra_ros_args or []
         self.log = tempfile.NamedTemporaryFile("w+b", prefix="omeganet_node_", suffix=".log", delete=False)

@@ -233,3 +233,28 @@ def test_infer_backend_option(tmp_path, monkeypatch, capsys):
     assert infer.main(["--input", str(folder), "--out", str(tmp_path / "x"), "--checkpoint", "random",
                        "--backend", "onnxruntime", "--precision", "bf16", "--quiet"]) == 2
     assert "runs precision ['fp32'], not 'bf16'" in capsys.readouterr().err
+
+
+@_needs("onnxruntime")
+def test_node_runs_the_backend_it_is_given(tmp_path, rclpy_available):
+    import node_helpers as h
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import Image
+
+    from omeganet_ros.msg import SceneUnderstanding
+
+    with h.NodeProcess({"backend": "onnxruntime"}, env={"OMEGANET_CACHE_DIR": str(tmp_path)}) as node, \
+            h.RosClient() as client:
+        client.collect(DiagnosticArray, "/diagnostics")
+        diagnostics = lambda: client.latest_diagnostics(node.name) or {}  # noqa: E731
+        assert client.spin_until(lambda: diagnostics().get("backend") == "onnxruntime", 120, node), node.output()
+        publisher = client.publisher(Image, "image")
+        scenes = client.collect(SceneUnderstanding, "scene")
+        client.wait_for_subscriber(publisher, node=node)
+        assert client.spin_until(lambda: client.node.count_publishers("/scene") > 0, 30, node)
+        client.spin_for(0.5)
+        for i, frame in enumerate(h.synthetic_frames(4)):
+            publisher.publish(h.image_msg(frame, 1_700_000_000_000_000_000 + (i + 1) * 100_000_000))
+            client.spin_for(0.4)
+        assert client.spin_until(lambda: len(scenes) >= 1, 60, node), node.output()
+    assert list((tmp_path / "graphs").glob("onnxruntime-fp32-*"))  # the node exported into the cache it was given

@@ -50,7 +50,7 @@ def image_folder(tmp_path):
 
 
 def _run(args):
-    return infer.main(args + ["--size", "128x64", "--checkpoint", "random", "--quiet", "--threads", "2"])
+    return infer.main(args + ["--size", "128x64", "--checkpoint", "random", "--quiet", "--threads", "2", "--backend", "torch"])
 
 
 def test_infer_on_video_writes_sequence_folder(video, tmp_path, capsys):
@@ -183,7 +183,7 @@ def test_console_script_is_installed():
 
 
 def _run_at(args, size="128x128"):
-    return infer.main(args + ["--size", size, "--checkpoint", "random", "--quiet", "--threads", "2"])
+    return infer.main(args + ["--size", size, "--checkpoint", "random", "--quiet", "--threads", "2", "--backend", "torch"])
 
 
 def _write_folder(folder, frames, suffix=".png"):

@@ -17,7 +17,7 @@ def test_demo_runs_end_to_end_and_says_where_everything_is(tmp_path):
     out = tmp_path / "demo_out"
     result = subprocess.run([sys.executable, "-m", "omeganet_ros.cli.demo", "--out", str(out), "--frames", "8",
                              "--size", "192x64", "--network-size", "192x64", "--search-frames", "0", "--quiet",
-                             "--node-args", "--ros-args -p num_threads:=1"],
+                             "--node-args", "--ros-args -p num_threads:=1 -p backend:=torch"],
                             env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())

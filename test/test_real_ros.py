@@ -44,6 +44,7 @@ PARAMS_YAML = """/**:
     model: random
     device: cpu
     num_threads: 1
+    backend: torch
     network_width: {width}
     network_height: {height}
     image_transport: raw

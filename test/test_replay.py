@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("rclpy_available")
 
 FRAMES = 10
 NODE_PARAMS = ["-p", "model:=random", "-p", f"network_width:={helpers.WIDTH}", "-p", f"network_height:={helpers.HEIGHT}",
-               "-p", "num_threads:=1"]
+               "-p", "num_threads:=1", "-p", "backend:=torch"]
 NAMESPACE = "/replay_test"
 # Every output of the node with one message per answered frame (issue 7's topic list), in the node's namespace.
 PER_FRAME_TOPICS = tuple(f"{NAMESPACE}/{name}" for name in (

@@ -49,6 +49,8 @@ prefer_passive_openmp()  # before anything loads torch
 
 import numpy as np  # noqa: E402
 
+from ..backends import BACKEND_CHOICES, DEFAULT_BACKEND  # noqa: E402
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """'640x192' → (640, 192)."""
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto: bf16 on a CPU with native bf16 (AMX or AVX-512-BF16), else fp32")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (slow start, faster frames)")
+    p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKEND_CHOICES,
+                   help="inference backend (ΩNet): auto = the fastest installed (openvino, else torch); the others run "
+                        "graphs exported once and cached in ~/.cache/omeganet_ros")
     p.add_argument("--output-resolution", default="input", choices=["input", "network"])
     p.add_argument("--causal", action="store_true", help="predict each frame from it and the previous one (no look-ahead)")
     p.add_argument("--intrinsics", type=parse_intrinsics, default=None,
@@ -152,7 +157,7 @@ def run(args) -> dict:
     from ..train.lineage import untrained_outputs
     from ..data.layout import SequenceFolder
     from ..data.sources import open_source
-    from ..moreau_engine import MoreauEngine, absent_outputs, open_engine
+    from ..moreau_engine import MoreauEngine, absent_outputs, is_moreau_checkpoint, open_engine, resolve_checkpoint
     from ..pipeline import ScenePipeline
     from ..scale_recovery import ScaleRecovery
 
@@ -161,7 +166,12 @@ def run(args) -> dict:
                    output_resolution=args.output_resolution, causal=args.causal, num_threads=args.threads)
     if args.compile:
         options["compile"] = True
-    engine = open_engine(args.checkpoint, **options)
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    if checkpoint in (None, "random") or not is_moreau_checkpoint(checkpoint):
+        options["backend"] = args.backend
+    elif args.backend not in ("auto", "torch"):
+        raise ValueError(f"--backend {args.backend} applies to ΩNet only; the Moreau et al. model runs on torch")
+    engine = open_engine(checkpoint, **options)
     moreau = isinstance(engine, MoreauEngine)
     if moreau and args.camera_height is not None:
         raise ValueError("--camera-height needs road pixels from semantics, which the Moreau model does not "

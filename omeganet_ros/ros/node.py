@@ -215,6 +215,7 @@ class OmeganetNode(LifecycleNode):
                 cause = f"the parameters do not fit model {cfg['model']}"
             else:  # e.g. device cuda without CUDA, fp16 on CPU, a network size too small
                 cause = (f"cannot create the scene engine (device {cfg['device']}, precision {cfg['precision']}, "
+                         f"backend {cfg['backend']}, "
                          f"network {cfg['network_width']}×{cfg['network_height']})")
             self._model_status = f"not loaded: {cause}: {exc}"
             self.get_logger().error(f"configure failed: {cause}: {type(exc).__name__}: {exc}")
@@ -340,8 +341,11 @@ class OmeganetNode(LifecycleNode):
                     raise ModelParameterError(
                         f"parameter '{name}' = {cfg[name]!r} applies to ΩNet only; the Moreau et al. model of "
                         f"{checkpoint.path} has no motion segmentation and runs uncompiled (leave it at {unused!r})")
+            if cfg["backend"] not in ("auto", "torch"):
+                raise ModelParameterError(f"parameter 'backend' = {cfg['backend']!r} applies to ΩNet only; the "
+                                          f"Moreau et al. model of {checkpoint.path} runs on torch")
         else:
-            options.update(compile=cfg["compile"], motion_threshold=_motion_threshold(cfg),
+            options.update(compile=cfg["compile"], backend=cfg["backend"], motion_threshold=_motion_threshold(cfg),
                            dynamic_classes=None if cfg["motion_any_class"] else cfg["dynamic_classes"])
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
@@ -768,6 +772,7 @@ class OmeganetNode(LifecycleNode):
                 "outputs_absent": ", ".join(self._absent) if engine is not None else "-",
                 "device": str(engine.device) if engine is not None else "-",
                 "precision": self._config.get("precision", "-"),
+                "backend": getattr(engine, "backend", "torch") if engine is not None else "-",
                 "input_rate_hz": f"{input_rate:.2f}",
                 "processed_rate_hz": f"{processed_rate:.2f}",
                 "frames_received": str(s.received),

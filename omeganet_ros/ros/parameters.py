@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..backends import BACKEND_CHOICES, DEFAULT_BACKEND
 from ..classes import DYNAMIC_TRAIN_IDS
 from ..motion import MOTION_THRESHOLD
 
@@ -40,6 +41,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("precision", "auto", "Arithmetic: auto (bf16 on a CPU with native bf16, AMX or AVX-512-BF16: the fastest "
           "measured; else fp32), fp32, bf16 (autocast) or fp16 (CUDA only)",
           choices=("auto", "fp32", "bf16", "fp16")),
+    Param("backend", DEFAULT_BACKEND, "Inference backend: auto (the fastest installed: openvino, else torch; torch on CUDA or "
+          "with compile), torch, onnxruntime or openvino (graphs exported once per model, size and precision, "
+          "cached in ~/.cache/omeganet_ros; ΩNet only)", choices=BACKEND_CHOICES),
     Param("compile", False, "torch.compile the networks (faster after a slow first frames; ΩNet only)"),
     Param("num_threads", 0, "PyTorch CPU threads (0: PyTorch's default)", range=(0, 256)),
     Param("network_width", 0, "Network input width in pixels (frames are resized to it); 0: the width the checkpoint "
