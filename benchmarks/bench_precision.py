@@ -1,13 +1,14 @@
 """Accuracy cost of faster arithmetic: every engine output under bf16 (or another precision) against fp32, as JSON.
 
 Runs the scene engine twice over the same real frames (KITTI raw, ``../shared/data``) —
-fp32 eager, and the precision under test — and prints per output the largest and mean
+fp32 eager torch, and the precision (and backend) under test — and prints per output the largest and mean
 difference: depth as relative error, flow in pixels, semantic labels and the motion mask
 as the fraction of pixels that agree, ego-motion as translation (relative units) and
 rotation (degrees). Each figure is printed beside its trivial baseline: the same
 difference between two *consecutive frames* of fp32 output (what "changes a lot" means).
 
     .venv/bin/python benchmarks/bench_precision.py --checkpoint build/official_equivalence/omeganet.pt
+    .venv/bin/python benchmarks/bench_precision.py --checkpoint ... --backend openvino --precision bf16
 """
 from __future__ import annotations
 
@@ -21,33 +22,12 @@ REPO = Path(__file__).resolve().parents[1]
 FRAMES = REPO.parent / "shared" / "data" / "kitti_raw_tiny" / "2011_09_26" / "2011_09_26_drive_0023_sync" / "image_02" / "data"
 
 
-def _rotation_deg(a, b) -> float:
-    import numpy as np
-
-    r = a[:3, :3].T @ b[:3, :3]
-    return float(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1.0, 1.0))))
-
-
-def compare(a, b) -> dict:
-    """Differences of SceneOutputs ``b`` against ``a``."""
-    import numpy as np
-
-    rel = np.abs(b.depth - a.depth) / a.depth
-    flow = np.linalg.norm(b.flow - a.flow, axis=2)
-    return {"depth_rel_max": float(rel.max()), "depth_rel_mean": float(rel.mean()),
-            "flow_px_max": float(flow.max()), "flow_px_mean": float(flow.mean()),
-            "semantic_agree": float((a.semantic == b.semantic).mean()),
-            "motion_mask_agree": float((a.motion_mask == b.motion_mask).mean()),
-            "motion_probability_max": float(np.abs(a.motion_probability - b.motion_probability).max()),
-            "ego_translation_max": float(np.abs(a.ego_motion[:3, 3] - b.ego_motion[:3, 3]).max()),
-            "ego_rotation_deg": _rotation_deg(a.ego_motion, b.ego_motion)}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", action="append", required=True, help="checkpoint(s) to measure (repeatable)")
     p.add_argument("--precision", default="bf16")
     p.add_argument("--compile", action="store_true", help="compile the precision under test")
+    p.add_argument("--backend", default="torch", help="backend of the run under test (torch, onnxruntime, openvino)")
     p.add_argument("--size", default="640x192")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -58,26 +38,26 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
+    from omeganet_ros.backends import output_differences as compare
+    from omeganet_ros.backends import worst_differences as worst
     from omeganet_ros.engine import SceneEngine
 
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
     frames = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(FRAMES.glob("*.png"))]
     report = {"benchmark": "bench_precision", "frames": f"{len(frames)} KITTI raw frames ({FRAMES.parents[1].name})",
-              "size": [w, h], "precision": args.precision, "compiled": args.compile, "torch": torch.__version__,
+              "size": [w, h], "precision": args.precision, "compiled": args.compile, "backend": args.backend,
+              "torch": torch.__version__,
               "load_average": list(os.getloadavg()), "results": []}
     for checkpoint in args.checkpoint:
         runs = {}
-        for name, precision, compiled in (("fp32", "fp32", False), ("test", args.precision, args.compile)):
+        for name, precision, compiled, backend in (("fp32", "fp32", False, "torch"),
+                                                   ("test", args.precision, args.compile, args.backend)):
             engine = SceneEngine(checkpoint, device="cpu", precision=precision, size=(w, h), compile=compiled,
-                                 output_resolution="network")
+                                 output_resolution="network", backend=backend)
             runs[name] = [o for i, f in enumerate(frames) if (o := engine.push(f, 0.1 * i)) is not None]
         per_frame = [compare(a, b) for a, b in zip(runs["fp32"], runs["test"])]
         baseline = [compare(a, b) for a, b in zip(runs["fp32"][:-1], runs["fp32"][1:])]
-
-        def worst(rows):
-            return {k: round(min(r[k] for r in rows) if k.endswith("agree") else max(r[k] for r in rows), 5)
-                    for k in rows[0]}
 
         report["results"].append({"checkpoint": str(checkpoint), "outputs": len(per_frame),
                                   "vs_fp32": worst(per_frame), "baseline_consecutive_fp32_frames": worst(baseline)})

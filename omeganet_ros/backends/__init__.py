@@ -175,21 +175,38 @@ def open_graphs(backend: str, networks: dict, size: tuple[int, int], precision: 
     return BackendNetworks(backend, sessions, entry, precision, threads)
 
 
-def output_differences(reference, other) -> dict:
-    """Largest differences between two engines' :class:`~omeganet_ros.engine.SceneOutputs` of the same frame.
+def _rotation_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle of the rotation between two 4×4 poses, in degrees: ‖R − I‖_F = 2√2·sin(θ/2), exact near 0 (arccos of
+    the trace is not: float32 rounding alone reads as 0.03°)."""
+    r = a[:3, :3].T @ b[:3, :3]
+    return float(np.degrees(2 * np.arcsin(min(np.linalg.norm(r - np.eye(3)) / (2 * np.sqrt(2)), 1.0))))
 
-    ``depth_rel``: max |Δdepth| / depth; ``flow_px`` / ``flow_mean_px`` and ``rigid_flow_px``: pixels;
-    ``motion_probability``: absolute; ``semantic_equal``: share of pixels with the same class;
-    ``ego_motion``: max |Δ| of the 4×4 matrix; ``intrinsics_px``: max |ΔK| in pixels. Missing outputs are skipped.
+
+def output_differences(reference, other) -> dict:
+    """How far ``other``'s :class:`~omeganet_ros.engine.SceneOutputs` are from ``reference``'s for the same frame.
+
+    ``depth_rel_max`` / ``_mean``: |Δdepth| / depth; ``flow_px_max`` / ``_mean``: end-point difference in pixels,
+    ``rigid_flow_px_max`` likewise; ``semantic_agree`` and ``motion_mask_agree``: share of pixels with the same
+    label; ``motion_probability_max``: absolute; ``ego_translation_max``: |Δt| of the 4×4 ego-motion (its
+    units), ``ego_rotation_deg``: angle of the relative rotation; ``intrinsics_px_max``: max |ΔK| in pixels.
+    Flow-dependent entries are left out when either side has no flow.
     """
-    out = {"depth_rel": float(np.max(np.abs(other.depth - reference.depth) / np.abs(reference.depth))),
-           "semantic_equal": float(np.mean(other.semantic == reference.semantic)),
-           "ego_motion": float(np.max(np.abs(other.ego_motion - reference.ego_motion))),
-           "intrinsics_px": float(np.max(np.abs(other.intrinsics - reference.intrinsics)))}
+    rel = np.abs(other.depth - reference.depth) / np.abs(reference.depth)
+    out = {"depth_rel_max": float(rel.max()), "depth_rel_mean": float(rel.mean()),
+           "semantic_agree": float(np.mean(other.semantic == reference.semantic)),
+           "ego_translation_max": float(np.abs(other.ego_motion[:3, 3] - reference.ego_motion[:3, 3]).max()),
+           "ego_rotation_deg": _rotation_deg(reference.ego_motion, other.ego_motion),
+           "intrinsics_px_max": float(np.max(np.abs(other.intrinsics - reference.intrinsics)))}
     if reference.flow is not None and other.flow is not None:
-        diff = np.abs(other.flow - reference.flow)
-        out["flow_px"] = float(diff.max())
-        out["flow_mean_px"] = float(diff.mean())
-        out["rigid_flow_px"] = float(np.abs(other.rigid_flow - reference.rigid_flow).max())
-        out["motion_probability"] = float(np.abs(other.motion_probability - reference.motion_probability).max())
+        flow = np.linalg.norm(other.flow - reference.flow, axis=2)
+        out.update(flow_px_max=float(flow.max()), flow_px_mean=float(flow.mean()),
+                   rigid_flow_px_max=float(np.linalg.norm(other.rigid_flow - reference.rigid_flow, axis=2).max()),
+                   motion_mask_agree=float(np.mean(other.motion_mask == reference.motion_mask)),
+                   motion_probability_max=float(np.abs(other.motion_probability - reference.motion_probability).max()))
     return out
+
+
+def worst_differences(rows: list[dict]) -> dict:
+    """The worst of several :func:`output_differences` (lowest agreement, largest difference), rounded."""
+    return {k: round(min(r[k] for r in rows) if k.endswith("agree") else max(r[k] for r in rows), 5)
+            for k in rows[0]} if rows else {}
