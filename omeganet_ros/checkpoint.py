@@ -9,7 +9,8 @@ A checkpoint is a plain dict written with ``torch.save``::
       "classes": ["road", ..., "bicycle"],  # trainId order of the semantic head
       "provenance": {...},                  # free: config, data, git commit, step, metrics
       "state_dicts": {"dsnet": {...}, "camnet": {...}, "ofnet": {...}},
-      "extra": {...}                        # optional, e.g. optimizer state for resuming
+      "extra": {...},                       # optional, e.g. optimizer state for resuming
+      "quantized": {...}                    # optional: kernels stored as integer codes (quantized_weights.py)
     }
 
 It holds only tensors, numbers, strings, lists and dicts, so it loads with
@@ -80,12 +81,13 @@ def describe_architecture(networks: dict[str, nn.Module]) -> dict:
 
 
 def save_checkpoint(path, networks: dict[str, nn.Module], *, input_size, provenance: dict | None = None,
-                    extra: dict | None = None, classes=CLASS_NAMES) -> Path:
+                    extra: dict | None = None, classes=CLASS_NAMES, weight_storage: str | None = None) -> Path:
     """Write ``networks`` (name → module) to ``path`` atomically (temporary file, then rename).
 
     ``input_size`` is (W, H) in pixels; ``provenance`` a free dict of plain
     values (config, data, git commit, step, metrics); ``extra`` optional plain
-    state (e.g. an optimizer state dict) kept alongside.
+    state (e.g. an optimizer state dict) kept alongside. ``weight_storage``
+    "int8" / "int4": kernels stored as integer codes (``quantized_weights.py``).
     """
     path = Path(path)
     if len(input_size) != 2:
@@ -99,6 +101,10 @@ def save_checkpoint(path, networks: dict[str, nn.Module], *, input_size, provena
         "state_dicts": {name: {k: v.detach().cpu() for k, v in net.state_dict().items()} for name, net in networks.items()},
         "extra": dict(extra or {}),
     }
+    if weight_storage is not None:
+        from .quantized_weights import quantize_state_dicts
+
+        payload["state_dicts"], payload["quantized"] = quantize_state_dicts(payload["state_dicts"], weight_storage)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
@@ -135,6 +141,13 @@ def load_checkpoint(path, map_location="cpu") -> Checkpoint:
     if payload["format"] == FORMAT_1:
         architecture = {name: {**spec, "class": LEGACY_CLASS_NAMES.get(spec["class"], spec["class"])}
                         for name, spec in architecture.items()}
+    if "quantized" in payload:  # integer-coded kernels (quantized_weights.py) → float
+        from .quantized_weights import dequantize_state_dicts
+
+        try:
+            payload["state_dicts"] = dequantize_state_dicts(payload["state_dicts"], payload["quantized"])
+        except ValueError as exc:
+            raise CheckpointError(f"checkpoint {path}: {exc}") from exc
     state_dicts = {}
     for name, state in payload["state_dicts"].items():
         state_dicts[name] = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in state.items()}
