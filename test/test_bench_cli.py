@@ -35,3 +35,32 @@ def test_busy_cpu_seconds_counts_this_process_work():
     for i in range(3_000_000):
         x += i
     assert bench.busy_cpu_seconds() - before > 0.05
+
+
+def test_bench_reports_every_backend_with_its_own_yardstick_and_accuracy(capsys, monkeypatch, tmp_path):
+    from omeganet_ros.backends import available_backends
+
+    if "onnxruntime" not in available_backends():
+        pytest.skip("onnxruntime is not installed (pip install 'omeganet_ros[onnxruntime]')")
+    monkeypatch.setenv("OMEGANET_CACHE_DIR", str(tmp_path))
+    code = bench.main(["--json", "--sizes", "128x64", "--backends", "torch,onnxruntime", "--options", "fp32,bf16",
+                       "--threads", "1", "--iters", "2", "--warmup", "1", "--no-flops", "--device", "cpu"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    entries = report["results"]
+    # onnxruntime has no bf16: skipped for it, not an error
+    assert [(e["backend"], e["option"]) for e in entries] == [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32")]
+    assert "errors" not in report and "onnxruntime" in report["backends_installed"]
+    for e in entries:
+        assert e["yardstick_ms_per_frame"] > 0 and e["engine_ms_per_frame"] > 0
+        assert e["ms_per_frame"] >= e["engine_ms_per_frame"] * 0.9  # the pipeline includes the engine
+        diff = e["max_diff_vs_torch_fp32"]
+        assert set(diff) >= {"depth_rel_max", "flow_px_max", "semantic_agree", "ego_rotation_deg"}
+    ort = entries[2]
+    assert ort["backend_precision"] == "fp32" and ort["max_diff_vs_torch_fp32"]["depth_rel_max"] < 1e-4
+    assert "export_s" in ort  # exported in this run (an empty cache)
+
+
+def test_bench_rejects_unknown_backends(capsys):
+    assert bench.main(["--backends", "tensorrt", "--no-flops"]) == 2
+    assert "tensorrt" in capsys.readouterr().err

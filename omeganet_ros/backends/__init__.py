@@ -127,6 +127,11 @@ class BackendNetworks:
                 "graph_max_abs_diff_vs_torch_fp32": manifest.get("max_abs_diff")}
 
 
+def open_session(backend: str, path: str | Path, threads: int, precision: str):
+    """One ONNX (or OpenVINO IR) graph in ``backend``: an object with ``run(list of numpy inputs) → list of outputs``."""
+    return _MODULES[backend].Session(Path(path), threads, precision)
+
+
 def _load_sessions(module, entry: CacheEntry, threads: int, precision: str) -> dict:
     return {name: module.Session(path, threads, precision) for name, path in entry.files.items()}
 
