@@ -42,6 +42,7 @@ setup(
     # torch or CUDA: both are CPU wheels from PyPI.
     extras_require={"official": ["tensorflow-cpu>=2.15"],
                     "openvino": ["openvino>=2026.4"],
+                    "int8": ["openvino>=2026.4", "nncf>=3.4"],  # precision int8 (quantized at the first export)
                     "onnxruntime": ["onnx>=1.16", "onnxruntime>=1.18"]},
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

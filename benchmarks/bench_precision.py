@@ -20,6 +20,24 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES = REPO.parent / "shared" / "data" / "kitti_raw_tiny" / "2011_09_26" / "2011_09_26_drive_0023_sync" / "image_02" / "data"
+# int8 calibration on real frames that are not the ones measured (another camera, another country)
+CALIBRATION_VIDEO = REPO.parent / "shared" / "data" / "driving" / "solidWhiteRight.mp4"
+
+
+def calibration_frames(kind: str, n: int = 8):
+    """None (the backend's synthetic frames) or ``n`` consecutive RGB frames of :data:`CALIBRATION_VIDEO`."""
+    if kind == "synthetic":
+        return None
+    import cv2
+
+    capture = cv2.VideoCapture(str(CALIBRATION_VIDEO))
+    frames = []
+    while len(frames) < n:
+        ok, bgr = capture.read()
+        if not ok:
+            raise SystemExit(f"bench_precision: cannot read {n} frames of {CALIBRATION_VIDEO}")
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return frames
 
 
 def main(argv=None) -> int:
@@ -28,6 +46,9 @@ def main(argv=None) -> int:
     p.add_argument("--precision", default="bf16")
     p.add_argument("--compile", action="store_true", help="compile the precision under test")
     p.add_argument("--backend", default="torch", help="backend of the run under test (torch, onnxruntime, openvino)")
+    p.add_argument("--calibration", default="synthetic", choices=["synthetic", "driving"],
+                   help="precision int8: calibrate on the backend's synthetic frames or on 8 frames of "
+                        "../shared/data/driving (not the KITTI frames measured)")
     p.add_argument("--size", default="640x192")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -47,14 +68,16 @@ def main(argv=None) -> int:
     frames = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(FRAMES.glob("*.png"))]
     report = {"benchmark": "bench_precision", "frames": f"{len(frames)} KITTI raw frames ({FRAMES.parents[1].name})",
               "size": [w, h], "precision": args.precision, "compiled": args.compile, "backend": args.backend,
+              "calibration": args.calibration if args.precision == "int8" else None,
               "torch": torch.__version__,
               "load_average": list(os.getloadavg()), "results": []}
     for checkpoint in args.checkpoint:
         runs = {}
         for name, precision, compiled, backend in (("fp32", "fp32", False, "torch"),
                                                    ("test", args.precision, args.compile, args.backend)):
+            extra = {"graph_calibration": calibration_frames(args.calibration)} if precision == "int8" else {}
             engine = SceneEngine(checkpoint, device="cpu", precision=precision, size=(w, h), compile=compiled,
-                                 output_resolution="network", backend=backend)
+                                 output_resolution="network", backend=backend, **extra)
             runs[name] = [o for i, f in enumerate(frames) if (o := engine.push(f, 0.1 * i)) is not None]
         per_frame = [compare(a, b) for a, b in zip(runs["fp32"], runs["test"])]
         baseline = [compare(a, b) for a, b in zip(runs["fp32"][:-1], runs["fp32"][1:])]

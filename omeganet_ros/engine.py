@@ -188,6 +188,7 @@ class SceneEngine:
         backend: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (the fastest installed; torch on
             CUDA or with ``compile``): see :mod:`omeganet_ros.backends` (graphs exported once, cached).
         graph_cache: folder of the backends' export cache (None: ``omeganet_ros.backends.cache.cache_root()``).
+        graph_calibration: RGB frames (H×W×3 uint8, a sequence) that ``precision="int8"`` (openvino) calibrates on.
     """
 
     def __init__(self, checkpoint=None, device: str = "auto", precision: str = "fp32",
@@ -196,7 +197,7 @@ class SceneEngine:
                  dynamic_classes: Iterable[int] | None = DYNAMIC_TRAIN_IDS, causal: bool = False,
                  class_probabilities: bool = False, depth_scale: float | None = None, seed: int = 0,
                  num_threads: int | None = None, fold_batch_norm: bool = True, compute_flow: bool = True,
-                 backend: str = "torch", graph_cache: str | Path | None = None):
+                 backend: str = "torch", graph_cache: str | Path | None = None, graph_calibration=None):
         self.device = _resolve_device(device)
         from . import backends
 
@@ -205,7 +206,7 @@ class SceneEngine:
             precision = backends.backend_precision(self.backend, precision, cpu_has_fast_bf16())
         if precision == "auto":
             precision = fastest_precision(self.device)
-        if precision not in PRECISIONS:
+        if precision not in PRECISIONS and self.backend == "torch":
             raise ValueError(f"unknown precision {precision!r}; use one of {sorted(PRECISIONS)}")
         if precision == "fp16" and self.device.type != "cuda":
             raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
@@ -217,7 +218,7 @@ class SceneEngine:
         if num_threads:
             torch.set_num_threads(int(num_threads))
         self.precision = precision
-        self.autocast_dtype = PRECISIONS[precision]
+        self.autocast_dtype = PRECISIONS.get(precision)  # None for a backend's own precision (int8)
         self.output_resolution = output_resolution
         self.dynamic_classes = None if dynamic_classes is None else tuple(int(c) for c in dynamic_classes)
         self.causal = bool(causal)
@@ -252,7 +253,7 @@ class SceneEngine:
         self._backend_graphs = None
         if self.backend != "torch":  # the same five callables, run by the backend's exported graphs
             graphs = backends.open_graphs(self.backend, self.networks, self.size, self.precision,
-                                          num_threads or torch.get_num_threads(), graph_cache)
+                                          num_threads or torch.get_num_threads(), graph_cache, graph_calibration)
             self._dsnet, self._cam_encode, self._cam_decode = graphs.dsnet, graphs.cam_encode, graphs.cam_decode
             self._flow_encode, self._flow_decode = graphs.flow_encode, graphs.flow_decode
             self._backend_graphs = graphs

@@ -258,3 +258,27 @@ def test_node_runs_the_backend_it_is_given(tmp_path, rclpy_available):
             client.spin_for(0.4)
         assert client.spin_until(lambda: len(scenes) >= 1, 60, node), node.output()
     assert list((tmp_path / "graphs").glob("onnxruntime-fp32-*"))  # the node exported into the cache it was given
+
+
+@_needs("openvino")
+def test_openvino_int8_quantizes_on_its_calibration_frames(tmp_path):
+    pytest.importorskip("nncf", reason="precision int8 quantizes with NNCF (pip install nncf)")
+    reference = _engine("torch", None)
+    engine = _engine("openvino", tmp_path, precision="int8")
+    described = engine.describe()
+    assert engine.precision == "int8" and described["backend_precision"] == "int8"
+    assert all(s.precision.startswith("int8+") for s in engine._backend_graphs.sessions.values())
+    manifest = engine._backend_graphs.entry.manifest
+    assert manifest["precision"] == "int8" and len(manifest["calibration_sha256"]) == 64
+    for i, frame in enumerate(_frames(3)):
+        ref, out = reference.push(frame, 0.1 * i), engine.push(frame, 0.1 * i)
+    diffs = output_differences(ref, out)
+    assert 0 < diffs["depth_rel_max"] < 0.05 and diffs["flow_px_max"] < 0.5, diffs  # quantized: close, not equal
+    # the calibration frames are part of the cache key: other frames, another quantization
+    networks = engine.networks
+    again = backends.open_graphs("openvino", networks, SIZE, "int8", 1, tmp_path)
+    assert not again.entry.exported
+    other = backends.open_graphs("openvino", networks, SIZE, "int8", 1, tmp_path, calibration=_frames(4, seed=5))
+    assert other.entry.exported and other.entry.reason.startswith("stale: calibration_sha256")
+    with pytest.raises(ValueError, match="unknown precision 'int8'"):
+        _engine("torch", None, precision="int8")

@@ -13,6 +13,7 @@ torch tensors, so nothing else in the engine knows which backend runs.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import torch
 
 from . import onnxruntime_backend, openvino_backend
 from .cache import CacheEntry, expected_fields, open_entry, weights_hash
-from .graphs import OPSET, build_graphs, reference_outputs
+from .graphs import OPSET, build_graphs, calibration_inputs, example_images, frames_to_images, reference_outputs
 
 log = logging.getLogger(__name__)
 
@@ -137,20 +138,27 @@ def _load_sessions(module, entry: CacheEntry, threads: int, precision: str) -> d
 
 
 def open_graphs(backend: str, networks: dict, size: tuple[int, int], precision: str, threads: int,
-                cache_dir: str | Path | None = None) -> BackendNetworks:
+                cache_dir: str | Path | None = None, calibration: list[np.ndarray] | None = None) -> BackendNetworks:
     """Sessions of ``backend`` for the engine's ``networks`` (fp32 torch modules, eval) at ``size`` (W, H).
 
     Exports and checks against PyTorch fp32 when the cache holds no valid export (see :mod:`.cache`);
-    an export that does not load is exported again once, then :class:`BackendError`.
+    an export that does not load is exported again once, then :class:`BackendError`. ``calibration``: H×W×3
+    uint8 RGB frames of a sequence (≥ 3) the int8 quantization calibrates on (None: synthetic frames); part of
+    the cache key.
     """
     module = _MODULES[backend]
     expected = expected_fields(backend, module.version(), precision, size, weights_hash(networks), OPSET)
+    images = None
+    if precision == "int8":
+        images = frames_to_images(calibration, size) if calibration is not None else example_images(size, n=8, seed=1)
+        expected["calibration_sha256"] = hashlib.sha256(b"".join(i.numpy().tobytes() for i in images)).hexdigest()
 
     fresh = {}  # the sessions the export checked, used as they are (a second compile would cost as much again)
 
     def export(folder: Path) -> dict:
         specs = build_graphs(networks, size)
-        graphs = module.export(folder, specs)
+        samples = None if images is None else calibration_inputs(specs, images)
+        graphs = module.export(folder, specs, precision, samples)
         diffs = {}
         for spec in specs:  # each graph against PyTorch fp32 on the export's example frames
             inputs = [t.numpy() for t in spec.example]

@@ -174,3 +174,36 @@ def reference_outputs(spec: GraphSpec, inputs: dict[str, np.ndarray]) -> list[np
         out = spec.module(*(torch.from_numpy(inputs[n]) for n in spec.inputs))
     out = out if isinstance(out, tuple) else (out,)
     return [o.numpy() for o in out]
+
+
+def calibration_inputs(specs: list[GraphSpec], images: list[torch.Tensor]) -> dict[str, list[list[np.ndarray]]]:
+    """Inputs of every graph over a frame sequence (1×3×H×W RGB in [0, 1], at least 3), for int8 calibration:
+    per frame for DSNet and the encoders, per consecutive triple for the decoders (fed the PyTorch encoders' features)."""
+    if len(images) < 3:
+        raise ValueError(f"int8 calibration needs at least 3 frames, got {len(images)}")
+    by_name = {spec.name: spec for spec in specs}
+    out: dict[str, list[list[np.ndarray]]] = {}
+    with torch.no_grad():
+        for name in GRAPH_NAMES:
+            spec = by_name[name]
+            if name in ("dsnet", "cam_encoder", "flow_encoder"):
+                out[name] = [[image.numpy()] for image in images]
+                continue
+            encoder = by_name[name.replace("decoder", "encoder")].module
+            features = [[f.numpy() for f in encoder(image)] for image in images]
+            out[name] = [features[i - 1] + features[i] + features[i + 1] for i in range(1, len(images) - 1)]
+    return out
+
+
+def frames_to_images(frames: list[np.ndarray], size: tuple[int, int]) -> list[torch.Tensor]:
+    """H×W×3 uint8 RGB frames → 1×3×H×W float tensors in [0, 1] at ``size`` (W, H), resized as the engine does."""
+    import cv2
+
+    w, h = size
+    images = []
+    for frame in frames:
+        if (frame.shape[1], frame.shape[0]) != (w, h):
+            shrink = frame.shape[1] > w and frame.shape[0] > h
+            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        images.append(torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0).float() / 255.0)
+    return images

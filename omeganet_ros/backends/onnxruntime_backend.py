@@ -26,8 +26,8 @@ def version() -> str:
     return onnxruntime.__version__
 
 
-def export(folder: Path, specs: list[GraphSpec]) -> dict[str, str]:
-    """Write one ONNX file per graph into ``folder``; {graph name: file name}."""
+def export(folder: Path, specs: list[GraphSpec], precision: str = "fp32", calibration: dict | None = None) -> dict[str, str]:
+    """Write one ONNX file per graph into ``folder``; {graph name: file name} (fp32 only: no calibration)."""
     return {spec.name: export_graph(spec, folder / f"{spec.name}.onnx").name for spec in specs}
 
 

@@ -39,8 +39,9 @@ PARAMETERS: tuple[Param, ...] = (
     Param("device", "auto", "Where the networks run: auto (CUDA when available), cpu or cuda",
           choices=("auto", "cpu", "cuda")),
     Param("precision", "auto", "Arithmetic: auto (bf16 on a CPU with native bf16, AMX or AVX-512-BF16: the fastest "
-          "measured; else fp32), fp32, bf16 (autocast) or fp16 (CUDA only)",
-          choices=("auto", "fp32", "bf16", "fp16")),
+          "measured; else fp32), fp32, bf16 (autocast) or fp16 (CUDA only), int8 (backend openvino only: NNCF "
+          "post-training quantization at the first export)",
+          choices=("auto", "fp32", "bf16", "fp16", "int8")),
     Param("backend", DEFAULT_BACKEND, "Inference backend: auto (the fastest installed: openvino, else torch; torch on CUDA or "
           "with compile), torch, onnxruntime or openvino (graphs exported once per model, size and precision, "
           "cached in ~/.cache/omeganet_ros; ΩNet only)", choices=BACKEND_CHOICES),
