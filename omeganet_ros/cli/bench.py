@@ -76,7 +76,7 @@ OPTIONS = {
     "compile_fp16": ("fp16", True, True),
 }
 # Options of the exported-graph backends: their precisions (channels_last and compile do not apply).
-BACKEND_OPTIONS = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16")}
+BACKEND_OPTIONS = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16", "int8")}
 DIFF_OUTPUTS = 3  # outputs compared with PyTorch fp32 per entry
 
 
