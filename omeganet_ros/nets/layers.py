@@ -420,6 +420,8 @@ def warp_tf(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         flat = features.float().reshape(b, c, h * w)
 
         def gather(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+            if b == 1:  # one index row serves every channel: an ONNX Gather, not a GatherElements over C copies
+                return flat.index_select(2, (yi * w + xi).reshape(h * w)).reshape(b, c, h, w)
             index = (yi * w + xi).reshape(b, 1, h * w).expand(b, c, h * w)
             return flat.gather(2, index).reshape(b, c, h, w)
 
