@@ -169,8 +169,9 @@ class TeacherFlowStage(Stage):
         from_prev = losses.optical_flow_loss(batch["prev"], [batch["cur"]], [prev_to_cur],
                                              [bw[0]] if check else [None], **options)
         loss = (2 * main["loss"] + from_next["loss"] + from_prev["loss"]) / 4
+        # the mean flow length (px) tells a collapse to zero flow from learning, long before validation does
         logs = {"photometric": float(main["photometric"].detach()), "smoothness": float(main["smoothness"].detach()),
-                "visible": float(main["visible"].mean())}
+                "visible": float(main["visible"].mean()), "flow_magnitude": float(fw[0].detach().norm(dim=1).mean())}
         return {"flow": loss}, logs
 
 
