@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nets.layers import fold_batch_norms
+from ..nets.layers import fixed_batch_export, fold_batch_norms
 
 OPSET = 17
 GRAPH_NAMES = ("dsnet", "cam_encoder", "cam_decoder", "flow_encoder", "flow_decoder")
@@ -160,7 +160,7 @@ def export_graph(spec: GraphSpec, path: Path) -> Path:
     """Write ``spec`` as an ONNX file (opset :data:`OPSET`, fixed shapes, constants folded)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), fixed_batch_export():
         warnings.simplefilter("ignore")  # tracer notes about shape checks that are constant at a fixed size
         # The TorchScript-based exporter: no onnxscript dependency, mature for these plain conv nets.
         torch.onnx.export(spec.module, spec.example, str(path), input_names=spec.inputs, output_names=spec.outputs,

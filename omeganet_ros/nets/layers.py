@@ -6,6 +6,8 @@ and exports to ONNX (opset 17).
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -388,6 +390,21 @@ def resize_flow_align_corners(flow: torch.Tensor, size: tuple[int, int]) -> torc
     return out * scale
 
 
+_FIXED_BATCH_EXPORT = False
+
+
+@contextlib.contextmanager
+def fixed_batch_export():
+    """While active, ONNX export may specialise on batch 1 (graphs exported at batch 1 that never run another
+    batch, as ``omeganet_ros.backends`` exports them); outside it an export stays valid for any batch."""
+    global _FIXED_BATCH_EXPORT
+    previous, _FIXED_BATCH_EXPORT = _FIXED_BATCH_EXPORT, True
+    try:
+        yield
+    finally:
+        _FIXED_BATCH_EXPORT = previous
+
+
 def warp_tf(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """SelFlow's ``tf_warp``, quirks included: out[p] ≈ features[p + flow[p]], B×C×H×W, flow B×2×H×W pixels.
 
@@ -420,7 +437,8 @@ def warp_tf(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         flat = features.float().reshape(b, c, h * w)
 
         def gather(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-            if b == 1:  # one index row serves every channel: an ONNX Gather, not a GatherElements over C copies
+            if b == 1 and (_FIXED_BATCH_EXPORT or not torch.onnx.is_in_onnx_export()):
+                # one index row serves every channel: an ONNX Gather, not a GatherElements over C copies
                 return flat.index_select(2, (yi * w + xi).reshape(h * w)).reshape(b, c, h, w)
             index = (yi * w + xi).reshape(b, 1, h * w).expand(b, c, h * w)
             return flat.gather(2, index).reshape(b, c, h, w)
