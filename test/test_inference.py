@@ -132,3 +132,23 @@ def test_trainer_validation_metrics_are_those_of_the_engines_outputs(checkpoint,
         semantic.add(out.semantic, np.asarray(record.semantic()))
     assert metrics["depth_abs_rel"] == pytest.approx(depth.result()["abs_rel"], rel=1e-9)
     assert metrics["semantic_miou"] == pytest.approx(semantic.result()["miou"], rel=1e-9)
+
+
+def test_stage_4_calibrates_tau_on_what_the_node_publishes(networks, checkpoint):
+    # For every τ, the IoU stage 4 scores is the IoU of the engine's (the node's) motion mask at that τ.
+    # Before, stage 4 thresholded its own probability at the network size (frames resized by the dataset)
+    # and resized the mask: IoUs off by up to 2e-3 from the node's, so τ was chosen on another path.
+    from omeganet_ros.evaluate.motion import MotionEvaluator
+    from omeganet_ros.train.stages import calibrate_motion_threshold
+
+    dataset = build_dataset([SYNTH], SIZE, augment=False)
+    taus = [0.3, 0.5, 0.7]
+    result = calibrate_motion_threshold(networks, dataset, thresholds=taus)
+    assert result["num_images"] == len(dataset)
+    for tau in taus:
+        engine, evaluator = exact_engine(checkpoint, motion_threshold=tau), MotionEvaluator()
+        for index in range(len(dataset)):
+            seq, c, frames = dataset.load_frames(index)
+            evaluator.add(engine_outputs(engine, frames, seq.K).motion_mask, np.asarray(seq.frames[c].motion()))
+        expected = evaluator.result()["iou_moving"] or 0.0
+        assert result["per_threshold"][f"{tau:.2f}"] == pytest.approx(expected, rel=1e-12, abs=1e-12), tau

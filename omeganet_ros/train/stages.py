@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 
 from .. import geometry
-from ..classes import IGNORE_ID
-from ..motion import motion_mask, motion_probability
+from ..classes import DYNAMIC_TRAIN_IDS, IGNORE_ID
+from ..motion import motion_mask
 from ..nets import depth_from_disp
 from . import losses
 
@@ -281,27 +281,18 @@ def build_stage(config: dict) -> Stage:
     return STAGES[number](config)
 
 
-@torch.no_grad()
-def predict_motion_probability(nets: dict[str, nn.Module], prev: torch.Tensor, cur: torch.Tensor, nxt: torch.Tensor,
-                               K: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(motion probability B×H×W, semantic trainIds B×H×W) of the centre frame, from the trained networks."""
-    ds = nets["dsnet"](cur)
-    cam = nets["camnet"](prev, cur, nxt)
-    flow = nets["ofnet"](prev, cur, nxt, backward=False)["flow_fw"][0]
-    K = cam["K"] if K is None else K
-    _, to_next = camera_motions(cam["motion"])
-    rigid = geometry.rigid_flow(depth_from_disp(nets["dsnet"], ds["disp_full"]), K, to_next)
-    return motion_probability(flow, rigid), ds["semantic"].argmax(1)
-
-
 def calibrate_motion_threshold(nets: dict[str, nn.Module], dataset, device="cpu", max_items: int = 200,
-                               thresholds=None) -> dict:
+                               thresholds=None, dynamic_classes=DYNAMIC_TRAIN_IDS) -> dict:
     """Stage 4: the τ in ``thresholds`` that maximises the moving-class IoU against motion ground truth.
 
     ``dataset`` a :class:`~omeganet_ros.train.data.TripletDataset` (no augmentation) whose
-    frames carry motion ground truth. Returns {"threshold", "iou_moving", "per_threshold", "num_images"}.
+    frames carry motion ground truth. Each frame's motion probability and trainIds are the node's
+    (``train.scene.predict_triplet``: the engine's inference path, at the frame's own size), and its mask at
+    τ is the engine's (``motion.motion_mask`` with ``dynamic_classes``, the engine's default).
+    Returns {"threshold", "iou_moving", "per_threshold", "num_images"}.
     """
     from ..evaluate.motion import MotionEvaluator
+    from .scene import predict_triplet
 
     thresholds = np.round(np.arange(0.05, 0.951, 0.05), 3) if thresholds is None else np.asarray(thresholds)
     evaluators = [MotionEvaluator() for _ in thresholds]
@@ -315,15 +306,13 @@ def calibrate_motion_threshold(nets: dict[str, nn.Module], dataset, device="cpu"
         record = dataset.sequences[s].frames[c]
         if record.motion is None:
             continue
-        item = dataset[index]
-        if item is None:
+        scene = predict_triplet(nets, dataset, index, device=device)
+        if scene is None:
             continue
         gt = np.asarray(record.motion())
-        K = item["K"][None].to(device) if bool(item["has_K"]) else None
-        prob, semantic = predict_motion_probability(
-            nets, item["prev"][None].to(device), item["cur"][None].to(device), item["next"][None].to(device), K)
         for tau, evaluator in zip(thresholds, evaluators):
-            evaluator.add(motion_mask(prob, semantic, float(tau))[0].cpu().numpy(), gt)
+            mask = motion_mask(scene.motion_probability, scene.semantic, float(tau), dynamic_classes)
+            evaluator.add(mask[0].cpu().numpy(), gt)
         used += 1
     if not used:
         raise ValueError("no frame with motion ground truth to calibrate the motion threshold on")
