@@ -185,7 +185,7 @@ def test_backend_choice_and_clear_errors(monkeypatch):
     with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
         backends.resolve_backend("tensorrt", cpu)
     for name in ("onnxruntime", "openvino"):
-        monkeypatch.setattr(backends._MODULES[name], "available", lambda: False)
+        monkeypatch.setattr(backends._MODULES[name], "PACKAGE", f"{name}_not_installed")
     assert backends.resolve_backend("auto", cpu) == "torch"  # nothing else installed: torch
     with pytest.raises(backends.BackendError, match=r"not installed: pip install 'omeganet_ros\[openvino\]'"):
         backends.resolve_backend("openvino", cpu)

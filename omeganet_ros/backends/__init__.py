@@ -14,6 +14,7 @@ torch tensors, so nothing else in the engine knows which backend runs.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 from pathlib import Path
 
@@ -39,9 +40,21 @@ class BackendError(ValueError):
     """A backend could not be used (not installed, wrong device or precision, an export that does not load)."""
 
 
+def _installed(module) -> bool:
+    try:
+        importlib.import_module(module.PACKAGE)
+    except ImportError:
+        return False
+    return True
+
+
+def _version(module) -> str:
+    return importlib.import_module(module.PACKAGE).__version__
+
+
 def available_backends() -> list[str]:
     """The backends this installation can run, ``torch`` always among them."""
-    return ["torch"] + [name for name, module in _MODULES.items() if module.available()]
+    return ["torch"] + [name for name, module in _MODULES.items() if _installed(module)]
 
 
 def resolve_backend(backend: str, device: torch.device, compile: bool = False) -> str:
@@ -59,7 +72,7 @@ def resolve_backend(backend: str, device: torch.device, compile: bool = False) -
         raise ValueError(f"unknown backend {backend!r}; use one of {list(BACKENDS) + ['auto']}")
     if backend == "torch":
         return backend
-    if not _MODULES[backend].available():
+    if not _installed(_MODULES[backend]):
         raise BackendError(f"backend {backend!r} is not installed: pip install 'omeganet_ros[{backend}]' "
                            f"(or pip install {backend}), or use backend 'torch'")
     if device.type != "cpu":
@@ -147,7 +160,7 @@ def open_graphs(backend: str, networks: dict, size: tuple[int, int], precision: 
     the cache key.
     """
     module = _MODULES[backend]
-    expected = expected_fields(backend, module.version(), precision, size, weights_hash(networks), OPSET)
+    expected = expected_fields(backend, _version(module), precision, size, weights_hash(networks), OPSET)
     images = None
     if precision == "int8":
         images = frames_to_images(calibration, size) if calibration is not None else example_images(size, n=8, seed=1)

@@ -8,22 +8,8 @@ import numpy as np
 
 from .graphs import GraphSpec, export_graph
 
-NAME = "onnxruntime"
+PACKAGE = "onnxruntime"  # the Python package that runs it (optional)
 PRECISIONS = ("fp32",)  # the CPU provider has no fast bf16 convolutions
-
-
-def available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
 
 
 def export(folder: Path, specs: list[GraphSpec], precision: str = "fp32", calibration: dict | None = None) -> dict[str, str]:

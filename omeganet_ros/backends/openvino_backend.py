@@ -14,23 +14,9 @@ import numpy as np
 
 from .graphs import GraphSpec, export_graph
 
-NAME = "openvino"
+PACKAGE = "openvino"  # the Python package that runs it (optional)
 PRECISIONS = ("fp32", "bf16", "int8")
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
-
-
-def available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def version() -> str:
-    import openvino
-
-    return openvino.__version__
 
 
 def export(folder: Path, specs: list[GraphSpec], precision: str = "fp32", calibration: dict | None = None) -> dict[str, str]:
