@@ -252,11 +252,19 @@ class SceneEngine:
         self._flow_decode = running["ofnet"].decode
         self._backend_graphs = None
         if self.backend != "torch":  # the same five callables, run by the backend's exported graphs
-            graphs = backends.open_graphs(self.backend, self.networks, self.size, self.precision,
-                                          num_threads or torch.get_num_threads(), graph_cache, graph_calibration)
-            self._dsnet, self._cam_encode, self._cam_decode = graphs.dsnet, graphs.cam_encode, graphs.cam_decode
-            self._flow_encode, self._flow_decode = graphs.flow_encode, graphs.flow_decode
-            self._backend_graphs = graphs
+            try:
+                graphs = backends.open_graphs(self.backend, self.networks, self.size, self.precision,
+                                              num_threads or torch.get_num_threads(), graph_cache, graph_calibration)
+            except Exception as exc:  # auto: the fastest backend *available*; torch when the chosen one fails
+                if backend != "auto" or self.precision not in PRECISIONS:
+                    raise
+                log.warning("backend auto: %s could not be used (%s: %s); running on torch",
+                            self.backend, type(exc).__name__, exc)
+                self.backend = "torch"
+            else:
+                self._dsnet, self._cam_encode, self._cam_decode = graphs.dsnet, graphs.cam_encode, graphs.cam_decode
+                self._flow_encode, self._flow_decode = graphs.flow_encode, graphs.flow_decode
+                self._backend_graphs = graphs
         if self.compiled:
             self._compile()
         self._frames: deque[_FrameState] = deque(maxlen=3)

@@ -282,3 +282,17 @@ def test_openvino_int8_quantizes_on_its_calibration_frames(tmp_path):
     assert other.entry.exported and other.entry.reason.startswith("stale: calibration_sha256")
     with pytest.raises(ValueError, match="unknown precision 'int8'"):
         _engine("torch", None, precision="int8")
+
+
+@_needs("openvino")
+def test_auto_falls_back_to_torch_when_the_backend_cannot_be_used(monkeypatch, caplog, tmp_path):
+    def unwritable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "graphs"))
+    monkeypatch.setattr(backends, "open_graphs", unwritable)
+    engine = _engine("auto", tmp_path, precision="auto")
+    assert engine.backend == "torch" and engine.describe()["backend"] == "torch"
+    assert "backend auto: openvino could not be used (PermissionError" in caplog.text
+    frames = _frames(3)
+    assert [engine.push(f, 0.1 * i) is not None for i, f in enumerate(frames)] == [False, False, True]
+    with pytest.raises(PermissionError):  # asked for by name: the error, not a silent change of backend
+        _engine("openvino", tmp_path)
