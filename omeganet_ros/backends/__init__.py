@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnxruntime", "openvino")
 BACKEND_CHOICES = ("auto",) + BACKENDS
-DEFAULT_BACKEND = "auto"  # the node's, omeganet-infer's and the bench's default (the engine's API default is torch)
+DEFAULT_BACKEND = "auto"  # the node's and omeganet-infer's default (the engine's API default is torch)
 _MODULES = {"onnxruntime": onnxruntime_backend, "openvino": openvino_backend}
 # ``auto``: the first installed of these. Measured on the 2-core dev VM (README "Speed"): OpenVINO bf16 is the
 # fastest full pipeline; ONNX Runtime fp32 is faster than torch eager fp32 but not than torch eager bf16.
