@@ -98,6 +98,8 @@ def main() -> None:
     p.add_argument("--checkpoint", required=True, help="the Moreau checkpoint, normally float32 (a run's last.pt)")
     p.add_argument("--out-dir", required=True, help="where the fp16 / int8 / int4 files are written")
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--extra", action="append", default=[], metavar="LABEL=FILE",
+                   help="also evaluate a ready-made file (e.g. an exported reference) against the given one")
     p.add_argument("--seeds", default="100,101,102", help="unseen test streets")
     p.add_argument("--frames", type=int, default=30, help="frames per street")
     p.add_argument("--size", default="256x96", help="render and network size WxH")
@@ -115,6 +117,10 @@ def main() -> None:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {v: write_variant(Path(args.checkpoint), v, out_dir) for v in variants}
+    for item in args.extra:
+        label, _, path = item.partition("=")
+        files[label] = Path(path)
+        variants.append(label)
     jobs = [(str(files[v]), size, seeds, args.frames, args.threads) for v in variants]
     if args.jobs > 1:
         # spawn, not fork: the parent has run OpenMP (writing the variants), and a forked child's OpenMP hangs.

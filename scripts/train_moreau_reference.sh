@@ -7,7 +7,7 @@
 #      holding the shared CPU lock: ST (depth + pose) and MT (depth + pose + instances) with the
 #      equal, DWA and uncertainty weightings;
 #   3. the reference = the MT run with the best validation depth abs_rel (seed 50, never the test seeds
-#      of benchmarks/moreau_st_vs_mt.py), exported with int4 kernels (STORAGE; see
+#      of benchmarks/moreau_st_vs_mt.py), exported with int8 kernels (STORAGE; see
 #      omeganet_ros/quantized_weights.py and benchmarks/moreau_weight_storage.py for what that costs).
 #
 #   scripts/train_moreau_reference.sh                     # from the repository root; scratch in runs/moreau/
@@ -15,7 +15,7 @@
 #   benchmarks/moreau_st_vs_mt.py --runs runs/moreau       # the ST-vs-MT figures on unseen seeds
 #
 # Environment: PYTHON (default .venv/bin/python), RUNS, MINUTES, THREADS (default 2), DEVICE (cpu | cuda), MODEL (where the
-# reference is written; empty: no export), STORAGE (its weights: int4 (default), int8, fp16 or fp32), LOCK (default
+# reference is written; empty: no export), STORAGE (its weights: int8 (default), int4, fp16 or fp32), LOCK (default
 # /tmp/omeganet_cpu.lock; empty: no lock), PARALLEL (1: the four runs at once, e.g. on a GPU; each still gets
 # MINUTES), WORKERS (data-loading processes per run; default 0: in the training process).
 set -euo pipefail
@@ -28,7 +28,7 @@ THREADS=${THREADS:-2}
 DEVICE=${DEVICE:-cpu}
 MODEL=${MODEL-omeganet_ros/models/moreau_synth.pt}
 LOCK=${LOCK-/tmp/omeganet_cpu.lock}
-STORAGE=${STORAGE:-int4}
+STORAGE=${STORAGE:-int8}
 PARALLEL=${PARALLEL:-0}
 WORKERS=${WORKERS:-0}
 SIZE=256x96

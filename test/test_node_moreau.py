@@ -148,3 +148,5 @@ def test_camera_height_scale_recovery_and_omeganet_only_parameters_are_refused(c
     assert state == "unconfigured" and "'motion_threshold'" in status
     state, status = _configure(checkpoint, scale_recovery="fixed")
     assert state == "inactive" and status.startswith("loaded Moreau et al. model")
+    state, status = _configure("moreau", network_width=0, network_height=0)  # the packaged reference
+    assert state == "inactive" and status.startswith("loaded Moreau et al. model") and "moreau_synth.pt" in status

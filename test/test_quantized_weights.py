@@ -105,3 +105,15 @@ def test_malformed_records_are_refused_naming_the_tensor(posenet, tmp_path):
         assert str(tmp_path) in str(info.value), name
     with pytest.raises(ValueError, match="unknown weight storage"):
         quantize_state_dicts({"posenet": posenet.state_dict()}, "int3")
+
+
+def test_the_packaged_moreau_reference_is_int8_coded_and_opens_as_the_moreau_engine():
+    from omeganet_ros.moreau_engine import DEFAULT_MOREAU_CHECKPOINT, MoreauEngine, open_engine
+
+    assert DEFAULT_MOREAU_CHECKPOINT.is_file()
+    assert DEFAULT_MOREAU_CHECKPOINT.stat().st_size < 34e6  # 65.5 MB in float16
+    raw = torch.load(DEFAULT_MOREAU_CHECKPOINT, map_location="cpu", weights_only=True)
+    assert raw["quantized"]["scheme"] == "int8" and raw["provenance"]["export"]["weight_storage"] == "int8"
+    engine = open_engine("moreau", device="cpu", num_threads=1)
+    assert isinstance(engine, MoreauEngine) and engine.has_instances and engine.size == (256, 96)
+    assert not engine.random_weights and engine.checkpoint_path == DEFAULT_MOREAU_CHECKPOINT
