@@ -190,6 +190,22 @@ def image_msg(rgb: np.ndarray, stamp_ns: int, frame_id: str = "camera_optical_fr
     return msg
 
 
+def publish_waiting_for_scenes(client: "RosClient", pub, node: "NodeProcess", frames, stamps) -> list:
+    """Publish ``frames`` as images stamped ``stamps`` (ns), from the third on only once the node's ``scene`` for
+    frame i−1 arrived (a paper-mode node answers a frame when the next one comes): no frame is dropped.
+    Needs ``client.collect(SceneUnderstanding, "scene")``. Returns the messages sent."""
+    sent = []
+    for i, (frame, stamp) in enumerate(zip(frames, stamps)):
+        msg = image_msg(frame, stamp)
+        sent.append(msg)
+        pub.publish(msg)
+        if i >= 2:
+            assert client.spin_until(lambda: len(client.received["scene"]) >= i - 1, 60, node), node.output()
+        else:
+            client.spin_for(0.3)
+    return sent
+
+
 def camera_info_msg(K: np.ndarray, size, stamp_ns: int, frame_id: str = "camera_optical_frame"):
     from sensor_msgs.msg import CameraInfo
 

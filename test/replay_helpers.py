@@ -95,18 +95,22 @@ def _odometry(bag: BagWriter, t: int, pose: np.ndarray):
         twist=types["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=cov))
 
 
+def _answered_frames(frames: int, skip: tuple[int, ...]):
+    """(index, stamp, ground-truth arrays) of every frame but ``skip``, drawn as write_camera_bag draws them."""
+    gt_rng = np.random.default_rng(0)
+    for i in range(frames):
+        gt_rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)  # keep the ground-truth stream in step
+        arrays = gt_arrays(i, gt_rng)
+        if i not in skip:
+            yield i, stamp(i), arrays
+
+
 def write_prediction_bag(path: Path, frames: int = 10, skip: tuple[int, ...] = (0, 9), seed: int = 1) -> Path:
     """Outputs as the node records them (depth, flow, semantic, motion/mask, odometry) for every frame but ``skip``:
     the ground truth perturbed with noise, relative depth (×0.1), drifting poses."""
     rng = np.random.default_rng(seed)
-    gt_rng = np.random.default_rng(0)
     with BagWriter(path) as bag:
-        for i in range(frames):
-            gt_rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)  # keep the ground-truth stream in step
-            arrays = gt_arrays(i, gt_rng)
-            if i in skip:
-                continue
-            t = stamp(i)
+        for i, t, arrays in _answered_frames(frames, skip):
             depth = arrays["depth"] * 0.1 * rng.uniform(0.8, 1.2, (HEIGHT, WIDTH)).astype(np.float32)
             flow = arrays["flow"] + rng.normal(0, 0.8, arrays["flow"].shape).astype(np.float32)
             semantic = arrays["semantic"].copy()
@@ -141,14 +145,8 @@ def write_moreau_prediction_bag(path: Path, frames: int = 10, skip: tuple[int, .
     and /diagnostics saying what the model does not estimate; no flow, semantic or motion topics. The instances
     are the true cars with the first frames' two touching cars merged into one (a real, imperfect answer)."""
     rng = np.random.default_rng(seed)
-    gt_rng = np.random.default_rng(0)
     with BagWriter(path) as bag:
-        for i in range(frames):
-            gt_rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)  # keep the ground-truth stream in step
-            arrays = gt_arrays(i, gt_rng)
-            if i in skip:
-                continue
-            t = stamp(i)
+        for i, t, arrays in _answered_frames(frames, skip):
             depth = arrays["depth"] * 0.1 * rng.uniform(0.8, 1.2, (HEIGHT, WIDTH)).astype(np.float32)
             cars = np.isin(arrays["instance"], (5, 6))
             instance = np.where(cars, arrays["instance"] - 4, 0).astype(np.uint16)  # ids 1, 2

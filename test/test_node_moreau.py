@@ -44,15 +44,7 @@ def run(checkpoint):
             node.output()
         client.spin_for(1.0)
         publishers = {t: client.node.count_publishers("/" + t) for t in ABSENT_TOPICS}
-        sent = []
-        for i, (frame, stamp) in enumerate(zip(frames, stamps)):
-            msg = h.image_msg(frame, stamp)
-            sent.append(msg)
-            pub.publish(msg)
-            if i >= 2:  # wait for the output of frame i−1 before sending more: no frame dropped
-                assert client.spin_until(lambda: len(client.received["scene"]) >= i - 1, 60, node), node.output()
-            else:
-                client.spin_for(0.3)
+        sent = h.publish_waiting_for_scenes(client, pub, node, frames, stamps)
         assert client.spin_until(lambda: all(len(client.received[t]) >= 4 for t in topics), 30, node), \
             {t: len(client.received[t]) for t in topics}
         yield {"received": client.received, "sent": sent, "frames": frames, "output": node.output(),
