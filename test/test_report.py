@@ -227,3 +227,10 @@ def test_mosaic_panels_follow_the_model():
     assert row.shape == (8, 20, 3) and row[3, 13].any() and not row[0, 10].any()
     with pytest.raises(ValueError, match="unknown mosaic panels"):
         mosaic_row(np.zeros((8, 10, 3), np.uint8), panels=("input", "optical flow"))
+
+
+def test_instance_ground_truth_is_told_from_stuff_by_the_semantic_topic_given(bags, tmp_path):
+    pred = helpers.write_moreau_prediction_bag(tmp_path / "moreau_pred.mcap", FRAMES, SKIPPED)
+    result = write_report(tmp_path / "report", input_bag=bags["camera"], output_bag=pred, video=False,
+                          image_topic="/camera/image_raw", timing=None, gt_topics={"semantic": "/gt/labels"})
+    assert "no /gt/labels topic to tell thing instances" in result["accuracy"]["instance"]["skipped"]

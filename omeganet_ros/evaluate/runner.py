@@ -42,13 +42,14 @@ def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | Non
                    gt_topic: str | None = None, *, median_scaling: bool | None = None, crop: str | None = "garg",
                    disparity: bool = False, cam: int = 2, label_format: str = "auto",
                    gt_label_format: str = "auto", motion_gt: str = "auto",
-                   alignment: str | None = "7dof") -> dict:
+                   alignment: str | None = "7dof", gt_semantic_topic: str | None = None) -> dict:
     """Evaluate predictions at ``pred`` against ground truth at ``gt`` with the protocol ``task``.
 
     ``topic`` / ``gt_topic``: topics when a side is a bag (``gt_topic``
     defaults to the synthetic world's ``/gt/<task>``). ``median_scaling``:
     None = automatic, i.e. on unless the prediction is a sequence folder whose
-    ``meta.json`` says ``"depth_metric": true``. Returns the metric dict.
+    ``meta.json`` says ``"depth_metric": true``. ``gt_semantic_topic`` (instance task, ground truth in a bag):
+    the trainIds that tell thing instances from the rest (default ``/gt/semantic``). Returns the metric dict.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
@@ -97,7 +98,8 @@ def evaluate_paths(task: str, pred: str | Path, gt: str | Path, topic: str | Non
         return {**evaluator.result(), "trivial": {"answer": baseline["answer"], **_headline("motion", baseline)}}
     if task == "instance":
         pairs = inputs.match_frames(inputs.instance_frames(pred, topic),
-                                    inputs.instance_frames(gt, gt_topic or "/gt/instance", things_only=True))
+                                    inputs.instance_frames(gt, gt_topic or "/gt/instance", things_only=True,
+                                                           semantic_topic=gt_semantic_topic))
         evaluator, baseline = InstanceEvaluator(), InstanceEvaluator()
         for _, load_pred, load_gt in pairs:
             instance_gt = load_gt()

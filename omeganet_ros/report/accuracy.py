@@ -79,6 +79,8 @@ def evaluate_run(pred_bag: str | Path, gt_bag: str | Path, pred_topics: dict | N
         options = {}
         if task == "depth":
             options = {"median_scaling": depth_median_scaling, "crop": depth_crop}
+        elif task == "instance":  # thing instances only, told by the bag's semantic ground truth
+            options = {"gt_semantic_topic": gt_topics["semantic"] or None}
         try:
             metrics = evaluate_paths(task, pred_bag, gt_bag, topic=pred_topic, gt_topic=gt_topic, **options)
         except ValueError as err:  # e.g. no frame matched by stamp, too few poses
