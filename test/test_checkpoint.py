@@ -228,14 +228,24 @@ def test_a_module_without_an_architecture_record_is_refused_at_save(tmp_path):
 
 
 def test_older_records_still_load(tmp_path):
-    # The bundled model (format 1, records found by introspection) and a format-2 file whose record
-    # predates the explicit one (missing arguments take their defaults).
-    bundled = ckpt_mod.DEFAULT_CHECKPOINT
-    if not bundled.is_file():
-        pytest.skip("the bundled omeganet_synth.pt is not installed")
-    built = build_networks_from_checkpoint(load_checkpoint(bundled))
+    # A format-1 file (the first bundled model's: class names without "Legacy", records found by
+    # introspection) and a format-2 file whose record predates the explicit one (missing arguments
+    # take their defaults).
+    from omeganet_ros.nets import LegacyCamNet, LegacyOFNet
+
+    legacy = {"dsnet": LegacyDSNet(), "camnet": LegacyCamNet(pose_negative_slope=0.1), "ofnet": LegacyOFNet()}
+    path = save_checkpoint(tmp_path / "format1.pt", legacy, input_size=(320, 96))
+    raw = torch.load(path, weights_only=True)
+    raw["format"] = ckpt_mod.FORMAT_1
+    raw["architecture"] = {"dsnet": {"class": "DSNet", "kwargs": {"num_classes": 19}},
+                           "camnet": {"class": "CamNet", "kwargs": {"pose_negative_slope": 0.1}},
+                           "ofnet": {"class": "OFNet", "kwargs": {"channels": [16, 32, 64, 96, 128, 192]}}}
+    torch.save(raw, path)
+    built = build_networks_from_checkpoint(load_checkpoint(path))
     assert {type(n).__name__ for n in built.values()} == {"LegacyDSNet", "LegacyCamNet", "LegacyOFNet"}
     assert built["camnet"].config()["pose_negative_slope"] == 0.1
+    for name, net in built.items():
+        assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), legacy[name].state_dict().values()))
     path = save_checkpoint(tmp_path / "old2.pt", {"dsnet": DSNet(), "camnet": CamNet()}, input_size=(128, 64))
     raw = torch.load(path, weights_only=True)
     raw["architecture"]["dsnet"]["kwargs"] = {"num_classes": 19}
