@@ -43,12 +43,12 @@ def test_bench_reports_every_backend_with_its_own_yardstick_and_accuracy(capsys,
     if "onnxruntime" not in available_backends():
         pytest.skip("onnxruntime is not installed (pip install 'omeganet_ros[onnxruntime]')")
     monkeypatch.setenv("OMEGANET_CACHE_DIR", str(tmp_path))
-    code = bench.main(["--json", "--sizes", "128x64", "--backends", "torch,onnxruntime", "--options", "fp32,bf16",
+    code = bench.main(["--json", "--sizes", "128x64", "--backends", "torch,onnxruntime", "--options", "fp32,bf16,int8",
                        "--threads", "1", "--iters", "2", "--warmup", "1", "--no-flops", "--device", "cpu"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     entries = report["results"]
-    # onnxruntime has no bf16: skipped for it, not an error
+    # onnxruntime has no bf16 and neither has int8 (openvino only): skipped, not an error
     assert [(e["backend"], e["option"]) for e in entries] == [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32")]
     assert "errors" not in report and "onnxruntime" in report["backends_installed"]
     for e in entries:

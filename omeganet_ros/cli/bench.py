@@ -409,7 +409,7 @@ def main(argv=None) -> int:
     if bad:
         print(f"omeganet-bench: error: unknown option(s) {bad}; choose from {list(OPTIONS)}", file=sys.stderr)
         return 2
-    if device != "cuda" and any(OPTIONS[o][0] == "fp16" for o in options):
+    if device != "cuda" and any(o in OPTIONS and OPTIONS[o][0] == "fp16" for o in options):
         print("omeganet-bench: error: fp16 options need CUDA", file=sys.stderr)
         return 2
 
@@ -419,7 +419,7 @@ def main(argv=None) -> int:
         if not args.no_flops:
             torch.set_num_threads(thread_counts[0])
             gflops[(w, h)] = count_gflops(w, h, device)
-        combos = [(b, o) for b in backends for o in options if b == "torch" or o in BACKEND_OPTIONS[b]]
+        combos = [(b, o) for b in backends for o in options if o in (OPTIONS if b == "torch" else BACKEND_OPTIONS[b])]
         for backend, option in combos:
             for threads in thread_counts:
                 where = {"backend": backend, "width": w, "height": h, "option": option, "threads": threads}
