@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"],
                    help="auto: bf16 on a CPU with native bf16 (AMX or AVX-512-BF16), else fp32; int8: --backend "
-                        "openvino only (quantized at the first export, with NNCF)")
+                        "openvino only (quantized at the first export, with NNCF; flow ~2.6 px off: not recommended)")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks (slow start, faster frames)")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKEND_CHOICES,
                    help="inference backend (ΩNet): auto = the fastest installed (openvino, else torch); the others run "
