@@ -61,6 +61,19 @@ def _engine(backend, cache_dir, precision="fp32", **kw):
                        backend=backend, graph_cache=cache_dir, num_threads=1, **kw)
 
 
+@_needs("onnxruntime")
+def test_odd_pyramid_sizes_export_with_pytorch_shapes(tmp_path):
+    """At 320×96 OFNet's 1/32 level has 3 rows and its 1/64 level ⌈3/2⌉ = 2: TF "SAME" ceil sizes must survive
+    tracing (``-(-a // b)`` traced as a division toward zero gave 1 row and a decoder that refused its input)."""
+    from omeganet_ros.nets import build_networks
+
+    graphs = backends.open_graphs("onnxruntime", build_networks(), (320, 96), "fp32", 1, tmp_path)
+    sessions = graphs.sessions
+    level5 = [o.shape for o in sessions["flow_encoder"].session.get_outputs() if o.name == "level5"]
+    assert level5 == [[1, 192, 2, 5]]
+    assert max(v for d in graphs.entry.manifest["max_abs_diff"].values() for v in d.values()) < 1e-3
+
+
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=_needs(b)) for b in ("onnxruntime", "openvino")])
 def test_backend_outputs_match_pytorch_fp32(backend, cache_dir):
     reference = _engine("torch", None)

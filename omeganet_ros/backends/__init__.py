@@ -182,6 +182,10 @@ def open_graphs(backend: str, networks: dict, size: tuple[int, int], precision: 
                 raise BackendError(f"backend {backend!r}: the {spec.name} graph just exported does not load or "
                                    f"run: {exc}") from exc
             ref = reference_outputs(spec, dict(zip(spec.inputs, inputs)))
+            wrong = [f"{o} {g.shape} != {r.shape}" for o, g, r in zip(spec.outputs, got, ref) if g.shape != r.shape]
+            if wrong:
+                raise BackendError(f"backend {backend!r}: the exported {spec.name} graph gives other shapes than "
+                                   f"PyTorch at {size[0]}×{size[1]}: {', '.join(wrong)}")
             diffs[spec.name] = {o: float(np.abs(g - r).max()) for o, g, r in zip(spec.outputs, got, ref)}
         return {"graphs": graphs, "max_abs_diff": diffs}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layers import (ConvBNReLU, ReflectConv, check_image, pad_to_multiple, resize_bilinear_tf_legacy,
+from .layers import (ConvBNReLU, ReflectConv, ceil_div, check_image, pad_to_multiple, resize_bilinear_tf_legacy,
                      upsample_nearest2x)
 from .config import ConfiguredNet
 from .pyramid_encoder import PyramidEncoder
@@ -106,8 +106,8 @@ class DSNet(ConfiguredNet):
         raw.reverse()
         semantic_half = self.semantic(x).float()
         if padded.shape[-2:] != image.shape[-2:]:
-            raw = [d[:, :, :-(-h // 2 ** (i + 1)), :-(-w // 2 ** (i + 1))] for i, d in enumerate(raw)]
-            semantic_half = semantic_half[:, :, :-(-h // 2), :-(-w // 2)]
+            raw = [d[:, :, :ceil_div(h, 2 ** (i + 1)), :ceil_div(w, 2 ** (i + 1))] for i, d in enumerate(raw)]
+            semantic_half = semantic_half[:, :, :ceil_div(h, 2), :ceil_div(w, 2)]
         normalized = [spatial_normalize(d) for d in raw]
         return {
             "disp_raw": raw,

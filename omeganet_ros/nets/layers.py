@@ -82,9 +82,15 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
 
 
+def ceil_div(a: int, b: int) -> int:
+    """⌈a / b⌉ for a ≥ 0, b > 0, written so that ONNX export traces it right: the TorchScript tracer records sizes
+    as tensors and ``//`` as a division toward zero, so ``-(-a // b)`` would export as ⌊a / b⌋."""
+    return (a + b - 1) // b
+
+
 def scaled_size(height: int, width: int, stride: int) -> tuple[int, int]:
     """Size of a feature map at ``1/stride`` of an H×W image after stride-2 3×3 convs (ceil)."""
-    return -(-height // stride), -(-width // stride)
+    return ceil_div(height, stride), ceil_div(width, stride)
 
 
 class ConvBlock(nn.Module):
@@ -214,7 +220,7 @@ def correlation_matmul(reference: torch.Tensor, target: torch.Tensor, max_displa
     k = 2 * d + 1
     b, c, h, w = reference.shape
     tile = min(tile, w)  # a narrower map would only add zero columns
-    n_tiles = (w + tile - 1) // tile  # not -(-w // tile): the ONNX tracer records // as a division toward zero
+    n_tiles = ceil_div(w, tile)
     wide = n_tiles * tile
     span = tile + 2 * d
     device = reference.device
@@ -328,7 +334,7 @@ class ReflectConv(nn.Conv2d):
 def tf_same_padding(size: int, kernel_size: int, stride: int, dilation: int) -> tuple[int, int]:
     """TensorFlow "SAME" padding (before, after) along one axis: the extra pixel of an odd total goes after."""
     effective = (kernel_size - 1) * dilation + 1
-    total = max((-(-size // stride) - 1) * stride + effective - size, 0)
+    total = max((ceil_div(size, stride) - 1) * stride + effective - size, 0)
     return total // 2, total - total // 2
 
 

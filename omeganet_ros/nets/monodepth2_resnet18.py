@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ConfiguredNet
-from .layers import check_image, normalize_image, pad_to_multiple
+from .layers import ceil_div, check_image, normalize_image, pad_to_multiple
 
 
 class BasicBlock(nn.Module):
@@ -140,5 +140,5 @@ class Monodepth2ResNet18(ConfiguredNet):
         check_image(image)
         h, w = image.shape[-2:]
         disps = self.decoder(self.encoder(normalize_image(pad_to_multiple(image, 32))))
-        disps = [d[:, :, :-(-h // 2 ** s), :-(-w // 2 ** s)] for s, d in enumerate(disps)]
+        disps = [d[:, :, :ceil_div(h, 2 ** s), :ceil_div(w, 2 ** s)] for s, d in enumerate(disps)]
         return {"disp": disps, "disp_full": disps[0]}
