@@ -6,15 +6,16 @@
 #   scripts/train_reference.sh                 # from the repository root; scratch goes to runs/reference/
 #   RUNS=/tmp/ref STEPS1=3000 scripts/train_reference.sh   # longer run elsewhere (not the shipped recipe)
 #
-# Stages 1 (DSNet + CamNet) and 2 (teacher OFNet) need nothing from each other, so with PARALLEL=1
-# (default) they run side by side, one CPU core each; stage 3 (self-distilled OFNet) takes
-# stage 1's DSNet + CamNet and stage 2's OFNet (two --init checkpoints); stage 4 calibrates the
-# motion threshold τ on the validation seed; the export keeps τ.
+# Stages 1 (DSNet + CamNet), then 1b (CamNet alone, DSNet frozen, BatchNorm on running statistics),
+# and 2 (teacher OFNet) need nothing from each other, so with PARALLEL=1 (default) they run side by
+# side, one CPU core each; stage 3 (self-distilled OFNet) takes stage 1b's DSNet + CamNet and stage 2's
+# OFNet (--init checkpoints); stage 4 calibrates the motion threshold τ on the validation seeds; the
+# export keeps τ. The networks are the authors' (architecture: official).
 #
 # Environment: PYTHON (default .venv/bin/python), RUNS (scratch folder), THREADS (PyTorch CPU threads
 # of each stage-1/2 process; stage 3 gets THREADS3), DEVICE (cpu | cuda | auto), STEPS1/STEPS2/STEPS3
-# (steps per stage; empty = the configs' steps), MINUTES1/MINUTES2/MINUTES3 (wall-clock budget per
-# stage, the shipped recipe: 58/55/40 min on the 2-core CPU; a stage stops cleanly at whichever of
+# (steps per stage; empty = the configs' steps), MINUTES1/MINUTES1B/MINUTES2/MINUTES3 (wall-clock budget
+# per stage, the shipped recipe: 58/22/55/20 min on the 2-core CPU; a stage stops cleanly at whichever of
 # steps and budget comes first), PARALLEL (1 | 0), MODEL (where the fp16 checkpoint is written),
 # FROM_STAGE (1 | 3 | 4: start there, reusing RUNS' earlier stages).
 # The trainer resumes exactly: stopping a stage with Ctrl-C and continuing with --resume and the
@@ -39,13 +40,16 @@ VAL=(--val synth:seed=101,frames=40)
 
 steps() { if [ -n "${1:-}" ]; then echo "--steps $1"; fi; }
 minutes() { if [ -n "${1:-}" ]; then echo "--max-minutes $1"; fi; }
-MINUTES1=${MINUTES1-58}; MINUTES2=${MINUTES2-55}; MINUTES3=${MINUTES3-40}
+MINUTES1=${MINUTES1-58}; MINUTES1B=${MINUTES1B-22}; MINUTES2=${MINUTES2-55}; MINUTES3=${MINUTES3-20}
 train() { "$PYTHON" -m omeganet_ros.cli.train --device "$DEVICE" --no-progress "$@"; }
 mkdir -p "$RUNS"
 
 # Stage 1: DSNet (depth + semantics, proxy labels = the world's ground-truth trainIds) and CamNet.
 stage1() { train --threads "$THREADS" --config config/train_stage1.yaml "${LABELLED[@]}" "${VAL[@]}" \
                  --out "$RUNS/stage1" $(steps "${STEPS1:-}") $(minutes "$MINUTES1") > "$RUNS/stage1.log" 2>&1; }
+# Stage 1b: CamNet alone on stage 1's frozen DSNet, its BatchNorm on running statistics (config/train_stage1_camnet.yaml).
+stage1b() { train --threads "$THREADS" --config config/train_stage1_camnet.yaml "${TRAIN[@]}" --val synth:seed=101,frames=20 \
+                  --init "$RUNS/stage1/last.pt" --out "$RUNS/stage1b" $(minutes "$MINUTES1B") > "$RUNS/stage1b.log" 2>&1; }
 # Stage 2: the teacher OFNet.
 stage2() { train --threads "$THREADS" --config config/train_stage2.yaml "${TRAIN[@]}" "${VAL[@]}" \
                  --out "$RUNS/stage2" $(steps "${STEPS2:-}") $(minutes "$MINUTES2") > "$RUNS/stage2.log" 2>&1; }
@@ -53,18 +57,19 @@ FROM_STAGE=${FROM_STAGE:-1}
 if [ "$FROM_STAGE" -gt 1 ]; then
   echo "reusing $RUNS/stage1 and $RUNS/stage2 (FROM_STAGE=$FROM_STAGE)"
 elif [ "$PARALLEL" = 1 ]; then
-  stage1 & pid1=$!
+  { stage1 && stage1b; } & pid1=$!
   stage2 & pid2=$!
-  wait "$pid1" || { echo "stage 1 failed: $RUNS/stage1.log" >&2; exit 1; }
+  wait "$pid1" || { echo "stage 1 or 1b failed: $RUNS/stage1.log, $RUNS/stage1b.log" >&2; exit 1; }
   wait "$pid2" || { echo "stage 2 failed: $RUNS/stage2.log" >&2; exit 1; }
 else
   stage1 || { echo "stage 1 failed: $RUNS/stage1.log" >&2; exit 1; }
+  stage1b || { echo "stage 1b failed: $RUNS/stage1b.log" >&2; exit 1; }
   stage2 || { echo "stage 2 failed: $RUNS/stage2.log" >&2; exit 1; }
 fi
 
-# Stage 3: the self-distilled OFNet (teacher = stage 2's OFNet; rigid flow from stage 1's networks).
+# Stage 3: the self-distilled OFNet (teacher = stage 2's OFNet; rigid flow from stage 1b's DSNet + CamNet).
 [ "$FROM_STAGE" -gt 3 ] || train --threads "$THREADS3" --config config/train_stage3.yaml "${TRAIN[@]}" "${VAL[@]}" \
-      --init "$RUNS/stage1/last.pt" --init "$RUNS/stage2/last.pt" --out "$RUNS/stage3" $(steps "${STEPS3:-}") \
+      --init "$RUNS/stage1/last.pt" --init "$RUNS/stage2/last.pt" --init "$RUNS/stage1b/last.pt" --out "$RUNS/stage3" $(steps "${STEPS3:-}") \
       $(minutes "$MINUTES3") \
       > "$RUNS/stage3.log" 2>&1 || { echo "stage 3 failed: $RUNS/stage3.log" >&2; exit 1; }
 

@@ -298,3 +298,20 @@ def test_ctrl_c_during_a_save_finishes_the_save_first_and_orphans_are_removed(se
     monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
     assert load_checkpoint(tmp_path / "last.pt").extra["trainer"]["step"] == 2
     assert not orphan.exists()
+
+
+def test_frozen_networks_and_batch_norm_on_running_statistics(sequence, tmp_path):
+    s1 = run(sequence, tmp_path / "s1", 1)
+    before = {name: copy.deepcopy(net.state_dict()) for name, net in s1.nets.items()}
+    cont = run(sequence, tmp_path / "cont", 2, init=str(tmp_path / "s1" / "last.pt"), frozen_networks=["dsnet"],
+               batch_norm_frozen=["camnet"])
+    after = {name: net.state_dict() for name, net in cont.nets.items()}
+    assert all(torch.equal(before["dsnet"][k], after["dsnet"][k]) for k in before["dsnet"])  # DSNet kept
+    camnet_stats = [k for k in before["camnet"] if k.endswith(("running_mean", "running_var"))]
+    assert camnet_stats and all(torch.equal(before["camnet"][k], after["camnet"][k]) for k in camnet_stats)
+    changed = [k for k in before["camnet"] if k.endswith("weight") and not torch.equal(before["camnet"][k], after["camnet"][k])]
+    assert changed  # CamNet still learns
+    assert not any(m.training for m in cont.nets["camnet"].modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert cont.nets["camnet"].training and not cont.nets["dsnet"].training  # also after validation
+    with pytest.raises(ValueError, match="frozen_networks \\['ofnet'\\] are not trained by stage 1"):
+        Trainer(config(frozen_networks=["ofnet"]), [f"sequence:{sequence}"], tmp_path / "bad", progress=False).train(1)

@@ -57,6 +57,11 @@ DEFAULT_CONFIG: dict = {
     # 0.001, slim's decay 0.999; legacy: 0.1). Short runs need ~0.1: after 100 steps at 0.001 the statistics
     # are still 90 % at their initial values and eval-mode depth had not improved at all (test_train_learning).
     "batch_norm_momentum": None,
+    # networks of the stage kept as they are (e.g. [dsnet]: fit CamNet to a finished DSNet), and networks whose
+    # BatchNorm normalises with its running statistics while training (not the batch's: with a batch of 4,
+    # batch statistics in CamNet's pose head average each sample's motion with the others')
+    "frozen_networks": [],
+    "batch_norm_frozen": [],
     "init": None,  # checkpoint(s) to start from (stage 2: stage 1's; stage 3: stage 1's then stage 2's, or stage 2's)
     "optimizer": {"lr": 1e-4, "weight_decay": 0.0, "lr_decay_steps": 0, "lr_decay": 0.1, "grad_clip": 0.0},
     "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
@@ -338,9 +343,14 @@ class Trainer:
                 self.nets["ofnet"] = build_networks(cfg["networks"], cfg["architecture"])["ofnet"].to(self.device)
         if resume_ckpt is not None:
             self._load_networks(resume_ckpt, strict_names=True)
+        unknown = set(cfg["frozen_networks"]) - set(self.stage.trained)
+        if unknown:
+            raise ValueError(f"frozen_networks {sorted(unknown)} are not trained by stage {self.stage.number} "
+                             f"({list(self.stage.trained)})")
+        self.trained_names = [n for n in self.stage.trained if n not in cfg["frozen_networks"]]
+        self._set_train_modes()
         for name, net in self.nets.items():
-            net.train(name in self.stage.trained)
-            net.requires_grad_(name in self.stage.trained)
+            net.requires_grad_(name in self.trained_names)
             if cfg["batch_norm_momentum"] is not None and name in self.stage.trained:
                 for module in net.modules():
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -349,7 +359,7 @@ class Trainer:
         wcfg = cfg["weighting"]
         self.weighting = build_weighting(wcfg["name"], self.tasks, temperature=wcfg.get("temperature", 2.0),
                                          period=wcfg.get("period", 100)).to(self.device)
-        params = [p for name in self.stage.trained for p in self.nets[name].parameters()]
+        params = [p for name in self.trained_names for p in self.nets[name].parameters()]
         params += list(self.weighting.parameters())
         ocfg = cfg["optimizer"]
         self.optimizer = torch.optim.Adam(params, lr=float(ocfg["lr"]), weight_decay=float(ocfg.get("weight_decay", 0)))
@@ -622,6 +632,16 @@ class Trainer:
                         live.copy_(saved)
             raise
 
+    def _set_train_modes(self) -> None:
+        """Training mode for the networks this run updates, eval mode for the others and for the
+        BatchNorm layers of ``batch_norm_frozen`` networks."""
+        for name, net in self.nets.items():
+            net.train(name in self.trained_names)
+            if name in self.config["batch_norm_frozen"]:
+                for module in net.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
+
     def _budget_spent(self, started: float, max_minutes: float) -> bool:
         """True once ``max_minutes`` of wall time have passed since ``started``; every process agrees (rank 0 decides)."""
         spent = torch.tensor([float(time.monotonic() - started >= 60.0 * max_minutes)])
@@ -679,7 +699,6 @@ class Trainer:
         dataset = self._validation_dataset()
         max_items = int(self.config["validation"]["max_items"])
         nets = {k: v for k, v in self.nets.items()}
-        modes = {k: v.training for k, v in nets.items()}
         for v in nets.values():
             v.eval()
         depth_evals: dict = {}
@@ -716,8 +735,7 @@ class Trainer:
             if with_flow:
                 flow_eval.add(scene.flow[0].permute(1, 2, 0).cpu().numpy(), np.asarray(record.flow_fw(), np.float32))
                 n_flow += 1
-        for name, v in nets.items():
-            v.train(modes[name])
+        self._set_train_modes()
         metrics: dict = {"val_source": "val_data" if self.val_specs else "train_data"}
         for crop, ev in depth_evals.items():
             if ev.per_image:
