@@ -31,8 +31,8 @@ BACKENDS = ("torch", "onnxruntime", "openvino")
 BACKEND_CHOICES = ("auto",) + BACKENDS
 DEFAULT_BACKEND = "auto"  # the node's and omeganet-infer's default (the engine's API default is torch)
 _MODULES = {"onnxruntime": onnxruntime_backend, "openvino": openvino_backend}
-# ``auto``: the first installed of these. Measured on the 2-core dev VM (README "Speed"): OpenVINO bf16 is the
-# fastest full pipeline; ONNX Runtime fp32 is faster than torch eager fp32 but not than torch eager bf16.
+# ``auto``: the first installed of these. Measured on the 2-core dev VM (README "Speed", one thread): OpenVINO bf16
+# is the fastest full pipeline (1.3–1.5× torch bf16); ONNX Runtime fp32 is slower than torch eager fp32 (678 vs 610 ms).
 AUTO_ORDER = ("openvino", "torch")
 
 
