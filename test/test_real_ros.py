@@ -316,38 +316,78 @@ def test_ros2_launch_with_params_file_tf_and_a_10hz_camera(real_ros, params_file
     assert re.search(r"\[omeganet_node-\d+\]: process has finished cleanly", output), output[-3000:]
 
 
+def _reap(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """Processes of ``pids`` still running ``timeout`` s after their launch ended, SIGKILLed so that none outlives
+    the test (a node left over from one run would slow down and share the ROS domain with the next)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and any(_pid_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    leftover = [pid for pid in pids if _pid_alive(pid)]
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    return leftover
+
+
 def test_bag_launch_plays_only_once_the_node_is_active(real_ros, params_file, tmp_path):
+    """Playback starts only once the node is active (the launch file requests the transitions: autostart false).
+
+    The node's lifecycle is watched here two ways, timed with this process's clock: its ``transition_event``
+    messages (volatile: an event published before this subscription and the node's publisher have discovered
+    each other is never delivered, which happens on a loaded machine) and its ``get_state`` service, polled.
+    """
     from lifecycle_msgs.msg import TransitionEvent
+    from lifecycle_msgs.srv import GetState
 
     namespace = f"rb_{os.getpid()}"
+    node_name = f"/{namespace}/omeganet_node"
+    events = []  # (time.monotonic() at reception, goal state label)
+    polls = []  # (sent at, "starting playback" logged before sending, answered at, current state label)
     with h.RosClient() as client:
-        # The node's own transition events, timed here; the launch file reacts to the same messages.
-        active_at = []
-        client.node.create_subscription(
-            TransitionEvent, f"/{namespace}/omeganet_node/transition_event",
-            lambda msg: active_at.append(time.monotonic()) if msg.goal_state.label == "active" else None, 10)
+        client.node.create_subscription(TransitionEvent, f"{node_name}/transition_event",
+                                        lambda msg: events.append((time.monotonic(), msg.goal_state.label)), 10)
+        get_state = client.node.create_client(GetState, f"{node_name}/get_state")
         client.spin_for(0.5)
         launch = Launch("omeganet_bag.launch.py", bag=tmp_path / "drive.mcap", namespace=namespace,
                         params_file=params_file)
         try:
-            playing_at = None
+            playing_at, pending = None, None
+
+            def seen_active():
+                return any(label == "active" for _, label in events) or any(p[3] == "active" for p in polls)
+
             end = time.monotonic() + 120
-            while playing_at is None and time.monotonic() < end and launch.alive():
+            while time.monotonic() < end and launch.alive() and not (playing_at is not None and seen_active()):
                 client.spin_for(0.05)
-                if "starting playback" in launch.output():
+                if pending is not None and pending[2].done():
+                    polls.append((pending[0], pending[1], time.monotonic(), pending[2].result().current_state.label))
+                    pending = None
+                if playing_at is None and "starting playback" in launch.output():
                     playing_at = time.monotonic()
+                if pending is None and get_state.service_is_ready():
+                    pending = (time.monotonic(), playing_at is not None, get_state.call_async(GetState.Request()))
+            client.spin_for(0.5)  # a transition event still on its way
             output = launch.output()
+            observed = f"events {events}, polls {polls}, playback logged at {playing_at}"
             assert playing_at is not None, output
-            client.spin_for(0.5)
-            # Playback was started by the node's "active" (which the launch file requested: autostart false),
-            # not by a timer: never before the transition (allowing for the two processes' delivery jitter).
-            assert active_at and playing_at >= active_at[0] - 0.2, (active_at, playing_at)
+            assert seen_active(), f"the node was never seen active: {observed}\n{output}"
+            # Never before the transition: a get_state sent after playback began never answers a state other than
+            # active (exact: the launch file logs "starting playback" only after the node became active) ...
+            assert not [p for p in polls if p[1] and p[3] != "active"], observed
+            # ... and of the events that arrived, none up to the first "active" one came after playback began
+            # (allowing for the two processes' delivery jitter).
+            labels = [label for _, label in events]
+            until_active = events[:labels.index("active") + 1] if "active" in labels else events
+            assert all(playing_at >= t - 0.2 for t, _ in until_active), observed
             assert "configured:" in output and "active: subscribed" in output
             player = "process started" in output.split("starting playback", 1)[1] or "ros2bag is not installed" in output
             assert player, output
-            assert "active" in _ros2_node_verb("lifecycle", "get", f"/{namespace}/omeganet_node")
+            assert "active" in _ros2_node_verb("lifecycle", "get", node_name)
         finally:
+            client.node.destroy_client(get_state)
+            pids = launch.node_pids()
             launch.close()
+            leftover = _reap(pids)
+    assert not leftover, f"omeganet_node {leftover} still running 10 s after ros2 launch ended"
     # A node that cannot configure: nothing is played and the launch ends by itself.
     failing = Launch("omeganet_bag.launch.py", bag=tmp_path / "drive.mcap", namespace=f"rf_{os.getpid()}",
                      params_file=params_file, model=tmp_path / "missing.pt")
@@ -357,7 +397,10 @@ def test_bag_launch_plays_only_once_the_node_is_active(real_ros, params_file, tm
         assert "failed to configure" in output and "starting playback" not in output, output
         assert str(tmp_path / "missing.pt") in output
     finally:
+        pids = failing.node_pids()
         failing.close()
+        leftover = _reap(pids)
+    assert not leftover, f"omeganet_node {leftover} still running 10 s after ros2 launch ended"
 
 
 def test_launch_refuses_arguments_outside_their_choices(real_ros):
