@@ -132,9 +132,11 @@ def _ros2(*args: str, timeout: float = 60) -> str:
 
 def _ros2_node_verb(*args: str, attempts: int = 6) -> str:
     """``ros2 param|lifecycle …`` on a node, without the ros2 daemon (no process left behind); discovery on a
-    loaded machine can take longer than the CLI's spin time, so "not found" is retried."""
-    for _ in range(attempts):
-        output = _ros2(*args[:2], "--no-daemon", "--spin-time", "1", *args[2:])
+    loaded machine can take longer than the CLI's spin time, so "not found" is retried with a longer one
+    (1, 2, 4, 8… s: ``ros2 param`` waits up to 5 s for the node's services, but ``ros2 lifecycle get`` looks
+    for the node in the graph seen after exactly the spin time)."""
+    for attempt in range(attempts):
+        output = _ros2(*args[:2], "--no-daemon", "--spin-time", str(min(2 ** attempt, 8)), *args[2:])
         if "not found" not in output.lower():
             break
     return output
@@ -324,16 +326,29 @@ def _reap(pids: list[int], timeout: float = 10.0) -> list[int]:
         time.sleep(0.2)
     leftover = [pid for pid in pids if _pid_alive(pid)]
     for pid in leftover:
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     return leftover
+
+
+def _logged_at(lines: str, pattern: str) -> float:
+    """Wall-clock time (s) in the first line matching ``pattern``, whose group 1 is the time: rcutils'
+    ``[{time}]`` of a node's line (``RCUTILS_CONSOLE_OUTPUT_FORMAT`` below), the leading time of launch.log's."""
+    found = re.search(pattern, lines, re.MULTILINE)
+    assert found, f"no line matching {pattern!r} in:\n{lines[-3000:]}"
+    return float(found.group(1))
 
 
 def test_bag_launch_plays_only_once_the_node_is_active(real_ros, params_file, tmp_path):
     """Playback starts only once the node is active (the launch file requests the transitions: autostart false).
 
-    The node's lifecycle is watched here two ways, timed with this process's clock: its ``transition_event``
-    messages (volatile: an event published before this subscription and the node's publisher have discovered
-    each other is never delivered, which happens on a loaded machine) and its ``get_state`` service, polled.
+    Checked with the wall-clock times that the node and launch log (the node's "active: subscribed", written
+    in on_activate, against launch's "starting playback"), which need no discovery, and by watching the node's
+    lifecycle from here: its ``transition_event`` messages and its ``get_state`` service, polled. This process
+    can discover the node only after launch's process did, seconds late on a loaded machine, and then sees
+    neither the (volatile) events nor the states before "active": those checks apply to what was seen.
     """
     from lifecycle_msgs.msg import TransitionEvent
     from lifecycle_msgs.srv import GetState
@@ -347,8 +362,10 @@ def test_bag_launch_plays_only_once_the_node_is_active(real_ros, params_file, tm
                                         lambda msg: events.append((time.monotonic(), msg.goal_state.label)), 10)
         get_state = client.node.create_client(GetState, f"{node_name}/get_state")
         client.spin_for(0.5)
+        log_dir = tmp_path / "launch_log"
         launch = Launch("omeganet_bag.launch.py", bag=tmp_path / "drive.mcap", namespace=namespace,
-                        params_file=params_file)
+                        params_file=params_file, env={"ROS_LOG_DIR": str(log_dir),
+                                                      "RCUTILS_CONSOLE_OUTPUT_FORMAT": "[{severity}] [{time}] [{name}]: {message}"})
         try:
             playing_at, pending = None, None
 
@@ -370,6 +387,11 @@ def test_bag_launch_plays_only_once_the_node_is_active(real_ros, params_file, tm
             observed = f"events {events}, polls {polls}, playback logged at {playing_at}"
             assert playing_at is not None, output
             assert seen_active(), f"the node was never seen active: {observed}\n{output}"
+            # Playback after the node's on_activate, on the one clock of this machine.
+            launch_log = "".join(path.read_text() for path in log_dir.glob("*/launch.log"))
+            playback_logged = _logged_at(launch_log, r"^(\d+\.\d+) \[INFO\] \[launch\.user\]: .*starting playback")
+            activate_logged = _logged_at(output, rf"\[(\d+\.\d+)\] \[{namespace}\.omeganet_node\]: active: subscribed")
+            assert playback_logged >= activate_logged, (playback_logged, activate_logged, output)
             # Never before the transition: a get_state sent after playback began never answers a state other than
             # active (exact: the launch file logs "starting playback" only after the node became active) ...
             assert not [p for p in polls if p[1] and p[3] != "active"], observed
