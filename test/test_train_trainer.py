@@ -278,10 +278,23 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_says_so(sequence, tmp_p
 
 
 def test_ctrl_c_during_a_save_finishes_the_save_first_and_orphans_are_removed(sequence, tmp_path, monkeypatch):
-    import os as os_module
+    import os
     import signal
+    import subprocess
+    import sys
+    import threading
 
     from omeganet_ros import checkpoint as checkpoint_module
+
+    if "openvino" in sys.modules and not os.environ.get("OMEGANET_TEST_ISOLATED"):
+        # Measured: once earlier tests have loaded OpenVINO into this process, the self-sent SIGINT below ends the
+        # interpreter (no Python traceback). The same test then runs in a fresh interpreter.
+        test_id = f"{__file__}::test_ctrl_c_during_a_save_finishes_the_save_first_and_orphans_are_removed"
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_id],
+                              env={**os.environ, "OMEGANET_TEST_ISOLATED": "1"}, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        return
 
     orphan = tmp_path / "last.pt.k9x.tmp"
     tmp_path.mkdir(exist_ok=True)
@@ -289,7 +302,9 @@ def test_ctrl_c_during_a_save_finishes_the_save_first_and_orphans_are_removed(se
     real_save = torch.save
 
     def interrupted_save(obj, f, *args, **kwargs):
-        os_module.kill(os_module.getpid(), signal.SIGINT)  # Ctrl-C half-way through the write
+        # Ctrl-C half-way through the write, to the main thread as a terminal's would be handled (a process-wide
+        # signal may land on a worker thread of a native library loaded by earlier tests, e.g. OpenVINO's)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint_module.torch, "save", interrupted_save)
