@@ -403,9 +403,7 @@ def optical_flow_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flo
     first_visible = None
     for source, flow_list, reverse in zip(sources, flows, reverse_flows):
         finest = flow_list[0]
-        visible = None if reverse is None else occlusion_mask(finest.detach(), reverse.detach(), alpha1, alpha2)
-        if visible is not None and float(visible.mean()) < min_visible:
-            visible = None
+        visible = _occlusion_or_none(finest, reverse, alpha1, alpha2, min_visible)
         if first_visible is None:
             first_visible = visible if visible is not None else torch.ones_like(finest[:, :1])
         levels = list(flow_list[1:]) if len(flow_list) > 1 else list(flow_list)

@@ -254,10 +254,11 @@ class DistilledFlowStage(Stage):
         for name, source, flows in (("fw", batch["next"], student["flow_fw"]), ("bw", batch["prev"], student["flow_bw"])):
             t = targets[name]
             distill = distill + losses.distillation_loss(flows, t["teacher"], t["rigid"], t["mask"]) / 2
-            for flow in losses.flow_levels_full_res(flows, h, w):
+            levels = losses.flow_levels_full_res(flows, h, w)
+            for flow in levels:
                 photometric = photometric + losses.flow_photometric_loss(
                     batch["cur"], source, flow, t["visible"], metric=str(self.loss_cfg.get("photometric", "ssim_l1"))) / (
-                    2 * len(losses.flow_levels_full_res(flows, h, w)))
+                    2 * len(levels))
         logs = {"mask_teacher": float(targets["fw"]["mask"].mean())}
         # The distillation L1 is in pixels (1–5 at the start) and the photometric term 0.1–0.2:
         # fixed factors put them on one scale before the multi-task weighting.
