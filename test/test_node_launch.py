@@ -96,7 +96,8 @@ def test_rviz_config_shows_every_visual_output():
     topics = {d["Topic"]["Value"]: d["Class"] for d in displays if "Topic" in d}
     expected = {"/camera/image_raw": "Image", "/omeganet/depth/colored": "Image",
                 "/omeganet/semantic/colored": "Image", "/omeganet/motion/mask": "Image",
-                "/omeganet/flow/colored": "Image", "/omeganet/points": "PointCloud2",
+                "/omeganet/flow/colored": "Image", "/omeganet/instance/colored": "Image",
+                "/omeganet/points": "PointCloud2",
                 "/omeganet/odometry": "Odometry"}
     for topic, cls in expected.items():
         assert topics.get(topic, "").endswith(cls), (topic, topics)
