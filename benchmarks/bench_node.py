@@ -190,7 +190,7 @@ def bench_message_building(size, repeats: int = 20) -> dict:
         scene.motion_probability = conversions.image_msg(prob, "32FC1", header)
         scene.motion_mask = conversions.image_msg(conversions.mask_to_mono8(prob > 0.5), "mono8", header)
         scene.camera_info = conversions.K_to_camera_info(K, w, hgt, header)
-        scene.ego_motion = conversions.ego_motion_msg(header, np.eye(4), header.stamp, False)
+        scene.ego_motion = conversions.ego_motion_msg(header, np.eye(4), header.stamp, False, np.zeros((6, 6)))
         scene.class_names = conversions.class_names()
         t1 = time.perf_counter()
         serialize_message(scene)

@@ -38,14 +38,17 @@ and motion use the unscaled, mutually consistent network outputs.
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import logging
+import threading
+import weakref
 import time
 import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -61,6 +64,16 @@ from .nets.layers import fold_batch_norms
 log = logging.getLogger(__name__)
 
 NETWORK_NAMES = ("dsnet", "camnet", "ofnet")
+# Engines with a background export thread (weakly held): stopped at interpreter exit, so that no thread is inside
+# a backend's native code while the interpreter finalizes (that aborts: "terminate called without an active exception").
+_BACKGROUND_EXPORTS: "weakref.WeakSet[SceneEngine]" = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_background_exports() -> None:
+    for engine in list(_BACKGROUND_EXPORTS):
+        engine.close()
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 MIN_NETWORK_SIZE = 64
 DEFAULT_SIZE = (640, 192)  # network (W, H) for random weights when no size is given
@@ -189,6 +202,15 @@ class SceneEngine:
             CUDA or with ``compile``): see :mod:`omeganet_ros.backends` (graphs exported once, cached).
         graph_cache: folder of the backends' export cache (None: ``omeganet_ros.backends.cache.cache_root()``).
         graph_calibration: RGB frames (H×W×3 uint8, a sequence) that ``precision="int8"`` (openvino) calibrates on.
+        background_export: when ``backend`` needs an export (no valid cache for this checkpoint, size and precision:
+            ~25–50 s on a 2-core CPU), start on torch at once and export in a child process
+            (:func:`~omeganet_ros.backends.export_in_subprocess`, watched by a background thread, which then loads the
+            graphs); the engine switches to the backend at the first :meth:`push` after that (re-encoding the buffered
+            frames, so no output is lost). A valid cache is loaded synchronously (2–5 s), as without this flag. A
+            failed export leaves the engine on torch (logged; :meth:`describe` ``backend_error``). See
+            :attr:`backend_pending`, :meth:`wait_for_backend`, :meth:`close`.
+        backend_log: called as ``backend_log(level, message)`` (``logging`` levels) for each background-export
+            event (started, finished, switched, failed), e.g. the node's ROS logger; the module logger gets them too.
     """
 
     def __init__(self, checkpoint=None, device: str = "auto", precision: str = "fp32",
@@ -197,7 +219,8 @@ class SceneEngine:
                  dynamic_classes: Iterable[int] | None = DYNAMIC_TRAIN_IDS, causal: bool = False,
                  class_probabilities: bool = False, depth_scale: float | None = None, seed: int = 0,
                  num_threads: int | None = None, fold_batch_norm: bool = True, compute_flow: bool = True,
-                 backend: str = "torch", graph_cache: str | Path | None = None, graph_calibration=None):
+                 backend: str = "torch", graph_cache: str | Path | None = None, graph_calibration=None,
+                 background_export: bool = False, backend_log: Callable[[int, str], None] | None = None):
         self.device = _resolve_device(device)
         from . import backends
 
@@ -251,20 +274,30 @@ class SceneEngine:
         self._flow_encode = running["ofnet"].encode
         self._flow_decode = running["ofnet"].decode
         self._backend_graphs = None
+        self.backend_pending: str | None = None  # the backend being exported in the background (None: none)
+        self.backend_error: str | None = None  # why the background export failed (None: it did not)
+        self._backend_log = backend_log
+        self._ready_graphs = None  # graphs the background export finished, switched to at the next push
+        self._export_thread: threading.Thread | None = None
+        self._stop_export = threading.Event()
         if self.backend != "torch":  # the same five callables, run by the backend's exported graphs
-            try:
-                graphs = backends.open_graphs(self.backend, self.networks, self.size, self.precision,
-                                              num_threads or torch.get_num_threads(), graph_cache, graph_calibration)
-            except Exception as exc:  # auto: the fastest backend *available*; torch when the chosen one fails
-                if backend != "auto" or self.precision not in PRECISIONS:
-                    raise
-                log.warning("backend auto: %s could not be used (%s: %s); running on torch",
-                            self.backend, type(exc).__name__, exc)
-                self.backend = "torch"
+            graph_args = (self.backend, self.networks, self.size, self.precision,
+                          num_threads or torch.get_num_threads(), graph_cache, graph_calibration)
+            cached, why = (backends.cached_graphs(*graph_args[:4], graph_cache, graph_calibration)
+                           if background_export else (True, ""))
+            if not cached:
+                self._export_in_background(graph_args, why, requested=backend)
             else:
-                self._dsnet, self._cam_encode, self._cam_decode = graphs.dsnet, graphs.cam_encode, graphs.cam_decode
-                self._flow_encode, self._flow_decode = graphs.flow_encode, graphs.flow_decode
-                self._backend_graphs = graphs
+                try:
+                    graphs = backends.open_graphs(*graph_args)
+                except Exception as exc:  # auto: the fastest backend *available*; torch when the chosen one fails
+                    if backend != "auto" or self.precision not in PRECISIONS:
+                        raise
+                    log.warning("backend auto: %s could not be used (%s: %s); running on torch",
+                                self.backend, type(exc).__name__, exc)
+                    self.backend = "torch"
+                else:
+                    self._use_graphs(graphs)
         if self.compiled:
             self._compile()
         self._frames: deque[_FrameState] = deque(maxlen=3)
@@ -329,6 +362,95 @@ class SceneEngine:
         self._flow_encode = torch.compile(self._flow_encode, dynamic=False)
         self._flow_decode = torch.compile(self._flow_decode, dynamic=False)
 
+    def _use_graphs(self, graphs) -> None:
+        """Run a backend's graphs (:class:`~omeganet_ros.backends.BackendNetworks`) from now on."""
+        self._dsnet, self._cam_encode, self._cam_decode = graphs.dsnet, graphs.cam_encode, graphs.cam_decode
+        self._flow_encode, self._flow_decode = graphs.flow_encode, graphs.flow_decode
+        self._backend_graphs = graphs
+        self.backend = graphs.backend
+
+    def _notify(self, level: int, message: str) -> None:
+        log.log(level, message)
+        if self._backend_log is not None:
+            try:
+                self._backend_log(level, message)
+            except Exception:  # noqa: BLE001 — e.g. a ROS logger after its node was destroyed
+                log.debug("backend_log failed", exc_info=True)
+
+    def _export_in_background(self, graph_args: tuple, why: str, requested: str) -> None:
+        """Export in a child process watched by a daemon thread, which then loads the graphs for :meth:`push` to switch
+        to; the engine runs on torch meanwhile (``requested``: the backend name asked for; a failure is a warning for ``auto``, an error for a named one)."""
+        from . import backends
+
+        name = graph_args[0]
+        self.backend_pending, self.backend = name, "torch"
+        torch_precision = self.precision if self.precision in PRECISIONS else "fp32"
+        self._notify(logging.INFO, f"backend {name} ({self.precision}): exporting its graphs in the background "
+                                   f"({why}; ~25–50 s on a 2-core CPU, once per checkpoint, size and precision); "
+                                   f"running on torch ({torch_precision}) until then")
+
+        stop = self._stop_export
+
+        def export() -> None:
+            started = time.perf_counter()
+            try:  # the export in a child process, then the cache it wrote loaded here (1–5 s)
+                backends.export_in_subprocess(*graph_args, stop=stop)
+                if stop.is_set():
+                    return
+                graphs = backends.open_graphs(*graph_args)
+            except Exception as exc:  # noqa: BLE001 — any failure: stay on torch, say why
+                self.backend_pending = None
+                if stop.is_set():
+                    return
+                self.backend_error = f"{type(exc).__name__}: {exc}"
+                self._notify(logging.WARNING if requested == "auto" else logging.ERROR,
+                             f"backend {name}: the background export failed after "
+                             f"{time.perf_counter() - started:.0f} s ({self.backend_error}); staying on torch")
+                return
+            self._ready_graphs = graphs
+            self._notify(logging.INFO, f"backend {name}: graphs exported in {time.perf_counter() - started:.0f} s "
+                                       f"to {graphs.entry.path}; switching from torch at the next frame")
+
+        self._export_thread = threading.Thread(target=export, name=f"omeganet_export_{name}", daemon=True)
+        _BACKGROUND_EXPORTS.add(self)
+        self._export_thread.start()
+
+    def close(self) -> None:
+        """Stop a background export (its child process is terminated; the engine stays on torch) and wait for its
+        thread. The engine still works afterwards. Called for every engine at interpreter exit."""
+        self._stop_export.set()
+        if self._export_thread is not None:
+            self._export_thread.join(30)
+        _BACKGROUND_EXPORTS.discard(self)
+
+    @property
+    def backend_graphs(self):
+        """The :class:`~omeganet_ros.backends.BackendNetworks` running now (None while on torch)."""
+        return self._backend_graphs
+
+    def wait_for_backend(self, timeout: float | None = None) -> bool:
+        """Wait (up to ``timeout`` s) for a background export; True when none is running any more. The switch
+        itself happens at the next :meth:`push`."""
+        if self._export_thread is not None:
+            self._export_thread.join(timeout)
+            return not self._export_thread.is_alive()
+        return True
+
+    def _switch_if_ready(self) -> None:
+        """Switch to the graphs a background export finished (at a frame boundary, in the pushing thread),
+        re-encoding the buffered frames so that no output is lost."""
+        graphs, self._ready_graphs = self._ready_graphs, None
+        if graphs is None:
+            return
+        self._use_graphs(graphs)
+        self.backend_pending = None
+        timings: dict[str, float] = {}
+        for state in self._frames:
+            state.flow_features = None
+            self._encode(state, timings)
+        self._notify(logging.INFO, f"backend {graphs.backend} ({self.precision}) running now, after "
+                                   f"{self.frames_pushed} frames on torch")
+
     # ------------------------------------------------------------------ public API
 
     @property
@@ -382,6 +504,8 @@ class SceneEngine:
         size, restarts the buffer.
         """
         stamp, K_net = self._accept(frame, stamp, K)
+        if self._ready_graphs is not None:
+            self._switch_if_ready()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         state = _FrameState(stamp, self._preprocess(frame), (frame.shape[1], frame.shape[0]), K_net)
@@ -520,6 +644,8 @@ class SceneEngine:
             "compute_flow": self.compute_flow,
             "backend": self.backend,
             **({} if self._backend_graphs is None else self._backend_graphs.describe()),
+            **({} if self.backend_pending is None else {"backend_pending": self.backend_pending}),
+            **({} if self.backend_error is None else {"backend_error": self.backend_error}),
             "causal": self.causal,
             "motion_threshold": self.motion_threshold,
             "dynamic_classes": None if self.dynamic_classes is None else list(self.dynamic_classes),

@@ -16,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
+import multiprocessing
+import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import onnxruntime_backend, openvino_backend
-from .cache import CacheEntry, expected_fields, open_entry, weights_hash
+from .cache import CacheEntry, check_entry, entry_folder, expected_fields, open_entry, weights_hash
 from .graphs import OPSET, build_graphs, calibration_inputs, example_images, frames_to_images, reference_outputs
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,28 @@ def _load_sessions(module, entry: CacheEntry, threads: int, precision: str) -> d
     return {name: module.Session(path, threads, precision) for name, path in entry.files.items()}
 
 
+def _expected(backend: str, networks: dict, size: tuple[int, int], precision: str,
+              calibration: list[np.ndarray] | None) -> tuple[dict, list[torch.Tensor] | None]:
+    """(the cache manifest fields an export of these graphs has, the int8 calibration images or None)."""
+    expected = expected_fields(backend, _version(_MODULES[backend]), precision, size, weights_hash(networks), OPSET)
+    images = None
+    if precision == "int8":
+        images = frames_to_images(calibration, size) if calibration is not None else example_images(size, n=8, seed=1)
+        expected["calibration_sha256"] = hashlib.sha256(b"".join(i.numpy().tobytes() for i in images)).hexdigest()
+    return expected, images
+
+
+def cached_graphs(backend: str, networks: dict, size: tuple[int, int], precision: str,
+                  cache_dir: str | Path | None = None, calibration: list[np.ndarray] | None = None) -> tuple[bool, str]:
+    """Whether :func:`open_graphs` with these arguments would load a valid cache folder (``(True, its path)``)
+    or export first (``(False, why: no cache yet, stale: …, corrupt: …)``). Reads and hashes the cached files;
+    exports nothing."""
+    expected, _ = _expected(backend, networks, size, precision, calibration)
+    folder = entry_folder(expected, None if cache_dir is None else Path(cache_dir))
+    manifest, why = check_entry(folder, expected)
+    return (True, str(folder)) if manifest is not None else (False, why)
+
+
 def open_graphs(backend: str, networks: dict, size: tuple[int, int], precision: str, threads: int,
                 cache_dir: str | Path | None = None, calibration: list[np.ndarray] | None = None) -> BackendNetworks:
     """Sessions of ``backend`` for the engine's ``networks`` (fp32 torch modules, eval) at ``size`` (W, H).
@@ -157,14 +181,10 @@ def open_graphs(backend: str, networks: dict, size: tuple[int, int], precision: 
     Exports and checks against PyTorch fp32 when the cache holds no valid export (see :mod:`.cache`);
     an export that does not load is exported again once, then :class:`BackendError`. ``calibration``: H×W×3
     uint8 RGB frames of a sequence (≥ 3) the int8 quantization calibrates on (None: synthetic frames); part of
-    the cache key.
+    the cache key. The one export path: the engine, the node and ``omeganet-export`` all come here.
     """
     module = _MODULES[backend]
-    expected = expected_fields(backend, _version(module), precision, size, weights_hash(networks), OPSET)
-    images = None
-    if precision == "int8":
-        images = frames_to_images(calibration, size) if calibration is not None else example_images(size, n=8, seed=1)
-        expected["calibration_sha256"] = hashlib.sha256(b"".join(i.numpy().tobytes() for i in images)).hexdigest()
+    expected, images = _expected(backend, networks, size, precision, calibration)
 
     fresh = {}  # the sessions the export checked, used as they are (a second compile would cost as much again)
 
@@ -203,6 +223,49 @@ def open_graphs(backend: str, networks: dict, size: tuple[int, int], precision: 
         entry = open_entry(expected, export, cache_dir, force=True, reason=f"did not load: {exc}")
         sessions = fresh if set(fresh) == set(entry.files) else _load_sessions(module, entry, threads, precision)
     return BackendNetworks(backend, sessions, entry, precision, threads)
+
+
+def _export_worker(graph_args: tuple, conn) -> None:
+    """The child process of :func:`export_in_subprocess`: :func:`open_graphs` (export, check, write the cache),
+    then None or the error's text through ``conn``."""
+    try:
+        torch.set_num_threads(max(1, int(graph_args[4])))
+        open_graphs(*graph_args)
+    except BaseException as exc:  # noqa: BLE001 — whatever went wrong goes back to the parent as text
+        conn.send(f"{type(exc).__name__}: {exc}")
+    else:
+        conn.send(None)
+    finally:
+        conn.close()
+
+
+def export_in_subprocess(backend: str, networks: dict, size: tuple[int, int], precision: str, threads: int,
+                         cache_dir: str | Path | None = None, calibration: list[np.ndarray] | None = None,
+                         stop: threading.Event | None = None) -> None:
+    """Export the graphs :func:`open_graphs` would export (same arguments) into the cache, in a spawned child
+    process, and wait for it; loads nothing here. A process, not a thread: the export (tracing, ONNX, OpenVINO
+    conversion) shares no interpreter lock with the caller's inference and can be stopped at any moment (``stop``
+    set: the child is terminated — the cache is written by an atomic rename, so nothing half-written is left in
+    it — and :class:`BackendError` raised). An export that fails raises :class:`BackendError` with the child's error.
+    """
+    ctx = multiprocessing.get_context("spawn")  # not fork: the caller has threads (ROS executors, OpenMP)
+    receive, send = ctx.Pipe(duplex=False)
+    args = (backend, networks, size, precision, threads, None if cache_dir is None else str(cache_dir), calibration)
+    process = ctx.Process(target=_export_worker, args=(args, send), name=f"omeganet_export_{backend}", daemon=True)
+    process.start()
+    send.close()
+    try:
+        while process.is_alive():
+            process.join(0.2)
+            if stop is not None and stop.is_set():
+                process.terminate()
+                process.join(10)
+                raise BackendError(f"backend {backend!r}: the export was stopped")
+        error = receive.recv() if receive.poll() else f"the export process ended with exit code {process.exitcode}"
+    finally:
+        receive.close()
+    if error:
+        raise BackendError(f"backend {backend!r}: the export failed: {error}")
 
 
 def _rotation_deg(a: np.ndarray, b: np.ndarray) -> float:

@@ -140,6 +140,13 @@ def entry_name(backend: str, precision: str, size: tuple[int, int], weights: str
     return f"{backend}-{precision}-{size[0]}x{size[1]}-{weights[:16]}"
 
 
+def entry_folder(expected: dict, root: Path | None = None) -> Path:
+    """The cache folder of ``expected`` (see :func:`expected_fields`) under ``root`` (None: :func:`cache_root`)."""
+    root = Path(root) if root is not None else cache_root()
+    return root / "graphs" / entry_name(expected["backend"], expected["precision"], expected["size"],
+                                        expected["weights_sha256"])
+
+
 def open_entry(expected: dict, export: Callable[[Path], dict], root: Path | None = None,
                force: bool = False, reason: str = "") -> CacheEntry:
     """The valid cache folder for ``expected`` (see :func:`expected_fields`), exported now when needed.
@@ -148,9 +155,7 @@ def open_entry(expected: dict, export: Callable[[Path], dict], root: Path | None
     including ``"graphs"``: {graph name: file name}. ``force`` re-exports even a valid folder (a file that
     passed its checksum but failed to load), with ``reason`` logged.
     """
-    root = Path(root) if root is not None else cache_root()
-    folder = root / "graphs" / entry_name(expected["backend"], expected["precision"], expected["size"],
-                                          expected["weights_sha256"])
+    folder = entry_folder(expected, root)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f"{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be exporting the same folder

@@ -1,167 +1,118 @@
-"""omeganet-export: ONNX export of the three ΩNet networks (opset 17), inference outputs only.
+"""omeganet-export: export the engine's per-frame inference graphs ahead of deployment (ONNX / OpenVINO IR).
 
 ::
 
-    omeganet-export --checkpoint model.pt --out onnx/ [--size 640x192] [--verify]
+    omeganet-export [--checkpoint model.pt] [--size 640x192] [--backend auto|onnxruntime|openvino]
+                    [--precision auto|fp32|bf16|int8] [--out DIR]
 
-Writes, for a fixed input size W×H (images B×3×H×W float RGB in [0, 1]):
+Writes exactly what the node, ``omeganet-infer`` and ``SceneEngine(backend=...)`` load: the five per-frame
+graphs of :mod:`omeganet_ros.backends.graphs` (``dsnet``; ``cam_encoder`` and ``flow_encoder``, run once per
+frame; ``cam_decoder`` and ``flow_decoder``, run once per triple on the encoders' features), exported by the
+same function the engine calls (:func:`omeganet_ros.backends.open_graphs`), each checked against PyTorch fp32,
+into a graph cache folder::
 
-* ``dsnet.onnx``: ``image`` → ``disp`` B×1×H×W disparity (the authors' DSNet:
-  mean-normalised, depth = 1 / disp; a legacy DSNet: a sigmoid, depth =
-  1 / (0.01 + 9.99·disp)), ``semantic`` B×19×H×W logits;
-* ``camnet.onnx``: ``prev``, ``cur``, ``next`` → ``motion`` B×2×6 pose vectors
-  (t−1→t, t→t+1: translation, axis-angle), ``K`` B×3×3 intrinsics in pixels;
-* ``ofnet.onnx``: ``prev``, ``cur``, ``next`` → ``flow`` B×2×H×W forward flow
-  t→t+1 in pixels;
-* ``export.json``: sizes, opset, checkpoint and, with ``--verify``, the largest
-  ONNX Runtime vs PyTorch difference per output.
+    DIR/graphs/<backend>-<precision>-<W>x<H>-<weights hash>/
+        manifest.json   weights / code / version hashes, each file's SHA-256, the largest difference per output
+        dsnet.onnx …    onnxruntime: plain ONNX (opset 17, batch 1, fixed size), usable in any ONNX runtime
+        dsnet.xml/.bin  openvino: OpenVINO IR
 
-The batch dimension is dynamic; height and width are fixed (the padding to
-multiples of 32/64 is resolved at export time).
+``DIR`` defaults to the cache the engine reads (``$OMEGANET_CACHE_DIR``, else ``$XDG_CACHE_HOME/omeganet_ros``,
+else ``~/.cache/omeganet_ros``): exporting there before the node starts spares it the 25–50 s export. Another
+``DIR`` is used by pointing the node's ``graph_cache`` parameter (or ``$OMEGANET_CACHE_DIR``) at it, e.g. after
+copying it to the robot; the engine uses an entry only when its manifest matches the weights, the package, torch
+and backend versions there (else it exports again and says why). A valid entry already there is kept
+(``exported_now``: false). ``--backend auto`` and ``--precision auto`` resolve as the node's defaults do on this
+computer (OpenVINO when installed; bf16 on a CPU with native bf16): export on the robot, or name both.
+Prints one JSON object: the folder, the graphs with their input and output names, and the check's differences.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import warnings
+import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
+from ..runtime import prefer_passive_openmp
 
-OPSET = 17
+prefer_passive_openmp()  # before anything loads torch
 
+from ..backends import BACKENDS  # noqa: E402
 
-class DSNetExport(nn.Module):
-    """DSNet with tensor outputs: (disp B×1×H×W, semantic logits B×C×H×W)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, image):
-        out = self.net(image)
-        return out["disp_full"], out["semantic"]
-
-
-class CamNetExport(nn.Module):
-    """CamNet with tensor outputs: (motion B×2×6, K B×3×3)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, prev, cur, next):
-        out = self.net(prev, cur, next)
-        return out["motion"], out["K"]
-
-
-class OFNetExport(nn.Module):
-    """OFNet with the full-resolution forward flow only: flow B×2×H×W (backward branch skipped)."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, prev, cur, next):
-        return self.net(prev, cur, next, backward=False)["flow_fw"][0]
-
-
-EXPORTS = {
-    "dsnet": (DSNetExport, ["image"], ["disp", "semantic"]),
-    "camnet": (CamNetExport, ["prev", "cur", "next"], ["motion", "K"]),
-    "ofnet": (OFNetExport, ["prev", "cur", "next"], ["flow"]),
-}
-
-
-def export_network(name: str, net: nn.Module, path, size: tuple[int, int]) -> Path:
-    """Export one network (``"dsnet"``, ``"camnet"`` or ``"ofnet"``) at ``size`` (W, H) to ``path``."""
-    wrapper_cls, inputs, outputs = EXPORTS[name]
-    wrapper = wrapper_cls(net.eval()).eval()
-    w, h = size
-    example = tuple(torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(i)) for i in range(len(inputs)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    dynamic = {n: {0: "batch"} for n in inputs + outputs}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes about shape checks that are constant at a fixed size
-        # The TorchScript-based exporter: no onnxscript dependency, and mature for these plain conv nets.
-        torch.onnx.export(wrapper, example, str(path), input_names=inputs, output_names=outputs,
-                          opset_version=OPSET, dynamic_axes=dynamic, dynamo=False, do_constant_folding=True)
-    return path
-
-
-def verify_network(name: str, net: nn.Module, path, size: tuple[int, int], batch: int = 1, seed: int = 0) -> dict:
-    """Largest absolute difference per output between ONNX Runtime and PyTorch on random frames."""
-    import onnxruntime as ort
-
-    wrapper_cls, inputs, outputs = EXPORTS[name]
-    wrapper = wrapper_cls(net.eval()).eval()
-    w, h = size
-    gen = torch.Generator().manual_seed(seed)
-    feeds = [torch.rand(batch, 3, h, w, generator=gen) for _ in inputs]
-    with torch.no_grad():
-        ref = wrapper(*feeds)
-    ref = ref if isinstance(ref, tuple) else (ref,)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    got = session.run(outputs, {n: t.numpy() for n, t in zip(inputs, feeds)})
-    return {o: float(np.abs(g - r.numpy()).max()) for o, g, r in zip(outputs, got, ref)}
+EXPORT_BACKENDS = tuple(b for b in BACKENDS if b != "torch")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .infer import parse_size
 
-    p = argparse.ArgumentParser(prog="omeganet-export", description="ONNX export (opset 17) of DSNet, CamNet and OFNet")
+    p = argparse.ArgumentParser(prog="omeganet-export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None,
-                   help="omeganet_ros checkpoint; default: the installed reference model, else random weights; 'random' forces them")
-    p.add_argument("--out", required=True, help="output folder for the .onnx files")
-    p.add_argument("--size", type=parse_size, default=None, help="input WxH (default: the checkpoint's input size, else 640x192)")
-    p.add_argument("--networks", default="dsnet,camnet,ofnet", help="comma-separated subset to export")
-    p.add_argument("--verify", action="store_true", help="compare ONNX Runtime with PyTorch on random frames")
+                   help="omeganet_ros checkpoint (ΩNet); default: the installed reference model, else random weights; "
+                        "'random' forces them")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="network input WxH (default: the checkpoint's input size, else 640x192); the node's "
+                        "network_width/network_height")
+    p.add_argument("--backend", default="auto", choices=("auto",) + EXPORT_BACKENDS,
+                   help="auto: the one the node's backend 'auto' runs here (openvino when installed, else onnxruntime)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"),
+                   help="auto: bf16 where the backend has it and this CPU runs it natively, else fp32 (as the node)")
+    p.add_argument("--out", default=None,
+                   help="graph cache folder to write into (default: the cache the engine reads; see above)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the export's check")
     return p
 
 
-def load_networks(checkpoint) -> tuple[dict, str | None, tuple[int, int] | None]:
-    """(networks, checkpoint path or None, trained input size or None)."""
-    from ..checkpoint import build_networks_from_checkpoint, default_checkpoint_path, load_checkpoint
-    from ..nets import build_networks
+def _backend(name: str) -> str:
+    """The backend to export for ``--backend`` (auto: the node's auto, or ONNX Runtime when only it is installed)."""
+    import torch
 
-    if checkpoint is None:
-        checkpoint = default_checkpoint_path()
-    if checkpoint is None or checkpoint == "random":
-        if checkpoint is None:
-            warnings.warn("omeganet-export: no checkpoint given or installed: exporting RANDOM weights", RuntimeWarning)
-        torch.manual_seed(0)
-        return build_networks(), None, None
-    ckpt = load_checkpoint(checkpoint)
-    return build_networks_from_checkpoint(ckpt), str(ckpt.path), ckpt.input_size
+    from ..backends import available_backends, resolve_backend
+
+    if name == "auto":
+        resolved = resolve_backend("auto", torch.device("cpu"))
+        if resolved == "torch":
+            installed = [b for b in EXPORT_BACKENDS if b in available_backends()]
+            if not installed:
+                raise ValueError("neither openvino nor onnxruntime is installed: pip install 'omeganet_ros[openvino]' "
+                                 "(or [onnxruntime])")
+            resolved = installed[0]
+        return resolved
+    return resolve_backend(name, torch.device("cpu"))
+
+
+def export(checkpoint, size, backend: str, precision: str, out, threads: int | None) -> dict:
+    """Export (or find valid) the graphs of ``checkpoint`` for ``backend`` × ``precision`` × ``size`` into the
+    cache folder ``out`` (None: the engine's); the report printed by the CLI."""
+    from ..engine import SceneEngine
+
+    name = _backend(backend)
+    started = time.perf_counter()
+    engine = SceneEngine(checkpoint=checkpoint, device="cpu", precision=precision, size=size, backend=name,
+                         graph_cache=out, num_threads=threads, output_resolution="network")
+    graphs = engine.backend_graphs
+    info = graphs.describe()
+    return {
+        "backend": name, "backend_version": info["backend_version"], "precision": engine.precision,
+        "size": list(engine.size), "checkpoint": None if engine.checkpoint_path is None else str(engine.checkpoint_path),
+        "random_weights": engine.random_weights, "folder": info["graph_cache"], "exported_now": info["graph_exported_now"],
+        "seconds": round(time.perf_counter() - started, 1),
+        "graphs": {n: {"file": graphs.entry.files[n].name, "inputs": s.inputs, "outputs": s.outputs}
+                   for n, s in graphs.sessions.items()},
+        "max_abs_diff_vs_torch_fp32": info["graph_max_abs_diff_vs_torch_fp32"],
+        "use": ("the engine's default cache" if out is None else
+                f"node parameter graph_cache:={Path(out).resolve()} (or OMEGANET_CACHE_DIR={Path(out).resolve()})"),
+    }
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from ..backends import BackendError
+    from ..checkpoint import CheckpointError
+
     try:
-        networks, ckpt_path, trained_size = load_networks(args.checkpoint)
-        size = args.size or trained_size or (640, 192)
-        names = [n.strip() for n in args.networks.split(",") if n.strip()]
-        unknown = [n for n in names if n not in EXPORTS]
-        if unknown:
-            raise ValueError(f"unknown network(s) {unknown}; choose from {sorted(EXPORTS)}")
-        missing = [n for n in names if n not in networks]
-        if missing:
-            raise ValueError(f"checkpoint {ckpt_path} has no network(s) {missing}")
-        out = Path(args.out)
-        report = {"opset": OPSET, "size": list(size), "checkpoint": ckpt_path, "files": {}, "max_abs_diff": {}}
-        for name in names:
-            path = export_network(name, networks[name], out / f"{name}.onnx", size)
-            report["files"][name] = path.name
-            if args.verify:
-                report["max_abs_diff"][name] = verify_network(name, networks[name], path, size)
-        (out / "export.json").write_text(json.dumps(report, indent=2) + "\n")
-    except (OSError, ValueError) as exc:
+        report = export(args.checkpoint, args.size, args.backend, args.precision, args.out, args.threads)
+    except (OSError, ValueError, CheckpointError, BackendError) as exc:
         print(f"omeganet-export: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report))

@@ -230,7 +230,7 @@ class OmeganetNode(LifecycleNode):
                      "'fixed' (fixed_scale) or 'none'")
             self._model_status = f"{self._model_status} (not configured: {cause})"
             self.get_logger().error(f"configure failed: {cause}")
-            self._engine = None
+            self._drop_engine()
             _release_memory()
             return TransitionCallbackReturn.FAILURE
         try:
@@ -238,7 +238,7 @@ class OmeganetNode(LifecycleNode):
                                         fixed_scale=cfg["fixed_scale"], window=cfg["scale_window"])
         except ValueError as exc:
             self.get_logger().error(f"configure failed: {exc}")
-            self._engine = None
+            self._drop_engine()
             _release_memory()
             return TransitionCallbackReturn.FAILURE
         from ..pipeline import ScenePipeline
@@ -251,14 +251,17 @@ class OmeganetNode(LifecycleNode):
                      "odometry of the camera frame")
             self._model_status = f"{self._model_status} (not configured: {cause})"
             self.get_logger().error(f"configure failed: {cause}")
-            self._engine = None
+            self._drop_engine()
             self._scale = None
             _release_memory()
             return TransitionCallbackReturn.FAILURE
         self._create_publishers(cfg)
         self._state_name = "inactive"
+        pending = getattr(self._engine, "backend_pending", None)
         self.get_logger().info(f"configured: {self._model_status}; device {self._engine.device}, "
-                               f"network {self._engine.size[0]}×{self._engine.size[1]}, {self._engine.precision}; "
+                               f"network {self._engine.size[0]}×{self._engine.size[1]}, {self._engine.precision}, "
+                               f"backend {getattr(self._engine, 'backend', 'torch')}"
+                               + (f" (until {pending} is exported)" if pending else "") + "; "
                                f"backends {compat.BACKENDS}")
         return TransitionCallbackReturn.SUCCESS
 
@@ -294,7 +297,7 @@ class OmeganetNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
         self._destroy_publishers()
-        self._engine = None
+        self._drop_engine()
         self._pipeline = None
         self._scale = None
         self._model_ok = False
@@ -306,7 +309,7 @@ class OmeganetNode(LifecycleNode):
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_processing()
         self._destroy_publishers()
-        self._engine = None
+        self._drop_engine()
         self._state_name = "finalized"
         _release_memory()
         return TransitionCallbackReturn.SUCCESS
@@ -315,7 +318,7 @@ class OmeganetNode(LifecycleNode):
         self.get_logger().error("lifecycle error: stopping processing and releasing the model")
         self._stop_processing()
         self._destroy_publishers()
-        self._engine = None
+        self._drop_engine()
         _release_memory()
         self._state_name = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
@@ -345,7 +348,9 @@ class OmeganetNode(LifecycleNode):
                 raise ModelParameterError(f"parameter 'backend' = {cfg['backend']!r} applies to ΩNet only; the "
                                           f"Moreau et al. model of {checkpoint.path} runs on torch")
         else:
-            options.update(compile=cfg["compile"], backend=cfg["backend"], motion_threshold=_motion_threshold(cfg),
+            options.update(compile=cfg["compile"], backend=cfg["backend"], graph_cache=cfg["graph_cache"] or None,
+                           background_export=cfg["backend_export"] == "background", backend_log=self._backend_event,
+                           motion_threshold=_motion_threshold(cfg),
                            dynamic_classes=None if cfg["motion_any_class"] else cfg["dynamic_classes"])
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
@@ -362,6 +367,20 @@ class OmeganetNode(LifecycleNode):
             self._model_status = f"loaded {kind} {engine.checkpoint_path}"
             self._model_ok = True
         return engine
+
+    def _drop_engine(self) -> None:
+        """Release the engine, stopping a background graph export first (its child process)."""
+        close = getattr(self._engine, "close", None)
+        if close is not None:
+            close()
+        self._engine = None
+
+    def _backend_event(self, level: int, message: str) -> None:
+        """The engine's background-export events (started, done, switched, failed) in the node's log."""
+        import logging
+
+        logger = self.get_logger()
+        (logger.error if level >= logging.ERROR else logger.warning if level >= logging.WARNING else logger.info)(message)
 
     def _image_qos(self, cfg: dict) -> QoSProfile:
         if cfg["image_qos"] == "reliable":
@@ -773,6 +792,9 @@ class OmeganetNode(LifecycleNode):
                 "device": str(engine.device) if engine is not None else "-",
                 "precision": self._config.get("precision", "-"),
                 "backend": getattr(engine, "backend", "torch") if engine is not None else "-",
+                # the backend whose graphs export in the background (parameter backend_export), and why one failed
+                "backend_exporting": getattr(engine, "backend_pending", None) or "-" if engine is not None else "-",
+                "backend_export_error": getattr(engine, "backend_error", None) or "-" if engine is not None else "-",
                 "input_rate_hz": f"{input_rate:.2f}",
                 "processed_rate_hz": f"{processed_rate:.2f}",
                 "frames_received": str(s.received),

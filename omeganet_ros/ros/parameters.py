@@ -45,6 +45,12 @@ PARAMETERS: tuple[Param, ...] = (
     Param("backend", DEFAULT_BACKEND, "Inference backend: auto (the fastest installed: openvino, else torch; torch on CUDA or "
           "with compile), torch, onnxruntime or openvino (graphs exported once per model, size and precision, "
           "cached in ~/.cache/omeganet_ros; ΩNet only)", choices=BACKEND_CHOICES),
+    Param("backend_export", "background", "When the backend (openvino, onnxruntime) has no exported graphs for this "
+          "model, size and precision yet: background (configure at once, run on torch while they export in a "
+          "background thread, ~25–50 s on 2 cores, then switch; both logged) or wait (configure waits for the "
+          "export). Export ahead with omeganet-export", choices=("background", "wait")),
+    Param("graph_cache", "", "Folder of the backends' exported graphs (empty: $OMEGANET_CACHE_DIR, else "
+          "~/.cache/omeganet_ros); omeganet-export --out writes one"),
     Param("compile", False, "torch.compile the networks (faster after a slow first frames; ΩNet only)"),
     Param("num_threads", 0, "PyTorch CPU threads (0: PyTorch's default)", range=(0, 256)),
     Param("network_width", 0, "Network input width in pixels (frames are resized to it); 0: the width the checkpoint "
