@@ -283,8 +283,12 @@ class SceneEngine:
         if self.backend != "torch":  # the same five callables, run by the backend's exported graphs
             graph_args = (self.backend, self.networks, self.size, self.precision,
                           num_threads or torch.get_num_threads(), graph_cache, graph_calibration)
-            cached, why = (backends.cached_graphs(*graph_args[:4], graph_cache, graph_calibration)
-                           if background_export else (True, ""))
+            cached, why = True, ""
+            if background_export:
+                try:
+                    cached, why = backends.cached_graphs(*graph_args[:4], graph_cache, graph_calibration)
+                except OSError as exc:  # an unreadable cache: the export (in the background) says what is wrong
+                    cached, why = False, f"cache not readable: {exc}"
             if not cached:
                 self._export_in_background(graph_args, why, requested=backend)
             else:

@@ -19,15 +19,17 @@ def colorize_depth(depth: np.ndarray) -> np.ndarray:
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
         raise ValueError(f"depth must be H×W, got shape {depth.shape}")
-    valid = np.isfinite(depth) & (depth > 0)
-    inverse = np.zeros_like(depth)
-    inverse[valid] = 1.0 / depth[valid]
+    valid = np.isfinite(depth)
+    valid &= depth > 0
+    inverse = np.divide(np.float32(1.0), depth, out=np.zeros_like(depth), where=valid)  # float32, in place below
     # Scaled to the nearest pixel, not a percentile: a depth clamped at the network's minimum must show as a
     # saturated patch, not vanish among merely near pixels.
-    top = float(inverse[valid].max()) if valid.any() else 1.0
-    scaled = np.clip(inverse / max(top, 1e-12) * 255.0, 0, 255).astype(np.uint8)
-    rgb = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
-    rgb[~valid] = 0
+    top = float(inverse.max()) if valid.any() else 1.0
+    inverse *= np.float32(255.0 / max(top, 1e-12))
+    np.minimum(inverse, np.float32(255.0), out=inverse)
+    rgb = cv2.cvtColor(cv2.applyColorMap(inverse.astype(np.uint8), cv2.COLORMAP_MAGMA), cv2.COLOR_BGR2RGB)
+    if not valid.all():
+        rgb[~valid] = 0
     return rgb
 
 
@@ -101,7 +103,8 @@ def colorize_flow(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
     magnitude += np.float32(0.5)
     index += np.minimum(magnitude, np.float32(_RADIUS_BINS + 1)).astype(np.int32)
     rgb = np.take(FLOW_COLOR_LUT, index, axis=0)
-    rgb[~valid] = 0
+    if not valid.all():
+        rgb[~valid] = 0
     return rgb
 
 
