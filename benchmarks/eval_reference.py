@@ -26,9 +26,15 @@ of the evaluated ground truth everywhere; motion, nothing moving. Ego-motion is
 also judged by the correlation of CamNet's yaw (rotation about the camera's y
 axis) and forward translation with the truth, which a constant output cannot fake.
 
+``--only pose`` runs CamNet alone on the triplets (no engine, no depth or flow; minutes instead of tens of
+minutes on a CPU): the pose block, plus CamNet's input sensitivity over every triplet — how often its yaw
+flips sign when the triplet is reversed (t+1, t, t−1), and its translation on the still triplet (t, t, t)
+relative to the moving one (a CamNet that reads one frame's appearance gives ~0 % and ~1.0).
+
 Examples::
 
     python benchmarks/eval_reference.py                                   # the packaged default checkpoint
+    python benchmarks/eval_reference.py --only pose --checkpoint runs/stage1b/last.pt   # ego-motion only
     python benchmarks/eval_reference.py --checkpoint random               # untrained networks, for comparison
     python benchmarks/eval_reference.py --checkpoint runs/stage2/last.pt --seeds 201 202 --frames 40
 
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -158,6 +165,68 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
     }
 
 
+@torch.no_grad()
+def evaluate_pose_only(checkpoint, seeds, frames: int, size: tuple[int, int], network_size) -> dict:
+    """The ``"pose"`` block of :func:`evaluate_checkpoint` from CamNet alone, plus its input sensitivity.
+
+    Each frame is resized as the engine does (:func:`~omeganet_ros.inference.frame_to_tensor`) and encoded once;
+    CamNet's motion t→t+1 of (t−1, t, t+1) is compared with the truth. ``"sensitivity"``: the fraction of
+    triplets whose yaw changes sign on the reversed triplet (t+1, t, t−1) (the truth's does), and the median over
+    triplets of |translation| on (t, t, t) / |translation| on (t−1, t, t+1) (the truth: 0).
+    """
+    from omeganet_ros import geometry
+    from omeganet_ros.checkpoint import build_networks_from_checkpoint, load_checkpoint
+    from omeganet_ros.inference import frame_to_tensor
+
+    path = checkpoint if checkpoint is not None else default_checkpoint_path()
+    if path == "random" or path is None:
+        raise ValueError("--only pose needs a checkpoint file")
+    ckpt = load_checkpoint(path)
+    camnet = build_networks_from_checkpoint(ckpt, ["camnet"])["camnet"].eval()
+    net_size = tuple(network_size) if network_size is not None else tuple(ckpt.input_size)
+    start = time.perf_counter()
+    ates, ates_trivial, all_pred, all_gt, flips, still_ratios = [], [], [], [], [], []
+    for seed in seeds:
+        sequence = list(iterate_frames(frames=frames, seed=seed, size=size))
+        images = [frame_to_tensor(f["image"], net_size) for f in sequence]
+        features = [camnet.encode(image) for image in images]
+        h, w = images[0].shape[-2:]
+        pred, gt = [], []
+        for t in range(1, len(sequence) - 1):
+            motion = camnet.decode(features[t - 1], features[t], features[t + 1], h, w)["motion"]
+            reversed_ = camnet.decode(features[t + 1], features[t], features[t - 1], h, w)["motion"]
+            still = camnet.decode(features[t], features[t], features[t], h, w)["motion"]
+            pred.append(geometry.pose_vec_to_mat(motion[:, 1])[0].double().numpy())
+            gt.append(motions_from_poses(np.stack([sequence[t]["pose"], sequence[t + 1]["pose"]]))[0])
+            flips.append(bool(np.sign(float(reversed_[0, 1, 4])) == -np.sign(float(motion[0, 1, 4]))))
+            still_ratios.append(float(still[0, 1, :3].norm() / (motion[0, 1, :3].norm() + 1e-12)))
+        pred, gt = np.array(pred), np.array(gt)
+        pose = evaluate_pose_snippets(pred, gt)
+        ates.append((pose["ate_mean"], pose["num_snippets"]))
+        constant = evaluate_pose_snippets(trivial.constant_velocity(gt), gt)
+        ates_trivial.append((constant["ate_mean"], constant["num_snippets"]))
+        all_pred.append(pred)
+        all_gt.append(gt)
+    weights = np.array([n for _, n in ates], np.float64)
+    return {
+        "checkpoint": str(path), "network_size": list(net_size), "frame_size": list(size), "seeds": list(seeds),
+        "frames_per_seed": frames, "only": "pose",
+        "camnet": {k: v for k, v in camnet.config().items() if k != "encoder_channels"},
+        "pose": {"ate_5frame_m": float(np.sum([a * n for a, n in ates]) / weights.sum()), "snippets": int(weights.sum()),
+                 **trivial.motion_correlations(np.concatenate(all_pred), np.concatenate(all_gt)),
+                 "trivial": {"answer": trivial.ANSWERS["pose"],
+                             "ate_5frame_m": float(np.sum([a * n for a, n in ates_trivial]) / weights.sum()),
+                             "yaw_correlation": None}},
+        "sensitivity": {"reversed_yaw_flips": float(np.mean(flips)),
+                        "still_translation_ratio_median": float(np.median(still_ratios)),
+                        "trivial": {"answer": "a CamNet that reads one frame's appearance",
+                                    "reversed_yaw_flips": 0.0, "still_translation_ratio_median": 1.0},
+                        "truth": {"reversed_yaw_flips": 1.0, "still_translation_ratio_median": 0.0}},
+        "seconds": round(time.perf_counter() - start, 1), "load_average": [round(v, 2) for v in os.getloadavg()],
+        "torch": torch.__version__, "machine": platform.machine(),
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default=None,
@@ -169,6 +238,8 @@ def main(argv=None) -> int:
                    help="network input WxH, or 'checkpoint' (the size the checkpoint was trained at; default)")
     p.add_argument("--estimate-intrinsics", action="store_true", help="use CamNet's K instead of the true K")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch")
+    p.add_argument("--only", choices=["pose"], default=None,
+                   help="pose: CamNet alone (ego-motion metrics and input sensitivity, no engine; much faster)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint
@@ -181,8 +252,11 @@ def main(argv=None) -> int:
     if args.frames < 3:
         print("--frames must be at least 3 (paper mode needs t−1, t, t+1)", file=sys.stderr)
         return 2
-    result = evaluate_checkpoint(checkpoint, args.seeds, args.frames, parse_size(args.size), network_size,
-                                 given_K=not args.estimate_intrinsics)
+    if args.only == "pose":
+        result = evaluate_pose_only(checkpoint, args.seeds, args.frames, parse_size(args.size), network_size)
+    else:
+        result = evaluate_checkpoint(checkpoint, args.seeds, args.frames, parse_size(args.size), network_size,
+                                     given_K=not args.estimate_intrinsics)
     print(json.dumps(result, indent=1))
     return 0
 

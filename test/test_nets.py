@@ -87,6 +87,30 @@ def test_camnet_motion_and_plausible_intrinsics(nets, width, height):
     assert (K[:, 0, 1] == 0).all() and (K[:, 1, 0] == 0).all()
 
 
+def test_reversal_symmetric_camnet_swaps_its_motions_exactly_on_a_reversed_triplet():
+    from omeganet_ros import geometry
+    from omeganet_ros.nets import CamNet
+
+    torch.manual_seed(3)
+    plain = CamNet().eval()
+    symmetric = CamNet(reversal_symmetric=True).eval()
+    symmetric.load_state_dict(plain.state_dict())  # the same weights: the option adds no parameter
+    prev, cur, nxt = frames(320, 96, batch=2)
+    with torch.no_grad():
+        out, rev = symmetric(prev, cur, nxt), symmetric(nxt, cur, prev)
+        raw, raw_rev = plain(prev, cur, nxt), plain(nxt, cur, prev)
+    # the authors' poses (t→t−1, t→t+1) of the reversed triplet are the forward one's, swapped
+    torch.testing.assert_close(rev["pose"], out["pose"].flip(1))
+    torch.testing.assert_close(out["pose"], 0.5 * (raw["pose"] + raw_rev["pose"].flip(1)))
+    torch.testing.assert_close(rev["K"], out["K"])
+    # our motions: reversed t→t+1 = inverse of forward t−1→t, so the rotation (yaw) changes sign
+    inverse = geometry.invert_rigid(geometry.pose_vec_to_mat(out["motion"][:, 0]))
+    torch.testing.assert_close(geometry.pose_vec_to_mat(rev["motion"][:, 1]), inverse, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(rev["motion"][:, 1, 3:], -out["motion"][:, 0, 3:], atol=1e-6)
+    # the authors' CamNet has no such property at random initialisation (what the test would catch)
+    assert not torch.allclose(raw_rev["pose"], raw["pose"].flip(1), atol=1e-6)
+
+
 @pytest.mark.parametrize("width,height", SIZES)
 def test_ofnet_shapes(nets, width, height):
     prev, cur, nxt = frames(width, height)

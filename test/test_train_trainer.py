@@ -330,3 +330,25 @@ def test_frozen_networks_and_batch_norm_on_running_statistics(sequence, tmp_path
     assert cont.nets["camnet"].training and not cont.nets["dsnet"].training  # also after validation
     with pytest.raises(ValueError, match="frozen_networks \\['ofnet'\\] are not trained by stage 1"):
         Trainer(config(frozen_networks=["ofnet"]), [f"sequence:{sequence}"], tmp_path / "bad", progress=False).train(1)
+
+
+def test_config_network_arguments_apply_to_an_init_checkpoint_and_the_still_triplet_loss(sequence, tmp_path):
+    # stage 1b of the recipe: a CamNet trained without reversal symmetry continues with it, same weights
+    run(sequence, tmp_path / "s1", 1)
+    before = load_checkpoint(tmp_path / "s1" / "last.pt")
+    assert before.architecture["camnet"]["kwargs"]["reversal_symmetric"] is False
+    cont = run(sequence, tmp_path / "sym", 2, init=str(tmp_path / "s1" / "last.pt"), frozen_networks=["dsnet"],
+               batch_norm_frozen=["camnet"], networks={"camnet": {"reversal_symmetric": True}},
+               loss={"still_triplet_weight": 1.0, "pose_consistency_weight": 1.0})
+    assert cont.nets["camnet"].reversal_symmetric
+    saved = load_checkpoint(tmp_path / "sym" / "last.pt")
+    assert saved.architecture["camnet"]["kwargs"]["reversal_symmetric"] is True
+    with open(tmp_path / "sym" / "log.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("still_motion")]
+    assert rows and all(float(row["still_motion"]) > 0 and float(row["pose_acceleration"]) > 0 for row in rows)
+    with open(tmp_path / "s1" / "log.csv") as f:
+        fields = csv.DictReader(f).fieldnames or []
+    assert "still_motion" not in fields and "pose_acceleration" not in fields  # off by default
+    with pytest.raises(ValueError, match="networks.camnet .* cannot be applied"):
+        run(sequence, tmp_path / "bad", 1, init=str(tmp_path / "s1" / "last.pt"),
+            networks={"camnet": {"encoder_channels": [8, 16, 24, 32, 48]}})

@@ -28,13 +28,23 @@ class CamNet(ConfiguredNet):
 
     Any H, W ≥ 64 (below 128 the 1×1 map before ``pred`` is replicate-padded, see
     :func:`~.layers.reflect_pad`). ≈ 2.66 M parameters.
+
+    ``reversal_symmetric`` (our choice, not the authors'; default off, the authors' network): the pose head
+    also reads the reversed triplet (t+1, t, t−1), whose two pose vectors are the same transforms in the other
+    order (both of the authors' poses map the target t into a source), and the two answers are averaged:
+    ``pose = ½ (head(p, c, n) + swap(head(n, c, p)))``, ``K`` the mean of both. Reversing the input then swaps
+    the poses exactly, and a head that reads one frame's appearance can only give t→t−1 = t→t+1, which real
+    motion (t→t−1 ≈ the inverse of t→t+1) contradicts: the motion has to come from the frames' differences.
+    The weights are unchanged (the same head runs on both orders, one batched pass; the encoder runs once per
+    frame). Measured on the synthetic world (issue 13): see the README and the model card.
     """
 
     pose_level = 3  # encoder index of the 1/16 features (the authors' index 4)
 
-    def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256)):
-        super().__init__(encoder_channels=[int(c) for c in encoder_channels])
+    def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256), reversal_symmetric: bool = False):
+        super().__init__(encoder_channels=[int(c) for c in encoder_channels], reversal_symmetric=bool(reversal_symmetric))
         self.encoder_channels = tuple(encoder_channels)
+        self.reversal_symmetric = bool(reversal_symmetric)
         self.encoder = PyramidEncoder(encoder_channels)
         self.pose_convs = nn.Sequential(
             ConvBNReLU(3 * encoder_channels[self.pose_level], 128), ConvBNReLU(128, 128, stride=2),
@@ -60,8 +70,15 @@ class CamNet(ConfiguredNet):
         outputs ``"pose"`` B×2×6 (t→t−1, t→t+1, Euler) and ``"intrinsics"`` (= ``"K"``).
         """
         level = self.pose_level
-        bottleneck = self.pose_convs(torch.cat([prev[level], cur[level], next[level]], dim=1))
+        stacked = torch.cat([prev[level], cur[level], next[level]], dim=1)
+        if self.reversal_symmetric:  # the reversed triplet (t+1, t, t−1) in the same pass, as more samples
+            stacked = torch.cat([stacked, torch.cat([next[level], cur[level], prev[level]], dim=1)])
+        bottleneck = self.pose_convs(stacked)
         pose = POSE_SCALING * self.pose_pred(bottleneck).float().mean(dim=(2, 3)).reshape(-1, 2, 6)
+        if self.reversal_symmetric:
+            batch = prev[level].shape[0]
+            # the reversed triplet's pose 0 is t→t+1 and its pose 1 is t→t−1: swapped, they estimate ours
+            pose = 0.5 * (pose[:batch] + pose[batch:].flip(1))
         # The authors' pose 0 maps t into t−1: our camera motion t−1→t; pose 1 maps t into t+1: the
         # inverse of our t→t+1.
         transforms = geometry.euler_pose_vec_to_mat(pose)
@@ -75,6 +92,8 @@ class CamNet(ConfiguredNet):
         one = torch.ones_like(zero)
         K = torch.stack([foci[:, 0], zero, offsets[:, 0], zero, foci[:, 1], offsets[:, 1], zero, zero, one],
                         dim=1).reshape(-1, 3, 3)
+        if self.reversal_symmetric:
+            K = 0.5 * (K[:batch] + K[batch:])
         return {"motion": geometry.mat_to_pose_vec(motions), "K": K, "pose": pose, "intrinsics": K}
 
     def forward(self, prev: torch.Tensor, cur: torch.Tensor, next: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -115,6 +115,21 @@ class DepthPoseStage(Stage):
         task_losses = {"depth": depth["loss"]}
         logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
                 "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].detach().mean())}
+        consistency_weight = float(cfg.get("pose_consistency_weight", 0.0))
+        if consistency_weight > 0:
+            # t−1→t and t→t+1 agree (fw ∘ bw ≈ identity): the per-pixel minimum over the two sources lets one
+            # pose be wrong where the other explains the pixel, which left an appearance-only CamNet a way out
+            acceleration = (cam["motion"][:, 1] - cam["motion"][:, 0]).abs().mean()
+            task_losses["depth"] = task_losses["depth"] + consistency_weight * acceleration
+            logs["pose_acceleration"] = float(acceleration.detach())
+        still_weight = float(cfg.get("still_triplet_weight", 0.0))
+        if still_weight > 0:
+            # the still triplet (t, t, t) has zero camera motion: L1 of CamNet's 2×6 pose vectors towards 0
+            with autocast():
+                still = nets["camnet"](batch["cur_aug"], batch["cur_aug"], batch["cur_aug"])
+            still_motion = _float(still)["motion"].abs().mean()
+            task_losses["depth"] = task_losses["depth"] + still_weight * still_motion
+            logs["still_motion"] = float(still_motion.detach())
         if "semantic" in tasks:
             task_losses["semantic"] = losses.semantic_loss(ds["semantic"], batch["labels"])
         return task_losses, logs

@@ -72,7 +72,10 @@ DEFAULT_CONFIG: dict = {
              # flow stages: census | ssim_l1; one weight per OFNet output (full resolution, then levels), None:
              # the levels averaged; stage 3: fixed factors on its two terms before the weighting
              "photometric": "ssim_l1", "compile_census": True, "flow_level_weights": None,
-             "distillation_weight": 1.0, "photometric_weight": 1.0},
+             "distillation_weight": 1.0, "photometric_weight": 1.0,
+             # stage 1: weight of an L1 pulling CamNet's motion on the still triplet (t, t, t) to zero, and of an
+             # L1 between its motions t−1→t and t→t+1 (constant velocity: fw ∘ bw ≈ identity); 0: off
+             "still_triplet_weight": 0.0, "pose_consistency_weight": 0.0},
     "moreau": {"tasks": ["depth", "instance"]},  # architecture moreau: [depth] = ST, [depth, instance] = MT
     "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
     "student_init": "teacher",  # stage 3: teacher | scratch
@@ -398,11 +401,28 @@ class Trainer:
             if name == "teacher" or (only is not None and name not in only):
                 continue  # the teacher is kept in extra["teacher_ofnet"], below
             if name in ckpt.state_dicts:
-                self.nets[name] = build_networks_from_checkpoint(ckpt, [name])[name].to(self.device)
+                net = build_networks_from_checkpoint(ckpt, [name])[name]
+                self.nets[name] = self._with_configured_arguments(name, net, where).to(self.device)
             elif strict_names:
                 raise ValueError(f"{where}: no weights for network {name!r} needed to resume")
         if "teacher" in self.nets and "teacher_ofnet" in ckpt.extra:
             load_state_checked(self.nets["teacher"], ckpt.extra["teacher_ofnet"], where=f"{where}, teacher OFNet")
+
+    def _with_configured_arguments(self, name: str, net: nn.Module, where: str) -> nn.Module:
+        """``net`` (from a checkpoint) rebuilt with the constructor arguments the config's ``networks.<name>`` names
+        over the checkpoint's record, its weights kept: e.g. ``networks: {camnet: {reversal_symmetric: true}}``
+        fine-tunes a CamNet trained without it. Arguments that change the weights' shapes are an error."""
+        wanted = dict(self.config["networks"].get(name) or {})
+        record = net.config() if hasattr(net, "config") else {}
+        if not wanted or all(record.get(k) == v for k, v in wanted.items()):
+            return net
+        try:
+            rebuilt = type(net)(**{**record, **wanted})
+            rebuilt.load_state_dict(net.state_dict(), strict=True)
+        except (TypeError, RuntimeError) as exc:
+            raise ValueError(f"{where}: config networks.{name} {wanted} cannot be applied to its {type(net).__name__} "
+                             f"(built with {record}): {exc}") from exc
+        return rebuilt.train(net.training)
 
     def _load_trainer_state(self, ckpt) -> None:
         state = ckpt.extra.get("trainer")
