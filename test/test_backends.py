@@ -74,6 +74,22 @@ def test_odd_pyramid_sizes_export_with_pytorch_shapes(tmp_path):
     assert max(v for d in graphs.entry.manifest["max_abs_diff"].values() for v in d.values()) < 1e-3
 
 
+@_needs("onnxruntime")
+def test_a_reversal_symmetric_camnet_exports_and_matches_pytorch(tmp_path):
+    """CamNet(reversal_symmetric=True) runs its pose head on both orders in one batch: the decoder graph keeps it."""
+    from omeganet_ros.nets import CamNet, build_networks
+
+    torch.manual_seed(0)
+    networks = build_networks()
+    networks["camnet"] = CamNet(reversal_symmetric=True).eval()
+    graphs = backends.open_graphs("onnxruntime", networks, (128, 64), "fp32", 1, tmp_path)
+    assert max(graphs.entry.manifest["max_abs_diff"]["cam_decoder"].values()) < 1e-4
+    # the same weights without the option are another graph: the cache tells them apart
+    plain = dict(networks, camnet=CamNet().eval())
+    plain["camnet"].load_state_dict(networks["camnet"].state_dict())
+    assert backends.cache.weights_hash(plain) != backends.cache.weights_hash(networks)
+
+
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=_needs(b)) for b in ("onnxruntime", "openvino")])
 def test_backend_outputs_match_pytorch_fp32(backend, cache_dir):
     reference = _engine("torch", None)

@@ -48,11 +48,15 @@ def cache_root() -> Path:
 
 
 def weights_hash(networks: dict[str, nn.Module]) -> str:
-    """SHA-256 of the networks' classes, parameter and buffer names, shapes, dtypes and values (hex)."""
+    """SHA-256 of the networks' classes, architecture records (``config()``: arguments such as CamNet's
+    ``reversal_symmetric`` change the graph, not the weights), parameter and buffer names, shapes, dtypes and
+    values (hex)."""
     digest = hashlib.sha256()
     for name in sorted(networks):
         net = networks[name]
         digest.update(f"{name}:{type(net).__module__}.{type(net).__qualname__}\n".encode())
+        if hasattr(net, "config"):
+            digest.update(json.dumps(net.config(), sort_keys=True).encode())
         for key, tensor in sorted(net.state_dict().items()):
             t = tensor.detach().cpu().contiguous().reshape(-1)
             digest.update(f"{key}:{tuple(t.shape)}:{t.dtype}\n".encode())
