@@ -69,6 +69,13 @@ def test_minimum_over_sources_picks_the_source_that_explains_each_pixel():
     both, _ = losses.reprojection_loss(target, [source, source], [bad, good], automask=False)
     bad_only, _ = losses.reprojection_loss(target, [source], [bad], automask=False)
     assert both < 0.3 * bad_only
+    # mean over the sources (monodepth2's --avg_reprojection): the wrong source's warp counts too
+    good_only, _ = losses.reprojection_loss(target, [source], [good], automask=False)
+    mean, _ = losses.reprojection_loss(target, [source, source], [bad, good], automask=False, source_reduction="mean")
+    torch.testing.assert_close(mean, 0.5 * (bad_only + good_only))
+    assert mean > 1.5 * both
+    with pytest.raises(ValueError, match="source_reduction must be 'min' or 'mean'"):
+        losses.reprojection_loss(target, [source], [good], source_reduction="median")
 
 
 def test_automask_selects_static_pixels():

@@ -197,17 +197,24 @@ def depth_flow(depth: torch.Tensor, K: torch.Tensor, motion_to_source: torch.Ten
 
 
 def reprojection_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flows: Sequence[torch.Tensor],
-                      automask: bool = True, alpha: float = SSIM_WEIGHT) -> tuple[torch.Tensor, torch.Tensor]:
+                      automask: bool = True, alpha: float = SSIM_WEIGHT,
+                      source_reduction: str = "min") -> tuple[torch.Tensor, torch.Tensor]:
     """Monodepth2's photometric loss for one scale.
 
     ``target`` B×3×H×W; ``sources`` the source images; ``flows`` target→source
-    flows (rigid or optical) B×2×H×W, one per source. Returns (scalar loss,
+    flows (rigid or optical) B×2×H×W, one per source. ``source_reduction``: ``min`` (monodepth2's per-pixel
+    minimum over the sources) or ``mean`` (its ``--avg_reprojection``: every source's warp counts, so every
+    source's pose must explain the pixel). Returns (scalar loss,
     B×1×H×W mask of pixels the loss kept: 1 where a warped source beat the
     unwarped ones, i.e. the pixel was not auto-masked).
     """
     if len(sources) != len(flows) or not sources:
         raise ValueError(f"need one flow per source, got {len(sources)} sources and {len(flows)} flows")
+    if source_reduction not in ("min", "mean"):
+        raise ValueError(f"source_reduction must be 'min' or 'mean', got {source_reduction!r}")
     reprojection = torch.cat([photometric_error(warp(s, f), target, alpha) for s, f in zip(sources, flows)], 1)
+    if source_reduction == "mean":
+        reprojection = reprojection.mean(1, keepdim=True)
     if not automask:
         return reprojection.min(1)[0].mean(), torch.ones_like(reprojection[:, :1])
     identity = torch.cat([photometric_error(s, target, alpha) for s in sources], 1)
@@ -250,7 +257,7 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
                     K: torch.Tensor, motions_to_source: Sequence[torch.Tensor], *, automask: bool = True,
                     smoothness_weight: float = DISP_SMOOTHNESS_WEIGHT,
                     min_depth: float = 0.1, max_depth: float = 100.0,
-                    to_depth=None) -> dict[str, torch.Tensor]:
+                    to_depth=None, source_reduction: str = "min") -> dict[str, torch.Tensor]:
     """Stage-1 loss over all scales (monodepth2): returns ``loss`` and its parts.
 
     ``disps`` finest first, any resolution each: every one is upsampled to
@@ -260,7 +267,7 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
     camera motion target→source. Returned: ``loss``, ``photometric``,
     ``smoothness`` (scalars, averaged over scales) and ``automask``
     (B×1×H×W, finest scale). ``to_depth``: the DSNet's disparity → depth (``nets.depth_from_disp``);
-    None: monodepth2's mapping into [``min_depth``, ``max_depth``].
+    None: monodepth2's mapping into [``min_depth``, ``max_depth``]. ``source_reduction``: see :func:`reprojection_loss`.
     """
     h, w = target.shape[-2:]
     photometric = target.new_zeros(())
@@ -271,7 +278,8 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
         depth = (geometry.disp_to_depth(disp_full, min_depth, max_depth) if to_depth is None
                  else to_depth(disp_full))
         flows = [depth_flow(depth, K, m) for m in motions_to_source]
-        scale_loss, scale_kept = reprojection_loss(target, sources, flows, automask=automask)
+        scale_loss, scale_kept = reprojection_loss(target, sources, flows, automask=automask,
+                                                   source_reduction=source_reduction)
         photometric = photometric + scale_loss
         smoothness = smoothness + smoothness_weight / (2 ** scale) * disparity_smoothness(disp, target)
         if kept is None:

@@ -111,7 +111,8 @@ class DepthPoseStage(Stage):
         depth = losses.depth_pose_loss(batch["cur"], [batch["prev"], batch["next"]], ds["disp"][:scales], K,
                                        [to_prev, to_next], automask=bool(cfg.get("automask", True)),
                                        smoothness_weight=float(cfg.get("disp_smoothness", losses.DISP_SMOOTHNESS_WEIGHT)),
-                                       to_depth=lambda disp: depth_from_disp(nets["dsnet"], disp))
+                                       to_depth=lambda disp: depth_from_disp(nets["dsnet"], disp),
+                                       source_reduction=str(cfg.get("source_reduction", "min")))
         task_losses = {"depth": depth["loss"]}
         logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
                 "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].detach().mean())}

@@ -75,7 +75,9 @@ DEFAULT_CONFIG: dict = {
              "distillation_weight": 1.0, "photometric_weight": 1.0,
              # stage 1: weight of an L1 pulling CamNet's motion on the still triplet (t, t, t) to zero, and of an
              # L1 between its motions t−1→t and t→t+1 (constant velocity: fw ∘ bw ≈ identity); 0: off
-             "still_triplet_weight": 0.0, "pose_consistency_weight": 0.0},
+             "still_triplet_weight": 0.0, "pose_consistency_weight": 0.0,
+             # stage 1: min | mean over the two sources per pixel (monodepth2's default | its --avg_reprojection)
+             "source_reduction": "min"},
     "moreau": {"tasks": ["depth", "instance"]},  # architecture moreau: [depth] = ST, [depth, instance] = MT
     "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
     "student_init": "teacher",  # stage 3: teacher | scratch
