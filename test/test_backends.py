@@ -272,7 +272,8 @@ def test_node_runs_the_backend_it_is_given(tmp_path, rclpy_available):
 
     from omeganet_ros.msg import SceneUnderstanding
 
-    with h.NodeProcess({"backend": "onnxruntime"}, env={"OMEGANET_CACHE_DIR": str(tmp_path)}) as node, \
+    # backend_export wait: configure exports first (the background default: test_background_export.py)
+    with h.NodeProcess({"backend": "onnxruntime", "backend_export": "wait"}, env={"OMEGANET_CACHE_DIR": str(tmp_path)}) as node, \
             h.RosClient() as client:
         client.collect(DiagnosticArray, "/diagnostics")
         diagnostics = lambda: client.latest_diagnostics(node.name) or {}  # noqa: E731
