@@ -167,3 +167,21 @@ def test_node_answers_on_torch_while_its_backend_exports_then_switches(tmp_path,
         assert before > 0  # answered throughout
         assert client.spin_until(lambda: publish_and_check() and len(scenes) > before, 60, node)
         assert list(tmp_path.glob("graphs/onnxruntime-fp32-192x64-*/manifest.json"))  # exported into graph_cache
+
+
+def test_a_child_that_cannot_start_is_reported_not_waited_for(tmp_path):
+    """From a ``__main__`` the spawned child cannot import (here: stdin), it dies while starting: the parent must
+    report that, not block writing the networks into the child's start-up pipe (it did, forever)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from omeganet_ros import backends\n"
+        "from omeganet_ros.nets import build_networks\n"
+        "try:\n"
+        f"    backends.export_in_subprocess('onnxruntime', build_networks(), (128, 64), 'fp32', 1, {str(tmp_path)!r})\n"
+        "except backends.BackendError as exc:\n"
+        "    print('REPORTED', exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=180)
+    assert "REPORTED" in done.stdout and "without a word" in done.stdout, done.stdout + done.stderr[-2000:]

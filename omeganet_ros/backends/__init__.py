@@ -17,6 +17,8 @@ import hashlib
 import importlib
 import logging
 import multiprocessing
+import pickle
+import tempfile
 import threading
 from pathlib import Path
 
@@ -225,10 +227,12 @@ def open_graphs(backend: str, networks: dict, size: tuple[int, int], precision: 
     return BackendNetworks(backend, sessions, entry, precision, threads)
 
 
-def _export_worker(graph_args: tuple, conn) -> None:
-    """The child process of :func:`export_in_subprocess`: :func:`open_graphs` (export, check, write the cache),
-    then None or the error's text through ``conn``."""
+def _export_worker(args_file: str, conn) -> None:
+    """The child process of :func:`export_in_subprocess`: :func:`open_graphs` on the arguments pickled in
+    ``args_file`` (export, check, write the cache), then None or the error's text through ``conn``."""
     try:
+        with open(args_file, "rb") as f:
+            graph_args = pickle.load(f)  # written by the parent a moment ago, in its private temporary folder
         torch.set_num_threads(max(1, int(graph_args[4])))
         open_graphs(*graph_args)
     except BaseException as exc:  # noqa: BLE001 — whatever went wrong goes back to the parent as text
@@ -249,21 +253,33 @@ def export_in_subprocess(backend: str, networks: dict, size: tuple[int, int], pr
     it — and :class:`BackendError` raised). An export that fails raises :class:`BackendError` with the child's error.
     """
     ctx = multiprocessing.get_context("spawn")  # not fork: the caller has threads (ROS executors, OpenMP)
-    receive, send = ctx.Pipe(duplex=False)
     args = (backend, networks, size, precision, threads, None if cache_dir is None else str(cache_dir), calibration)
-    process = ctx.Process(target=_export_worker, args=(args, send), name=f"omeganet_export_{backend}", daemon=True)
-    process.start()
-    send.close()
-    try:
-        while process.is_alive():
-            process.join(0.2)
-            if stop is not None and stop.is_set():
-                process.terminate()
-                process.join(10)
-                raise BackendError(f"backend {backend!r}: the export was stopped")
-        error = receive.recv() if receive.poll() else f"the export process ended with exit code {process.exitcode}"
-    finally:
-        receive.close()
+    with tempfile.TemporaryDirectory(prefix="omeganet_export_") as folder:
+        # The networks go through a file, not the process's start-up pipe: a child that dies while starting (a
+        # __main__ it cannot import) would leave the parent blocked forever writing megabytes into that pipe.
+        args_file = Path(folder) / "args.pickle"
+        with open(args_file, "wb") as f:
+            pickle.dump(args, f, protocol=pickle.HIGHEST_PROTOCOL)
+        receive, send = ctx.Pipe(duplex=False)
+        process = ctx.Process(target=_export_worker, args=(str(args_file), send), name=f"omeganet_export_{backend}",
+                              daemon=True)
+        process.start()
+        send.close()
+        try:
+            while process.is_alive():
+                process.join(0.2)
+                if stop is not None and stop.is_set():
+                    process.terminate()
+                    process.join(10)
+                    raise BackendError(f"backend {backend!r}: the export was stopped")
+            error = f"the export process ended with exit code {process.exitcode} without a word"
+            if receive.poll():
+                try:
+                    error = receive.recv()
+                except EOFError:  # it died before answering
+                    pass
+        finally:
+            receive.close()
     if error:
         raise BackendError(f"backend {backend!r}: the export failed: {error}")
 
