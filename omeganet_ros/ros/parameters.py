@@ -47,7 +47,7 @@ PARAMETERS: tuple[Param, ...] = (
           "cached in ~/.cache/omeganet_ros; ΩNet only)", choices=BACKEND_CHOICES),
     Param("backend_export", "background", "When the backend (openvino, onnxruntime) has no exported graphs for this "
           "model, size and precision yet: background (configure at once, run on torch while they export in a "
-          "background thread, ~25–50 s on 2 cores, then switch; both logged) or wait (configure waits for the "
+          "child process, ~25–50 s on 2 cores, then switch; both logged) or wait (configure waits for the "
           "export). Export ahead with omeganet-export", choices=("background", "wait")),
     Param("graph_cache", "", "Folder of the backends' exported graphs (empty: $OMEGANET_CACHE_DIR, else "
           "~/.cache/omeganet_ros); omeganet-export --out writes one"),
