@@ -76,12 +76,13 @@ def test_odd_pyramid_sizes_export_with_pytorch_shapes(tmp_path):
 
 @_needs("onnxruntime")
 def test_a_reversal_symmetric_camnet_exports_and_matches_pytorch(tmp_path):
-    """CamNet(reversal_symmetric=True) runs its pose head on both orders in one batch: the decoder graph keeps it."""
+    """CamNet(reversal_symmetric=True, still_subtracted=True) runs its pose head on three orders in one batch: the
+    decoder graph keeps them."""
     from omeganet_ros.nets import CamNet, build_networks
 
     torch.manual_seed(0)
     networks = build_networks()
-    networks["camnet"] = CamNet(reversal_symmetric=True).eval()
+    networks["camnet"] = CamNet(reversal_symmetric=True, still_subtracted=True).eval()
     graphs = backends.open_graphs("onnxruntime", networks, (128, 64), "fp32", 1, tmp_path)
     assert max(graphs.entry.manifest["max_abs_diff"]["cam_decoder"].values()) < 1e-4
     # the same weights without the option are another graph: the cache tells them apart

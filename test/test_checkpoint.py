@@ -173,7 +173,7 @@ def test_non_finite_weights_are_refused(tmp_path, dsnet):
 SMALL = (8, 16, 24, 32, 48)  # encoder channels other than the default (16, 32, 64, 128, 256)
 NON_DEFAULT_NETWORKS = [
     ("DSNet", {"num_classes": 5, "encoder_channels": SMALL}),
-    ("CamNet", {"encoder_channels": SMALL, "reversal_symmetric": True}),
+    ("CamNet", {"encoder_channels": SMALL, "reversal_symmetric": True, "still_subtracted": True}),
     ("OFNet", {"channels": (8, 16, 24, 32, 48, 64)}),
     ("LegacyDSNet", {"num_classes": 4, "encoder_channels": SMALL}),
     ("LegacyCamNet", {"encoder_channels": SMALL, "pose_negative_slope": 0.2}),

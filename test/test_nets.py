@@ -111,6 +111,28 @@ def test_reversal_symmetric_camnet_swaps_its_motions_exactly_on_a_reversed_tripl
     assert not torch.allclose(raw_rev["pose"], raw["pose"].flip(1), atol=1e-6)
 
 
+def test_still_subtracted_camnet_gives_zero_on_a_still_triplet_and_cancels_appearance():
+    from omeganet_ros.nets import CamNet
+
+    torch.manual_seed(4)
+    plain = CamNet().eval()
+    prev, cur, nxt = frames(320, 96, batch=2)
+    for symmetric in (False, True):
+        net = CamNet(reversal_symmetric=symmetric, still_subtracted=True).eval()
+        net.load_state_dict(plain.state_dict())
+        with torch.no_grad():
+            still = net(cur, cur, cur)
+            moving = net(prev, cur, nxt)
+            reference = CamNet(reversal_symmetric=symmetric).eval()
+            reference.load_state_dict(plain.state_dict())
+            expected = reference(prev, cur, nxt)["pose"] - reference(cur, cur, cur)["pose"]
+            plain_still = plain(cur, cur, cur)
+        assert torch.equal(still["motion"], torch.zeros_like(still["motion"]))
+        torch.testing.assert_close(moving["pose"], expected)
+        torch.testing.assert_close(moving["K"], reference(prev, cur, nxt)["K"])
+    assert plain_still["motion"].abs().max() > 1e-5  # the authors' CamNet moves on a still triplet
+
+
 @pytest.mark.parametrize("width,height", SIZES)
 def test_ofnet_shapes(nets, width, height):
     prev, cur, nxt = frames(width, height)

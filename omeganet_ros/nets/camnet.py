@@ -37,14 +37,21 @@ class CamNet(ConfiguredNet):
     motion (t→t−1 ≈ the inverse of t→t+1) contradicts: the motion has to come from the frames' differences.
     The weights are unchanged (the same head runs on both orders, one batched pass; the encoder runs once per
     frame). Measured on the synthetic world (issue 13): see the README and the model card.
+
+    ``still_subtracted`` (our choice, default off): the head's answer on the still triplet (t, t, t) is subtracted
+    (symmetrised too when ``reversal_symmetric``), so the still triplet gives exactly zero motion and any part of
+    the answer that depends on frame t's appearance alone cancels. One more head pass, batched.
     """
 
     pose_level = 3  # encoder index of the 1/16 features (the authors' index 4)
 
-    def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256), reversal_symmetric: bool = False):
-        super().__init__(encoder_channels=[int(c) for c in encoder_channels], reversal_symmetric=bool(reversal_symmetric))
+    def __init__(self, encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 256), reversal_symmetric: bool = False,
+                 still_subtracted: bool = False):
+        super().__init__(encoder_channels=[int(c) for c in encoder_channels], reversal_symmetric=bool(reversal_symmetric),
+                         still_subtracted=bool(still_subtracted))
         self.encoder_channels = tuple(encoder_channels)
         self.reversal_symmetric = bool(reversal_symmetric)
+        self.still_subtracted = bool(still_subtracted)
         self.encoder = PyramidEncoder(encoder_channels)
         self.pose_convs = nn.Sequential(
             ConvBNReLU(3 * encoder_channels[self.pose_level], 128), ConvBNReLU(128, 128, stride=2),
@@ -70,15 +77,23 @@ class CamNet(ConfiguredNet):
         outputs ``"pose"`` B×2×6 (t→t−1, t→t+1, Euler) and ``"intrinsics"`` (= ``"K"``).
         """
         level = self.pose_level
-        stacked = torch.cat([prev[level], cur[level], next[level]], dim=1)
+        batch = prev[level].shape[0]
+        orders = [(prev, cur, next)]
         if self.reversal_symmetric:  # the reversed triplet (t+1, t, t−1) in the same pass, as more samples
-            stacked = torch.cat([stacked, torch.cat([next[level], cur[level], prev[level]], dim=1)])
+            orders.append((next, cur, prev))
+        if self.still_subtracted:
+            orders.append((cur, cur, cur))
+        stacked = torch.cat([torch.cat([a[level], b[level], c[level]], dim=1) for a, b, c in orders])
         bottleneck = self.pose_convs(stacked)
-        pose = POSE_SCALING * self.pose_pred(bottleneck).float().mean(dim=(2, 3)).reshape(-1, 2, 6)
+        poses = (POSE_SCALING * self.pose_pred(bottleneck).float().mean(dim=(2, 3)).reshape(-1, 2, 6)).split(batch)
+        pose = poses[0]
         if self.reversal_symmetric:
-            batch = prev[level].shape[0]
             # the reversed triplet's pose 0 is t→t+1 and its pose 1 is t→t−1: swapped, they estimate ours
-            pose = 0.5 * (pose[:batch] + pose[batch:].flip(1))
+            pose = 0.5 * (pose + poses[1].flip(1))
+        if self.still_subtracted:
+            still = poses[-1]
+            pose = pose - (0.5 * (still + still.flip(1)) if self.reversal_symmetric else still)
+        bottleneck = bottleneck[:batch * (2 if self.reversal_symmetric else 1)]
         # The authors' pose 0 maps t into t−1: our camera motion t−1→t; pose 1 maps t into t+1: the
         # inverse of our t→t+1.
         transforms = geometry.euler_pose_vec_to_mat(pose)
