@@ -60,6 +60,43 @@ def test_depth_pose_view_synthesis_is_exact_for_a_plane_with_the_right_depth():
     assert right["smoothness"] == 0
 
 
+def test_depth_loss_at_level_resolution_reaches_displacements_that_full_resolution_misses():
+    """``resolution="level"``: each disparity scale against the images area-downsampled to it (K scaled). With the right
+    depths and a translation at a fifth of the true one (flow 1.6 px where the truth is 8), the gradient must pull the
+    translation toward the truth; at full resolution (monodepth2's "input") the warp's reach is about one pixel."""
+    h, w, shift = 64, 96, 8
+    K = torch.tensor([[[50.0, 0, (w - 1) / 2], [0, 50.0, (h - 1) / 2], [0, 0, 1]]])
+    disps = [torch.full((1, 1, h // 2 ** s, w // 2 ** s), (0.1 - 0.01) / 9.99) for s in range(4)]  # depth 10
+    true_tx = -shift * 10.0 / 50.0
+
+    def pulled_toward_truth(resolution: str) -> int:
+        count = 0
+        for seed in range(10):
+            g = torch.Generator().manual_seed(seed)
+            big = torch.nn.functional.interpolate(torch.rand(1, 3, h // 2, (w + shift) // 2, generator=g),
+                                                  size=(h, w + shift), mode="bilinear", align_corners=False)
+            target, source = big[..., shift:shift + w], big[..., :w]
+            tx = torch.tensor(0.2 * true_tx, requires_grad=True)
+            motion = geometry.pose_vec_to_mat(torch.stack([tx, *torch.zeros(5)])[None])
+            loss = losses.depth_pose_loss(target, [source], disps, K, [motion], automask=False, smoothness_weight=0,
+                                          resolution=resolution)["loss"]
+            grad, = torch.autograd.grad(loss, tx)
+            count += float(grad) > 0  # a step toward the truth (tx more negative) lowers the loss
+        return count
+
+    assert pulled_toward_truth("level") == 10 and pulled_toward_truth("input") <= 5  # measured: 10 and 3
+    # One full-resolution scale is the same either way; an unknown resolution is refused.
+    target, source = shifted_pair()
+    K = torch.tensor([[[50.0, 0, (W - 1) / 2], [0, 50.0, (H - 1) / 2], [0, 0, 1]]])
+    motion = geometry.pose_vec_to_mat(torch.tensor([[-0.5, 0, 0, 0, 0, 0]]))
+    disp = torch.rand(1, 1, H, W)
+    a, b = (losses.depth_pose_loss(target, [source], [disp], K, [motion], automask=False, resolution=r)["loss"]
+            for r in ("input", "level"))
+    assert torch.allclose(a, b)
+    with pytest.raises(ValueError, match="resolution"):
+        losses.depth_pose_loss(target, [source], [disp], K, [motion], resolution="scale")
+
+
 def test_minimum_over_sources_picks_the_source_that_explains_each_pixel():
     target, source = shifted_pair()
     good = torch.zeros(1, 2, H, W)

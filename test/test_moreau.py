@@ -37,12 +37,52 @@ def test_moreau_net_outputs_and_the_st_variant_has_no_instance_branch():
     assert [tuple(d.shape) for d in out["disp"]] == [(2, 1, 70, 100), (2, 1, 35, 50), (2, 1, 18, 25), (2, 1, 9, 13)]
     assert out["instance_offset"].shape == (2, 2, 70, 100) and out["thing_logit"].shape == (2, 1, 70, 100)
     depth = net.depth_from_disp(out["disp_full"])
-    assert float(depth.min()) >= 0.1 and float(depth.max()) <= 100.0
+    assert torch.allclose((1 / depth).mean((2, 3)), torch.ones(2, 1), atol=1e-5)  # mean-normalised (the default)
+    plain = MoreauNet(depth_normalization="none").depth_from_disp(out["disp_full"])  # monodepth2's mapping
+    assert float(plain.min()) >= 0.1 and float(plain.max()) <= 100.0
+    with pytest.raises(ValueError, match="depth_normalization"):
+        MoreauNet(depth_normalization="median")
     st = MoreauNet(tasks=["depth"])
     assert "instance_offset" not in st(torch.rand(1, 3, 64, 64))
     assert not any(k.startswith("instance_head") or ".instance." in k for k in st.state_dict())
     with pytest.raises(ValueError, match="depth"):
         MoreauNet(tasks=["instance"])
+
+
+def test_depth_scale_cannot_be_traded_for_the_pose_translation():
+    """Issue 17: self-supervision fixes depth × translation only up to a scale; with monodepth2's plain mapping the
+    training shrank the translation, the depths followed down to the 0.1 floor and the sigmoid saturated (every run
+    collapsed to a constant plane). The depth the loss sees must not change when the whole disparity map is scaled."""
+    torch.manual_seed(0)
+    net = MoreauNet(tasks=["depth"])
+    disp = torch.rand(2, 1, 24, 32) * 0.09 + 0.01
+    nearer = (disp * 9.99 + 0.01) * 10 - 0.01  # monodepth2's scaled disparity ×10: every depth ÷10
+    nearer = nearer / 9.99
+    assert torch.allclose(net.depth_from_disp(nearer), net.depth_from_disp(disp), rtol=1e-4)
+    plain = MoreauNet(tasks=["depth"], depth_normalization="none")
+    assert torch.allclose(plain.depth_from_disp(nearer), plain.depth_from_disp(disp) / 10, rtol=1e-4)
+    # So the photometric loss's gradient has no component along a global change of the disparity's scale.
+    from omeganet_ros import geometry
+    from omeganet_ros.train.losses import depth_pose_loss
+    from test_train_helpers import corridor
+
+    images, _, K = corridor(3)
+    frames = [torch.from_numpy(im).permute(2, 0, 1)[None].float() / 255 for im in images]
+    frames = [torch.nn.functional.interpolate(f, size=(24, 32), mode="bilinear", align_corners=False) for f in frames]
+    K = geometry.scale_intrinsics(torch.as_tensor(K, dtype=torch.float32)[None], 32 / images[0].shape[1],
+                                  24 / images[0].shape[0])
+    motion = torch.eye(4)[None].clone()
+    motion[0, 2, 3] = 0.05
+    logits = torch.zeros(1, 1, 24, 32, requires_grad=True)
+
+    def along_scale(network):
+        loss = depth_pose_loss(frames[1], [frames[0], frames[2]], [torch.sigmoid(logits)], K,
+                               [torch.linalg.inv(motion), motion], automask=False, smoothness_weight=0.0,
+                               to_depth=network.depth_from_disp)["loss"]
+        grad, = torch.autograd.grad(loss, logits)
+        return float(grad.sum().abs() / grad.abs().sum())  # 1: all pixels pushed the same way; 0: none net
+
+    assert along_scale(net) < 1e-4 and along_scale(plain) > 0.1  # measured: ~1e-8 and 0.36
 
 
 def test_encoders_use_the_torchvision_and_monodepth2_parameter_names():

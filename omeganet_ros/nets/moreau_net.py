@@ -15,7 +15,8 @@ levels (``u`` = the upsampled first conv, ``p`` = the level's output after the s
 chain starts from the task's last encoder-side features, as in MTAN's SegNet.
 
 Heads: depth uses the decoder's own disparity convolutions on the depth features (sigmoid disparities at
-4 scales, monodepth2's 0.1–100 depth mapping); instances use a 3×3 convolution on the full-resolution
+4 scales, monodepth2's 0.1–100 mapping, then divided by its image mean: see :meth:`MoreauNet.depth_from_disp`);
+instances use a 3×3 convolution on the full-resolution
 instance features giving three channels: the offset (x, y) from each pixel to its instance's centroid, in
 fractions of the image width and height, and a "thing" logit (the pixel belongs to an instance of a thing
 class). The poster does not say how thing pixels are found at inference; the logit is this package's
@@ -35,6 +36,9 @@ from .monodepth2_resnet18 import DepthDecoder, ResNet18Encoder
 TASKS = ("depth", "instance")
 INSTANCE_CHANNELS = 3  # offset x, offset y, thing logit
 MIN_DEPTH, MAX_DEPTH = 0.1, 100.0  # monodepth2's disparity → depth range (relative units)
+# How a sigmoid disparity becomes depth: "mean" = monodepth2's mapping divided by its image mean (the default;
+# Wang et al. CVPR 2018's depth normalisation, as ΩNet's DSNet), "none" = monodepth2's mapping as it is.
+DEPTH_NORMALIZATIONS = ("mean", "none")
 
 
 class AttentionModule(nn.Module):
@@ -62,15 +66,19 @@ class MoreauNet(ConfiguredNet):
     ``forward(image)`` with ``image`` B×3×H×W RGB in [0, 1] (any H, W ≥ 64; padded to a multiple of 32 inside)
     → dict with ``"disp"`` (4 sigmoid disparities, finest first: H×W, H/2, H/4, H/8), ``"disp_full"``
     (B×1×H×W) and, with the instance task, ``"instance_offset"`` (B×2×H×W, centroid − pixel in fractions of
-    W and H) and ``"thing_logit"`` (B×1×H×W). Depth: :meth:`depth_from_disp`.
+    W and H) and ``"thing_logit"`` (B×1×H×W). Depth: :meth:`depth_from_disp` (``depth_normalization``).
     """
 
-    def __init__(self, tasks: tuple[str, ...] | list[str] = TASKS):
+    def __init__(self, tasks: tuple[str, ...] | list[str] = TASKS, depth_normalization: str = "mean"):
         tasks = tuple(tasks)
-        super().__init__(tasks=list(tasks))
+        super().__init__(tasks=list(tasks), depth_normalization=str(depth_normalization))
         if "depth" not in tasks or any(t not in TASKS for t in tasks) or len(set(tasks)) != len(tasks):
             raise ValueError(f"MoreauNet tasks must include 'depth' and be among {TASKS}, got {list(tasks)}")
+        if depth_normalization not in DEPTH_NORMALIZATIONS:
+            raise ValueError(f"MoreauNet depth_normalization must be one of {DEPTH_NORMALIZATIONS}, "
+                             f"got {depth_normalization!r}")
         self.tasks = list(tasks)
+        self.depth_normalization = depth_normalization
         self.encoder = ResNet18Encoder()
         self.decoder = DepthDecoder()
         enc, dec = ResNet18Encoder.num_ch_enc, DepthDecoder.num_ch_dec
@@ -87,10 +95,21 @@ class MoreauNet(ConfiguredNet):
             nn.init.zeros_(self.instance_head[1].weight)  # start at offset 0 and thing probability ½
             nn.init.zeros_(self.instance_head[1].bias)
 
-    @staticmethod
-    def depth_from_disp(disp: torch.Tensor) -> torch.Tensor:
-        """Sigmoid disparity → depth in relative units (monodepth2's mapping into [0.1, 100])."""
-        return geometry.disp_to_depth(disp, MIN_DEPTH, MAX_DEPTH)
+    def depth_from_disp(self, disp: torch.Tensor) -> torch.Tensor:
+        """Sigmoid disparity B×1×H×W → depth B×1×H×W in relative units.
+
+        monodepth2's mapping (depth in [0.1, 100]); with ``depth_normalization="mean"`` its inverse (the scaled
+        disparity) is then divided by its mean over each image, so the depth's mean inverse is 1 and the nearest
+        and farthest depths still differ by at most 1000×. Why: self-supervision fixes depth × translation only
+        up to a scale, and without the normalisation the pose network's translation shrank while the depths
+        followed it down to the 0.1 floor, the sigmoids saturated at 1 and the depth branch stopped learning
+        (issue 17: every trained run collapsed to a constant-depth plane). With it, the scale lives in the
+        pose's translation alone, as with ΩNet's DSNet.
+        """
+        depth = geometry.disp_to_depth(disp, MIN_DEPTH, MAX_DEPTH)
+        if self.depth_normalization == "mean":
+            depth = depth * (1.0 / depth).mean((-2, -1), keepdim=True)
+        return depth
 
     def _encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """Shared features of the five blocks and each task's last attended encoder features."""

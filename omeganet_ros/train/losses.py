@@ -257,11 +257,15 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
                     K: torch.Tensor, motions_to_source: Sequence[torch.Tensor], *, automask: bool = True,
                     smoothness_weight: float = DISP_SMOOTHNESS_WEIGHT,
                     min_depth: float = 0.1, max_depth: float = 100.0,
-                    to_depth=None, source_reduction: str = "min") -> dict[str, torch.Tensor]:
+                    to_depth=None, source_reduction: str = "min",
+                    resolution: str = "input") -> dict[str, torch.Tensor]:
     """Stage-1 loss over all scales (monodepth2): returns ``loss`` and its parts.
 
-    ``disps`` finest first, any resolution each: every one is upsampled to
-    the input H×W for view synthesis; its smoothness is taken at its own
+    ``disps`` finest first, any resolution each. ``resolution="input"`` (monodepth2): every one is upsampled to
+    the input H×W for view synthesis; ``"level"`` (monodepth v1; :func:`level_photometric_loss` for flow):
+    each at its own h×w against the images area-downsampled to h×w with K scaled to it, so the coarse scales'
+    smooth images reach over displacements of several input pixels, where a full-resolution warp's gradient
+    reaches about one. Its smoothness is taken at its own
     resolution with weight ``smoothness_weight / 2**scale``. ``K`` B×3×3 in
     pixels of the input; ``motions_to_source`` B×4×4, one per source, the
     camera motion target→source. Returned: ``loss``, ``photometric``,
@@ -269,16 +273,23 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
     (B×1×H×W, finest scale). ``to_depth``: the DSNet's disparity → depth (``nets.depth_from_disp``);
     None: monodepth2's mapping into [``min_depth``, ``max_depth``]. ``source_reduction``: see :func:`reprojection_loss`.
     """
+    if resolution not in ("input", "level"):
+        raise ValueError(f"depth_pose_loss resolution must be 'input' or 'level', got {resolution!r}")
     h, w = target.shape[-2:]
     photometric = target.new_zeros(())
     smoothness = target.new_zeros(())
     kept = None
     for scale, disp in enumerate(disps):
-        disp_full = resize_image(disp, h, w)
-        depth = (geometry.disp_to_depth(disp_full, min_depth, max_depth) if to_depth is None
-                 else to_depth(disp_full))
-        flows = [depth_flow(depth, K, m) for m in motions_to_source]
-        scale_loss, scale_kept = reprojection_loss(target, sources, flows, automask=automask,
+        if resolution == "input" or disp.shape[-2:] == (h, w):
+            disp_at, images, K_at = resize_image(disp, h, w), [target, *sources], K
+        else:
+            disp_at = disp
+            images = [F.interpolate(im, size=disp.shape[-2:], mode="area") for im in (target, *sources)]
+            K_at = geometry.scale_intrinsics(K, disp.shape[-1] / w, disp.shape[-2] / h)
+        depth = (geometry.disp_to_depth(disp_at, min_depth, max_depth) if to_depth is None
+                 else to_depth(disp_at))
+        flows = [depth_flow(depth, K_at, m) for m in motions_to_source]
+        scale_loss, scale_kept = reprojection_loss(images[0], images[1:], flows, automask=automask,
                                                    source_reduction=source_reduction)
         photometric = photometric + scale_loss
         smoothness = smoothness + smoothness_weight / (2 ** scale) * disparity_smoothness(disp, target)

@@ -11,6 +11,10 @@
   ``instance/``). No instance teacher (the authors used Mask R-CNN trained on Cityscapes) can be obtained
   offline here, so on data without instance ids the task is left out with a warning.
 
+``moreau.depth_normalization``: "mean" (default) or "none" (:meth:`~omeganet_ros.nets.MoreauNet.depth_from_disp`);
+``moreau.photometric_resolution``: "level" (default: each disparity scale against images downsampled to it) or
+"input" (monodepth2: upsampled), :func:`~omeganet_ros.train.losses.depth_pose_loss`. Both defaults are issue 17's
+fix: with monodepth2's choices (no normalisation, "input") every run collapsed to a constant-depth plane.
 ST mode is ``moreau.tasks: [depth]`` (the network is then built without the instance branch); MT mode is
 ``[depth, instance]``. The two task losses are combined by the configured weighting (equal, DWA, uncertainty).
 """
@@ -23,7 +27,7 @@ import torch.nn.functional as F
 
 from .. import geometry
 from ..instances import centroid_offsets
-from ..nets import MoreauNet, build_networks
+from ..nets import build_networks, depth_from_disp
 from . import losses
 from .stages import Stage, _float
 
@@ -63,10 +67,14 @@ class MoreauStage(Stage):
         if config.get("intrinsics", "auto") == "learned":
             raise ValueError("intrinsics: 'learned' is not available with architecture 'moreau' (its pose network "
                              "estimates no K); use 'given' or 'auto' with data whose K is known")
+        self.photometric_resolution = str(config.get("moreau", {}).get("photometric_resolution", "level"))
+        if self.photometric_resolution not in ("input", "level"):
+            raise ValueError(f"moreau.photometric_resolution must be 'input' or 'level', got {self.photometric_resolution!r}")
         self.has_instances = False
 
     def build_networks(self, config: dict) -> dict:
-        return build_networks({"moreau": {"tasks": self.requested}}, "moreau")
+        normalization = config.get("moreau", {}).get("depth_normalization", "mean")
+        return build_networks({"moreau": {"tasks": self.requested, "depth_normalization": normalization}}, "moreau")
 
     def attach_data(self, dataset) -> None:
         self.has_instances = bool(getattr(dataset, "has_any_instances", False))
@@ -95,7 +103,8 @@ class MoreauStage(Stage):
                                        [geometry.invert_rigid(prev_to_cur), cur_to_next],
                                        automask=bool(cfg.get("automask", True)),
                                        smoothness_weight=float(cfg.get("disp_smoothness", losses.DISP_SMOOTHNESS_WEIGHT)),
-                                       to_depth=MoreauNet.depth_from_disp)
+                                       to_depth=lambda disp: depth_from_disp(nets["moreau"], disp),
+                                       resolution=self.photometric_resolution)
         task_losses = {"depth": depth["loss"]}
         logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
                 "automask_kept": float(depth["automask"].mean())}
@@ -109,4 +118,4 @@ class MoreauStage(Stage):
 @torch.no_grad()
 def predict_depth(nets: dict, image: torch.Tensor) -> torch.Tensor:
     """B×1×H×W depth (relative units) of the Moreau network for B×3×H×W images in [0, 1]."""
-    return MoreauNet.depth_from_disp(nets["moreau"](image)["disp_full"].float())
+    return depth_from_disp(nets["moreau"], nets["moreau"](image)["disp_full"].float())

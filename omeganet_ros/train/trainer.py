@@ -78,7 +78,9 @@ DEFAULT_CONFIG: dict = {
              "still_triplet_weight": 0.0, "pose_consistency_weight": 0.0,
              # stage 1: min | mean over the two sources per pixel (monodepth2's default | its --avg_reprojection)
              "source_reduction": "min"},
-    "moreau": {"tasks": ["depth", "instance"]},  # architecture moreau: [depth] = ST, [depth, instance] = MT
+    # architecture moreau: tasks [depth] = ST, [depth, instance] = MT; depth_normalization mean | none
+    # (nets.MoreauNet.depth_from_disp); photometric_resolution of its depth loss: input | level (losses.depth_pose_loss)
+    "moreau": {"tasks": ["depth", "instance"], "depth_normalization": "mean", "photometric_resolution": "level"},
     "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
     "student_init": "teacher",  # stage 3: teacher | scratch
     # context: 1 adds t ± 2 to each item (proper reverse triplets for stage 2's occlusion check)
