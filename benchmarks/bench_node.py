@@ -159,6 +159,7 @@ def bench_latency_and_fps(frames, size, params, latency_frames: int, fps_seconds
                 "dropped_busy": int(after["dropped_busy"]) - int(before["dropped_busy"]),
             },
             "model": model,
+            "backend_running": after.get("backend"),  # what the node's diagnostics say it ran on
         }
     finally:
         run.close()
@@ -327,6 +328,9 @@ def main(argv=None) -> int:
     parser.add_argument("--size", default="640x192", help="network size W×H for latency and fps (default 640x192)")
     parser.add_argument("--precision", default="bf16", choices=("auto", "fp32", "bf16"))
     parser.add_argument("--compile", action="store_true", help="torch.compile the networks (slow start)")
+    parser.add_argument("--backend", default="torch", choices=["torch", "openvino", "onnxruntime", "auto"],
+                        help="the node's backend (default torch); another one is exported before the node answers "
+                             "(backend_export wait), so every timed frame runs on it")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="", help="checkpoint (default: the bundled one, random weights if none)")
     parser.add_argument("--latency-frames", type=int, default=20)
@@ -350,12 +354,14 @@ def main(argv=None) -> int:
     if not args.skip_node:
         _ros_env()
         params = {"model": args.model, "precision": args.precision, "compile": args.compile,
+                  "backend": args.backend, "backend_export": "wait",
                   "num_threads": args.threads, "device": "cpu"}
         frames = _synth_frames(20, size)
         result["message_building"] = bench_message_building(size)
         result["publish_overhead"] = bench_publish_overhead(size)
         if not args.skip_latency:
             result["node"] = {"network_size": list(size), "input_size": list(size), "precision": args.precision,
+                              "backend": args.backend,
                               "compile": args.compile, "threads": args.threads,
                               **bench_latency_and_fps(frames, size, params, args.latency_frames, args.fps_seconds)}
         if not args.skip_memory:
