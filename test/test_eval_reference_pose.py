@@ -42,6 +42,6 @@ def test_pose_only_matches_the_full_evaluation_and_reports_sensitivity(checkpoin
     assert 0.0 <= sensitivity["reversed_yaw_flips"] <= 1.0
     # an untrained CamNet hardly reads the frames: the still triplet moves about as much as the moving one
     assert sensitivity["still_translation_ratio_median"] == pytest.approx(1.0, abs=0.2)
-    assert pose_only["camnet"] == {"reversal_symmetric": False}
+    assert pose_only["camnet"] == {"reversal_symmetric": False, "still_subtracted": False}
     with pytest.raises(ValueError, match="needs a checkpoint file"):
         module.evaluate_pose_only("random", [201], 9, size, None)
