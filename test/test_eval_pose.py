@@ -46,3 +46,17 @@ def test_motions_follow_package_convention():
     assert np.allclose(poses[0] @ motions[0], poses[1])
     with pytest.raises(ValueError, match="N×4×4"):
         motions_from_poses(np.zeros((3, 3, 3)))
+
+
+def test_the_snippet_ate_cannot_see_a_backward_trajectory_the_sign_agreement_can():
+    """Issue 13: a CamNet whose t→t+1 pointed backwards scored a better ATE than the shipped one. The least-squares
+    scale of the protocol turns negative and aligns the mirrored trajectory; translation_sign_agreement tells."""
+    from omeganet_ros.evaluate.pose import evaluate_pose_snippets
+    from omeganet_ros.evaluate.trivial import motion_correlations
+
+    gt = motions_from_poses(_straight(12, step=1.5))
+    backward = gt.copy()
+    backward[:, :3, 3] *= -1
+    assert evaluate_pose_snippets(backward, gt)["ate_mean"] == pytest.approx(0.0, abs=1e-9)
+    assert motion_correlations(backward, gt)["translation_sign_agreement"] == 0.0
+    assert motion_correlations(gt, gt)["translation_sign_agreement"] == 1.0

@@ -73,7 +73,9 @@ def constant_velocity(gt_motions: np.ndarray) -> np.ndarray:
 
 def motion_correlations(pred_motions: np.ndarray, gt_motions: np.ndarray) -> dict:
     """Pearson correlation of predicted and true yaw (rotation about the camera's y axis, radians) and forward
-    translation (z); a constant output has none (None). Also the yaw spread of both."""
+    translation (z); a constant output has none (None). Also the yaw spread of both, and ``translation_sign_agreement``:
+    the fraction of motions whose translation points to the same side as the truth's (positive dot product). The
+    snippet ATE cannot see that sign: its least-squares scale turns negative for a trajectory driven backwards."""
     pred_motions = np.asarray(pred_motions, np.float64)
     gt_motions = np.asarray(gt_motions, np.float64)
 
@@ -84,4 +86,5 @@ def motion_correlations(pred_motions: np.ndarray, gt_motions: np.ndarray) -> dic
     yaw_gt = Rotation.from_matrix(gt_motions[:, :3, :3]).as_rotvec()[:, 1]
     return {"yaw_correlation": corr(yaw_pred, yaw_gt),
             "forward_correlation": corr(pred_motions[:, 2, 3], gt_motions[:, 2, 3]),
-            "yaw_std_pred": float(np.std(yaw_pred)), "yaw_std_gt": float(np.std(yaw_gt))}
+            "yaw_std_pred": float(np.std(yaw_pred)), "yaw_std_gt": float(np.std(yaw_gt)),
+            "translation_sign_agreement": float(np.mean(np.sum(pred_motions[:, :3, 3] * gt_motions[:, :3, 3], axis=1) > 0))}
