@@ -178,7 +178,7 @@ NON_DEFAULT_NETWORKS = [
     ("LegacyDSNet", {"num_classes": 4, "encoder_channels": SMALL}),
     ("LegacyCamNet", {"encoder_channels": SMALL, "pose_negative_slope": 0.2}),
     ("LegacyOFNet", {"channels": (8, 16, 24, 32, 48, 64)}),
-    ("MoreauNet", {"tasks": ("depth",)}),
+    ("MoreauNet", {"tasks": ("depth",), "depth_normalization": "none"}),
     ("Monodepth2PoseNet", {"num_frames_to_predict_for": 1}),
     ("Monodepth2ResNet18", {}),
 ]
