@@ -237,7 +237,7 @@ def build_networks_from_checkpoint(ckpt: Checkpoint, names=None) -> dict[str, nn
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise CheckpointError(f"{where}: network {name!r} has an unknown architecture {cls_name!r}")
         try:
-            module = cls(**spec.get("kwargs", {}))
+            module = cls(**{**getattr(cls, "defaults_of_older_records", {}), **spec.get("kwargs", {})})
         except TypeError as exc:
             raise CheckpointError(f"{where}: network {name!r} ({cls_name}) cannot be built with {spec.get('kwargs')}: {exc}") from exc
         if name not in ckpt.state_dicts:

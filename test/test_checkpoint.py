@@ -253,3 +253,17 @@ def test_older_records_still_load(tmp_path):
     torch.save(raw, path)
     built = build_networks_from_checkpoint(load_checkpoint(path))
     assert built["dsnet"].config() == DSNet().config() and built["camnet"].config() == CamNet().config()
+
+
+def test_a_record_written_before_an_argument_existed_loads_with_the_value_it_was_built_with(tmp_path):
+    """MoreauNet files from before depth_normalization (default now "mean") were trained with the plain
+    mapping: a record without the field must build "none", not the new default."""
+    from omeganet_ros.nets import MoreauNet
+    net = MoreauNet(tasks=["depth"], depth_normalization="none")
+    path = save_checkpoint(tmp_path / "old.pt", {"moreau": net}, input_size=(128, 64))
+    raw = torch.load(path, weights_only=True)
+    del raw["architecture"]["moreau"]["kwargs"]["depth_normalization"]
+    torch.save(raw, path)
+    loaded = build_networks_from_checkpoint(load_checkpoint(path))["moreau"]
+    assert loaded.depth_normalization == "none"
+    assert MoreauNet(tasks=["depth"]).depth_normalization == "mean"  # the default for new networks

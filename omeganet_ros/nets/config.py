@@ -28,7 +28,13 @@ def _plain(network: str, name: str, value):
 class ConfiguredNet(nn.Module):
     """An ``nn.Module`` that records its architecture: ``super().__init__(name=value, ...)`` with every
     constructor argument that changes the network's layers or outputs; :meth:`config` returns them so that
-    ``type(net)(**net.config())`` builds the same network (same parameter names and shapes)."""
+    ``type(net)(**net.config())`` builds the same network (same parameter names and shapes).
+
+    ``defaults_of_older_records``: constructor arguments added after checkpoints were written, with the value
+    a record without them was built with (the loader fills them in, so an older file keeps its behaviour even
+    where the new default differs)."""
+
+    defaults_of_older_records: dict = {}
 
     def __init__(self, **config):
         super().__init__()

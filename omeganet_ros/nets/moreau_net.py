@@ -69,6 +69,9 @@ class MoreauNet(ConfiguredNet):
     W and H) and ``"thing_logit"`` (B×1×H×W). Depth: :meth:`depth_from_disp` (``depth_normalization``).
     """
 
+    # Checkpoints written before depth_normalization existed were trained with monodepth2's plain mapping.
+    defaults_of_older_records = {"depth_normalization": "none"}
+
     def __init__(self, tasks: tuple[str, ...] | list[str] = TASKS, depth_normalization: str = "mean"):
         tasks = tuple(tasks)
         super().__init__(tasks=list(tasks), depth_normalization=str(depth_normalization))
