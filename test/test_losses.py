@@ -156,6 +156,29 @@ def test_semantic_loss_ignores_unlabelled_pixels():
     none.backward()
 
 
+def test_semantic_loss_enet_weights_favour_the_rare_class():
+    # 1 pole pixel among 63 road pixels, the head sure of road everywhere: the plain mean barely sees the
+    # misclassified pole; ENet's weights (1 / ln(1.02 + share)) make it count about 8× more than a road pixel.
+    pole = 5
+    logits = torch.zeros(1, 19, 8, 8, requires_grad=True)
+    with torch.no_grad():
+        logits[:, ROAD] = 5.0
+    labels = torch.full((1, 8, 8), ROAD)
+    labels[0, 0, 0] = pole
+    plain = losses.semantic_loss(logits, labels)
+    enet = losses.semantic_loss(logits, labels, class_weights="enet")
+    assert enet > 4 * plain
+    (g_plain,) = torch.autograd.grad(losses.semantic_loss(logits, labels), logits)
+    (g_enet,) = torch.autograd.grad(losses.semantic_loss(logits, labels, class_weights="enet"), logits)
+    share = lambda g: float(g[0, :, 0, 0].abs().sum() / g.abs().sum())  # the pole pixel's share of the gradient
+    assert share(g_enet) > 0.5 > share(g_plain)
+    # equal class shares: the weights are equal and the loss is the plain one
+    labels[0, :4] = pole
+    assert torch.allclose(losses.semantic_loss(logits, labels, class_weights="enet"), losses.semantic_loss(logits, labels))
+    with pytest.raises(ValueError, match="class_weights"):
+        losses.semantic_loss(logits, labels, class_weights="median")
+
+
 def test_forward_backward_check_finds_the_occluded_background():
     # A square moves 4 px right between A and B over a static background: the 4 background
     # columns right of the square in A are covered in B, i.e. occluded.

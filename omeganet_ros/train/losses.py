@@ -300,18 +300,29 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
     return {"loss": photometric + smoothness, "photometric": photometric, "smoothness": smoothness, "automask": kept}
 
 
-def semantic_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_ID) -> torch.Tensor:
+def semantic_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_ID,
+                  class_weights: str = "none") -> torch.Tensor:
     """Cross-entropy of B×C×H×W logits against B×H×W proxy trainIds (``ignore_index`` = no label).
 
     Labels of another size are resized by nearest neighbour. With no labelled
-    pixel at all the loss is 0 (not NaN) and carries no gradient.
+    pixel at all the loss is 0 (not NaN) and carries no gradient. ``class_weights``: ``none`` (the plain mean
+    over labelled pixels) or ``enet`` (ENet, Paszke et al. 2016: class c weighted 1 / ln(1.02 + p_c), p_c its
+    share of the batch's labelled pixels, so thin rare classes such as poles, signs and riders are not drowned
+    by road and sky; the batch's frequencies, not the dataset's, because proxy labels arrive with the frames).
     """
+    if class_weights not in ("none", "enet"):
+        raise ValueError(f"semantic class_weights must be 'none' or 'enet', got {class_weights!r}")
     if labels.shape[-2:] != logits.shape[-2:]:
         labels = F.interpolate(labels[:, None].float(), size=logits.shape[-2:], mode="nearest")[:, 0]
     labels = labels.long()
-    if not bool((labels != ignore_index).any()):
+    labelled = labels != ignore_index
+    if not bool(labelled.any()):
         return logits.sum() * 0.0
-    return F.cross_entropy(logits, labels, ignore_index=ignore_index)
+    weight = None
+    if class_weights == "enet":
+        counts = torch.bincount(labels[labelled], minlength=logits.shape[1])[: logits.shape[1]].to(logits.dtype)
+        weight = 1.0 / torch.log(1.02 + counts / counts.sum())
+    return F.cross_entropy(logits, labels, weight=weight, ignore_index=ignore_index)
 
 
 def occlusion_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, alpha1: float = OCCLUSION_ALPHA1,

@@ -112,7 +112,8 @@ class DepthPoseStage(Stage):
                                        [to_prev, to_next], automask=bool(cfg.get("automask", True)),
                                        smoothness_weight=float(cfg.get("disp_smoothness", losses.DISP_SMOOTHNESS_WEIGHT)),
                                        to_depth=lambda disp: depth_from_disp(nets["dsnet"], disp),
-                                       source_reduction=str(cfg.get("source_reduction", "min")))
+                                       source_reduction=str(cfg.get("source_reduction", "min")),
+                                       resolution=str(cfg.get("photometric_resolution", "level")))
         task_losses = {"depth": depth["loss"]}
         logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
                 "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].detach().mean())}
@@ -132,7 +133,8 @@ class DepthPoseStage(Stage):
             task_losses["depth"] = task_losses["depth"] + still_weight * still_motion
             logs["still_motion"] = float(still_motion.detach())
         if "semantic" in tasks:
-            task_losses["semantic"] = losses.semantic_loss(ds["semantic"], batch["labels"])
+            task_losses["semantic"] = losses.semantic_loss(ds["semantic"], batch["labels"],
+                                                            class_weights=str(cfg.get("semantic_class_weights", "none")))
         return task_losses, logs
 
 

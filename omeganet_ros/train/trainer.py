@@ -77,7 +77,9 @@ DEFAULT_CONFIG: dict = {
              # L1 between its motions t−1→t and t→t+1 (constant velocity: fw ∘ bw ≈ identity); 0: off
              "still_triplet_weight": 0.0, "pose_consistency_weight": 0.0,
              # stage 1: min | mean over the two sources per pixel (monodepth2's default | its --avg_reprojection)
-             "source_reduction": "min"},
+             "source_reduction": "min",
+             # stage 1: none | enet (losses.semantic_loss: rare classes weighted up by their batch frequency)
+             "semantic_class_weights": "none"},
     # architecture moreau: tasks [depth] = ST, [depth, instance] = MT; depth_normalization mean | none
     # (nets.MoreauNet.depth_from_disp); photometric_resolution of its depth loss: input | level (losses.depth_pose_loss)
     "moreau": {"tasks": ["depth", "instance"], "depth_normalization": "mean", "photometric_resolution": "level"},
