@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     overrides = {
         "stage": 1, "size": [width, height], "batch_size": args.batch_size, "steps": args.steps,
         "optimizer": {"lr": args.lr}, "checkpoint_every": 10 ** 9, "validate_every": 10 ** 9,
-        "validation": {"max_items": 100}, "intrinsics": "given"}
+        "validation": {"max_items": 100}, "intrinsics": "given",
+        "loss": {"photometric_resolution": "input"}}  # the stage-1 loss its published figures were measured with
     if init is None:
         overrides.update({"architecture": "legacy",
                           "networks": {"camnet": {"pose_negative_slope": args.pose_negative_slope}}})
