@@ -352,3 +352,25 @@ def test_config_network_arguments_apply_to_an_init_checkpoint_and_the_still_trip
     with pytest.raises(ValueError, match="networks.camnet .* cannot be applied"):
         run(sequence, tmp_path / "bad", 1, init=str(tmp_path / "s1" / "last.pt"),
             networks={"camnet": {"encoder_channels": [8, 16, 24, 32, 48]}})
+
+
+def test_photometric_resolution_defaults_per_stage_and_reaches_the_depth_loss(sequence, tmp_path, monkeypatch):
+    # Unset, stage 1 compares at the input resolution (monodepth2's, the recipe's) and the flow stages per level
+    # (UnFlow's); the shared default once silently put stage 1 on the flow stages' 'level'.
+    assert DEFAULT_CONFIG["loss"]["photometric_resolution"] is None
+    assert stages.DepthPoseStage(config()).photometric_resolution == "input"
+    assert stages.TeacherFlowStage(config()).photometric_resolution == "level"
+    assert stages.DepthPoseStage(config(loss={"photometric_resolution": "level"})).photometric_resolution == "level"
+    with pytest.raises(ValueError, match="loss.photometric_resolution"):
+        stages.DepthPoseStage(config(loss={"photometric_resolution": "half"}))
+    seen = []
+    original = stages.losses.depth_pose_loss
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["resolution"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stages.losses, "depth_pose_loss", spy)
+    run(sequence, tmp_path / "input", 1)
+    run(sequence, tmp_path / "level", 1, loss={"photometric_resolution": "level"})
+    assert seen[0] == "input" and seen[-1] == "level"

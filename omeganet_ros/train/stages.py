@@ -55,6 +55,8 @@ class Stage:
     number = 0
     trained: tuple[str, ...] = ()
     used: tuple[str, ...] = ()
+    # loss.photometric_resolution where the configuration leaves it unset (None)
+    default_photometric_resolution = "level"
 
     def __init__(self, config: dict):
         self.config = config
@@ -62,6 +64,10 @@ class Stage:
         if self.loss_cfg.get("photometric") == "census":
             losses.compile_census(bool(self.loss_cfg.get("compile_census", True)))
         self.current_step = 0  # set by the trainer before each step (for schedules such as warm-ups)
+        resolution = self.loss_cfg.get("photometric_resolution")
+        self.photometric_resolution = self.default_photometric_resolution if resolution is None else str(resolution)
+        if self.photometric_resolution not in ("input", "level"):
+            raise ValueError(f"loss.photometric_resolution must be 'input' or 'level', got {resolution!r}")
 
     def tasks(self, has_labels: bool) -> list[str]:
         raise NotImplementedError
@@ -95,6 +101,7 @@ class DepthPoseStage(Stage):
     number = 1
     trained = ("dsnet", "camnet")
     used = ("dsnet", "camnet")
+    default_photometric_resolution = "input"  # monodepth2's: every disparity scale upsampled to the input
 
     def tasks(self, has_labels: bool) -> list[str]:
         return ["depth", "semantic"] if has_labels else ["depth"]
@@ -113,7 +120,7 @@ class DepthPoseStage(Stage):
                                        smoothness_weight=float(cfg.get("disp_smoothness", losses.DISP_SMOOTHNESS_WEIGHT)),
                                        to_depth=lambda disp: depth_from_disp(nets["dsnet"], disp),
                                        source_reduction=str(cfg.get("source_reduction", "min")),
-                                       resolution=str(cfg.get("photometric_resolution", "level")))
+                                       resolution=self.photometric_resolution)
         task_losses = {"depth": depth["loss"]}
         logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
                 "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].detach().mean())}
@@ -177,7 +184,7 @@ class TeacherFlowStage(Stage):
                        alpha1=float(cfg.get("occlusion_alpha1", losses.OCCLUSION_ALPHA1)),
                        alpha2=float(cfg.get("occlusion_alpha2", losses.OCCLUSION_ALPHA2)),
                        min_visible=float(cfg.get("occlusion_min_visible", 0.5)),
-                       resolution=str(cfg.get("photometric_resolution", "level")),
+                       resolution=self.photometric_resolution,
                        metric=str(cfg.get("photometric", "ssim_l1")),
                        level_weights=None if weights is None else [float(w) for w in weights])
         main = losses.optical_flow_loss(batch["cur"], [batch["next"], batch["prev"]], [fw, bw],

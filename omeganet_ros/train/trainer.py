@@ -67,7 +67,10 @@ DEFAULT_CONFIG: dict = {
     "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
     "loss": {"scales": 4, "automask": True, "disp_smoothness": 1e-3, "flow_smoothness": 0.02,
              "occlusion": "fwd_bwd", "occlusion_alpha1": 0.01, "occlusion_alpha2": 0.5, "occlusion_warmup_steps": 300,
-             "occlusion_min_visible": 0.5, "photometric_resolution": "level",
+             "occlusion_min_visible": 0.5,
+             # input | level (losses.depth_pose_loss, losses.optical_flow_loss); None: the stage's own, stage 1:
+             # input (monodepth2's), flow stages: level (UnFlow's)
+             "photometric_resolution": None,
              "consistency_threshold": 0.5,
              # flow stages: census | ssim_l1; one weight per OFNet output (full resolution, then levels), None:
              # the levels averaged; stage 3: fixed factors on its two terms before the weighting
