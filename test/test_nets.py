@@ -258,7 +258,9 @@ def test_whole_graph_capture_for_torch_compile(nets, name):
     with torch.no_grad():
         got = flatten_outputs(_call(name, compiled, prev, cur, nxt))
         ref = flatten_outputs(_call(name, net, prev, cur, nxt))
-    assert all(torch.allclose(g, r, atol=1e-5) for g, r in zip(got, ref))
+    # The captured graph may run some operations in another order (float32 rounding): OFNet's full-resolution
+    # flow differed by 1.1e-5 px on an AMD EPYC (max |flow| 0.08), 0 elsewhere; a wrong graph differs by far more.
+    assert all(torch.allclose(g, r, atol=1e-4) for g, r in zip(got, ref))
 
 
 @pytest.mark.parametrize("name", ["dsnet", "camnet", "ofnet"])
