@@ -29,7 +29,7 @@ from .. import geometry
 from ..instances import centroid_offsets
 from ..nets import build_networks, depth_from_disp
 from . import losses
-from .stages import Stage, _float
+from .stages import Stage, _float, checked_photometric_resolution
 
 
 def instance_loss(offset: torch.Tensor, thing_logit: torch.Tensor, instance: torch.Tensor,
@@ -67,9 +67,8 @@ class MoreauStage(Stage):
         if config.get("intrinsics", "auto") == "learned":
             raise ValueError("intrinsics: 'learned' is not available with architecture 'moreau' (its pose network "
                              "estimates no K); use 'given' or 'auto' with data whose K is known")
-        self.photometric_resolution = str(config.get("moreau", {}).get("photometric_resolution", "level"))
-        if self.photometric_resolution not in ("input", "level"):
-            raise ValueError(f"moreau.photometric_resolution must be 'input' or 'level', got {self.photometric_resolution!r}")
+        self.photometric_resolution = checked_photometric_resolution(
+            config.get("moreau", {}).get("photometric_resolution", "level"), "moreau.photometric_resolution")
         self.has_instances = False
 
     def build_networks(self, config: dict) -> dict:

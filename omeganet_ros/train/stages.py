@@ -49,6 +49,13 @@ def choose_intrinsics(mode: str, predicted: torch.Tensor, given: torch.Tensor, h
     raise ValueError(f"intrinsics mode must be learned, given or auto, got {mode!r}")
 
 
+def checked_photometric_resolution(value, key: str) -> str:
+    """A configured photometric resolution (``input`` | ``level``, see losses.depth_pose_loss); ``key`` names it in the error."""
+    if value not in ("input", "level"):
+        raise ValueError(f"{key} must be 'input' or 'level', got {value!r}")
+    return str(value)
+
+
 class Stage:
     """Base class. ``trained``: network names the optimiser updates; ``used``: all networks the stage runs."""
 
@@ -65,9 +72,8 @@ class Stage:
             losses.compile_census(bool(self.loss_cfg.get("compile_census", True)))
         self.current_step = 0  # set by the trainer before each step (for schedules such as warm-ups)
         resolution = self.loss_cfg.get("photometric_resolution")
-        self.photometric_resolution = self.default_photometric_resolution if resolution is None else str(resolution)
-        if self.photometric_resolution not in ("input", "level"):
-            raise ValueError(f"loss.photometric_resolution must be 'input' or 'level', got {resolution!r}")
+        self.photometric_resolution = checked_photometric_resolution(
+            self.default_photometric_resolution if resolution is None else resolution, "loss.photometric_resolution")
 
     def tasks(self, has_labels: bool) -> list[str]:
         raise NotImplementedError
