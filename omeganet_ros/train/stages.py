@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .. import geometry
+from .. import geometry, pose_proxy
 from ..classes import DYNAMIC_TRAIN_IDS, IGNORE_ID
 from ..motion import motion_mask
 from ..nets import depth_from_disp
@@ -145,10 +145,33 @@ class DepthPoseStage(Stage):
             still_motion = _float(still)["motion"].abs().mean()
             task_losses["depth"] = task_losses["depth"] + still_weight * still_motion
             logs["still_motion"] = float(still_motion.detach())
+        proxy_weight = float(cfg.get("pose_proxy_weight", 0.0))
+        if proxy_weight > 0:
+            proxy = self.rotation_proxy(batch, ds, cam["motion"], K, nets, autocast)
+            task_losses["depth"] = task_losses["depth"] + proxy_weight * proxy
+            logs["pose_proxy_px"] = float(proxy.detach())
         if "semantic" in tasks:
             task_losses["semantic"] = losses.semantic_loss(ds["semantic"], batch["labels"],
                                                             class_weights=str(cfg.get("semantic_class_weights", "none")))
         return task_losses, logs
+
+
+    @staticmethod
+    def rotation_proxy(batch, ds, motion_vecs, K, nets, autocast) -> torch.Tensor:
+        """``loss.pose_proxy_weight``: CamNet's rotations against PnP fits of the (frozen) OFNet's flows on
+        the current DSNet depth, pixels of DSNet's dynamic classes left out (:mod:`omeganet_ros.pose_proxy`), in px."""
+        with torch.no_grad():
+            with autocast():
+                flows = nets["ofnet"](batch["prev"], batch["cur"], batch["next"])
+            depth = depth_from_disp(nets["dsnet"], ds["disp_full"].detach().float())
+            static = ~torch.isin(ds["semantic"].detach().argmax(1),
+                                 torch.tensor(DYNAMIC_TRAIN_IDS, device=depth.device))
+            # an image (or an untrained semantic head) with under 30 % static pixels is left to RANSAC alone
+            static |= static.float().mean((1, 2), keepdim=True) < 0.3
+            to_next, found_next = pose_proxy.proxy_motions(depth, flows["flow_fw"][0].float(), K, static)
+            to_prev, found_prev = pose_proxy.proxy_motions(depth, flows["flow_bw"][0].float(), K, static)
+        return pose_proxy.rotation_proxy_loss(motion_vecs, to_prev, to_next,
+                                              torch.stack([found_prev, found_next], dim=1), K[:, 0, 0].detach())
 
 
 class TeacherFlowStage(Stage):

@@ -82,7 +82,10 @@ DEFAULT_CONFIG: dict = {
              # stage 1: min | mean over the two sources per pixel (monodepth2's default | its --avg_reprojection)
              "source_reduction": "min",
              # stage 1: none | enet (losses.semantic_loss: rare classes weighted up by their batch frequency)
-             "semantic_class_weights": "none"},
+             "semantic_class_weights": "none",
+             # stage 1: weight of the L1 (px of image shift) between CamNet's rotations and PnP fits of the frozen
+             # OFNet's flow on DSNet's depth (omeganet_ros.pose_proxy; needs a trained OFNet); 0: off
+             "pose_proxy_weight": 0.0},
     # architecture moreau: tasks [depth] = ST, [depth, instance] = MT; depth_normalization mean | none
     # (nets.MoreauNet.depth_from_disp); photometric_resolution of its depth loss: input | level (losses.depth_pose_loss)
     "moreau": {"tasks": ["depth", "instance"], "depth_normalization": "mean", "photometric_resolution": "level"},
@@ -346,6 +349,9 @@ class Trainer:
             lineage.update(resume_ckpt.provenance.get("networks_trained_by_stage", {}))
             semantic_lineage = resume_ckpt.provenance.get("semantic_head_trained_by_stage")
         lineage.update({name: self.stage.number for name in self.stage.trained})
+        if float(cfg.get("loss", {}).get("pose_proxy_weight", 0.0)) > 0 and lineage.get("ofnet") is None:
+            raise ValueError("loss.pose_proxy_weight fits the proxy rotations to OFNet's flow, but this run's OFNet "
+                             "is untrained: --init a checkpoint that holds a trained OFNet (stage 2 or later)")
         if "dsnet" in self.stage.trained and "semantic" in self.tasks:
             semantic_lineage = self.stage.number
         if self.stage.number == 3:
