@@ -7,7 +7,8 @@
 * **Ego-motion** on ``kitti_raw_tiny`` (7 frames, camera-2 poses from OXTS): for every triplet, does
   CamNet's t→t+1 motion point forward (+z) and turn with the right yaw sign, and how does its
   translation direction compare with the truth; plus the motion on a still triplet (t, t, t),
-  which should be near zero.
+  which should be near zero. ``kitti_raw_tiny_engine_rotation_from_flow``: the same frames through the engine
+  with ``rotation_from_flow`` (the rotation fitted to OFNet's flow on DSNet's depth, K from the calibration).
 
     python benchmarks/eval_real.py                                  # the packaged checkpoint
     python benchmarks/eval_real.py --checkpoint runs/ref/stage3/last.pt
@@ -112,6 +113,31 @@ def evaluate_ego_motion(camnet, root: Path, size: tuple[int, int]) -> dict:
     }
 
 
+@torch.no_grad()
+def evaluate_engine_ego_motion(checkpoint: Path, root: Path, size: tuple[int, int]) -> dict:
+    """Forward and yaw-sign checks of the engine's ego-motion t→t+1 with ``rotation_from_flow`` (paper mode)."""
+    from omeganet_ros.data.kitti import CamToCam
+    from omeganet_ros.engine import SceneEngine
+
+    frames = sorted((root / "2011_09_26" / "2011_09_26_drive_0023_sync" / "image_02" / "data").glob("*.png"))
+    poses = read_poses(root / "cam2_poses_from_oxts.txt")
+    K = CamToCam(root / "2011_09_26" / "calib_cam_to_cam.txt").K(2)
+    engine = SceneEngine(checkpoint, device="cpu", size=size, rotation_from_flow=True, output_resolution="network")
+    rows = []
+    for index, path in enumerate(frames):
+        result = engine.push(read_rgb(path), 0.1 * index, K=K)
+        if result is None:
+            continue
+        t = index - 1
+        truth = np.linalg.inv(poses[t]) @ poses[t + 1]
+        true_yaw = float(Rotation.from_matrix(truth[:3, :3]).as_rotvec()[1])
+        yaw = float(Rotation.from_matrix(result.ego_motion[:3, :3]).as_rotvec()[1])
+        rows.append({"frame": t, "forward": bool(result.ego_motion[2, 3] > 0), "yaw_pred": yaw, "yaw_true": true_yaw,
+                     "yaw_sign_right": bool(np.sign(yaw) == np.sign(true_yaw))})
+    return {"triplets": len(rows), "all_forward": all(r["forward"] for r in rows),
+            "yaw_sign_right": sum(r["yaw_sign_right"] for r in rows), "per_triplet": rows}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: the packaged one)")
@@ -141,6 +167,7 @@ def main(argv=None) -> int:
     raw = args.data / "kitti_raw_tiny"
     if raw.is_dir():
         out["kitti_raw_tiny_ego_motion"] = evaluate_ego_motion(nets["camnet"], raw, kitti_size)
+        out["kitti_raw_tiny_engine_rotation_from_flow"] = evaluate_engine_ego_motion(path, raw, kitti_size)
     out.update({"load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
                 "machine": platform.machine()})
     print(json.dumps(out, indent=2))

@@ -101,9 +101,10 @@ def evaluate_sequence(engine: SceneEngine, seed: int, frames: int, size: tuple[i
 
 
 def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], network_size, given_K: bool = True,
-                        precision: str = "fp32") -> dict:
-    """Metrics of ``checkpoint`` (path, None for the packaged default, or "random") on the synthetic seeds."""
-    kwargs = {"device": "cpu", "precision": precision}
+                        precision: str = "fp32", rotation_from_flow: bool = False) -> dict:
+    """Metrics of ``checkpoint`` (path, None for the packaged default, or "random") on the synthetic seeds;
+    ``rotation_from_flow``: the engine's option (ego-motion rotation fitted to the flow, CamNet's translation)."""
+    kwargs = {"device": "cpu", "precision": precision, "rotation_from_flow": rotation_from_flow}
     if network_size is not None:
         kwargs["size"] = network_size
     engine = SceneEngine(checkpoint, **kwargs)
@@ -142,6 +143,7 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
         "seeds": list(seeds),
         "frames_per_seed": frames,
         "intrinsics": "given (ground-truth K)" if given_K else "CamNet estimate",
+        "ego_motion": "CamNet translation, rotation fitted to the flow" if rotation_from_flow else "CamNet",
         "depth": {"abs_rel_median_scaled": depth["abs_rel"], "sq_rel": depth["sq_rel"], "rmse": depth["rmse"],
                   "a1": depth["a1"],
                   "trivial": {"answer": trivial.ANSWERS["depth"], "abs_rel_median_scaled": depth_trivial["abs_rel"],
@@ -238,6 +240,8 @@ def main(argv=None) -> int:
                    help="network input WxH, or 'checkpoint' (the size the checkpoint was trained at; default)")
     p.add_argument("--estimate-intrinsics", action="store_true", help="use CamNet's K instead of the true K")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch")
+    p.add_argument("--rotation-from-flow", action="store_true",
+                   help="the engine's rotation_from_flow: ego-motion rotation = PnP fit of the flow on the depth")
     p.add_argument("--only", choices=["pose"], default=None,
                    help="pose: CamNet alone (ego-motion metrics and input sensitivity, no engine; much faster)")
     args = p.parse_args(argv)
@@ -256,7 +260,7 @@ def main(argv=None) -> int:
         result = evaluate_pose_only(checkpoint, args.seeds, args.frames, parse_size(args.size), network_size)
     else:
         result = evaluate_checkpoint(checkpoint, args.seeds, args.frames, parse_size(args.size), network_size,
-                                     given_K=not args.estimate_intrinsics)
+                                     given_K=not args.estimate_intrinsics, rotation_from_flow=args.rotation_from_flow)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -46,7 +46,7 @@ import weakref
 import time
 import warnings
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -125,6 +125,7 @@ class _FrameState:
     K: torch.Tensor | None        # 3×3 at the network size, when given
     cam_features: list | None = None
     flow_features: list | None = None
+    rotation_to_next: torch.Tensor | None = None  # 3×3 fitted rotation of its motion → next frame (rotation_from_flow)
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -198,6 +199,11 @@ class SceneEngine:
             operations; ``self.networks`` keep their unfolded, trainable form).
         compute_flow: run OFNet and what depends on it (flow, rigid flow, motion); False leaves them None
             in the outputs (a caller nobody asks flow or motion of). Can be changed between pushes.
+        rotation_from_flow: the ego-motion's rotation is the PnP-RANSAC fit of the optical flow on the depth
+            (static classes; DF-VO's finding that such a fit beats a pose network), CamNet's translation kept;
+            rigid flow and the motion mask follow it, and ``motion_from_previous`` takes the previous output's
+            fitted rotation (paper mode) or the inverse of this one (causal). Needs flow; where a fit fails,
+            CamNet's rotation stays. False (default): ΩNet's CamNet motion. See :mod:`omeganet_ros.pose_proxy`.
         backend: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (the fastest installed; torch on
             CUDA or with ``compile``): see :mod:`omeganet_ros.backends` (graphs exported once, cached).
         graph_cache: folder of the backends' export cache (None: ``omeganet_ros.backends.cache.cache_root()``).
@@ -220,7 +226,8 @@ class SceneEngine:
                  class_probabilities: bool = False, depth_scale: float | None = None, seed: int = 0,
                  num_threads: int | None = None, fold_batch_norm: bool = True, compute_flow: bool = True,
                  backend: str = "torch", graph_cache: str | Path | None = None, graph_calibration=None,
-                 background_export: bool = False, backend_log: Callable[[int, str], None] | None = None):
+                 background_export: bool = False, backend_log: Callable[[int, str], None] | None = None,
+                 rotation_from_flow: bool = False):
         self.device = _resolve_device(device)
         from . import backends
 
@@ -249,6 +256,7 @@ class SceneEngine:
         self.channels_last = (self.device.type == "cpu") if channels_last is None else bool(channels_last)
         self.compiled = bool(compile)
         self.compute_flow = bool(compute_flow)
+        self.rotation_from_flow = bool(rotation_from_flow)
         self._depth_scale: float | None = None
         if depth_scale is not None:
             self.set_depth_scale(depth_scale)
@@ -588,13 +596,30 @@ class SceneEngine:
         networks = self._networks()
         scene = infer_scene(networks, prev.image, cur.image, nxt.image, cur.K, compute_flow=self.compute_flow,
                             autocast=self._autocast, cam_features=(prev.cam_features, cur.cam_features, nxt.cam_features),
-                            flow_features=flow_features, lap=lap)
+                            flow_features=flow_features, lap=lap, rotation_from_flow=self.rotation_from_flow,
+                            dynamic_classes=self.dynamic_classes or ())
+        if scene.rotation_fitted is not None:
+            scene = self._fitted_rotation_from_previous(prev, cur, scene)
         out_size = cur.input_size if self.output_resolution == "input" else self.size
         scene = resize_scene(networks, scene, out_size, class_probabilities=self.return_class_probabilities)
         out = self._finish(cur, scene)
         self._mark(timings, "postprocess", clock[0])
         out.timings_ms = timings
         return out
+
+    def _fitted_rotation_from_previous(self, prev: _FrameState, cur: _FrameState, scene: SceneTensors) -> SceneTensors:
+        """``motion_from_previous`` with the fitted rotation of t−1→t: causal mode, the inverse of this output's
+        (its ego-motion is t→t−1); paper mode, the one the previous output fitted for t−1→t, when it did."""
+        fitted = bool(scene.rotation_fitted[0])
+        from_previous = scene.motion_from_previous.clone()
+        if self.causal:
+            rotation = scene.ego_motion[0, :3, :3].transpose(0, 1) if fitted else None
+        else:
+            rotation = prev.rotation_to_next
+            cur.rotation_to_next = scene.ego_motion[0, :3, :3].clone() if fitted else None
+        if rotation is not None:
+            from_previous[0, :3, :3] = rotation
+        return replace(scene, motion_from_previous=from_previous)
 
     def _finish(self, cur: _FrameState, scene: SceneTensors) -> SceneOutputs:
         """Outputs at the output resolution → numpy, with the motion mask at τ and the depth scale applied."""
@@ -646,6 +671,7 @@ class SceneEngine:
             "channels_last": self.channels_last,
             "folded_batch_norm": self.folded_batch_norm,
             "compute_flow": self.compute_flow,
+            "rotation_from_flow": self.rotation_from_flow,
             "backend": self.backend,
             **({} if self._backend_graphs is None else self._backend_graphs.describe()),
             **({} if self.backend_pending is None else {"backend_pending": self.backend_pending}),

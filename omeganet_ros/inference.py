@@ -30,7 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import geometry
+from . import geometry, pose_proxy
+from .classes import DYNAMIC_TRAIN_IDS
 from .motion import EPSILON, motion_probability
 
 
@@ -84,6 +85,7 @@ class SceneTensors:
     rigid_flow: torch.Tensor | None = None         # B×2×h×w pixels, the camera motion's flow, same direction
     motion_probability: torch.Tensor | None = None  # B×h×w in [0, 1]
     class_probabilities: torch.Tensor | None = None  # B×C×h×w softmax (resize_scene(class_probabilities=True))
+    rotation_fitted: torch.Tensor | None = None    # B bool: ego_motion's rotation is the flow fit (rotation_from_flow)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -119,7 +121,8 @@ def network_intrinsics(K, frame_size: tuple[int, int], size: tuple[int, int], de
 def infer_scene(networks: SceneNetworks | dict, prev: torch.Tensor, cur: torch.Tensor, nxt: torch.Tensor,
                 K: torch.Tensor | None = None, *, compute_flow: bool = True, autocast=contextlib.nullcontext,
                 cam_features: tuple | None = None, flow_features: tuple | None = None,
-                lap: Callable[[str], None] | None = None) -> SceneTensors:
+                lap: Callable[[str], None] | None = None, rotation_from_flow: bool = False,
+                dynamic_classes=DYNAMIC_TRAIN_IDS) -> SceneTensors:
     """Every output for the centre frames of the triplets (``prev``, ``cur``, ``nxt``), at their size h×w.
 
     ``prev``, ``cur``, ``nxt``: B×3×h×w RGB in [0, 1] at the network size. ``K``: B×3×3 or 3×3 in pixels
@@ -129,6 +132,10 @@ def infer_scene(networks: SceneNetworks | dict, prev: torch.Tensor, cur: torch.T
     context factory the networks run under (the motion maths always runs in float32).
     ``cam_features`` / ``flow_features``: the three frames' encoder outputs when the caller cached them.
     ``lap(stage)``: called after "dsnet", "camnet", "ofnet" (when run) and "motion", for per-stage timings.
+    ``rotation_from_flow``: the rotation of the motion t→t+1 is the PnP-RANSAC fit of the optical flow on the
+    depth (pixels of ``dynamic_classes`` left out; :mod:`omeganet_ros.pose_proxy`), CamNet's translation kept;
+    where the fit fails, CamNet's rotation stays (``SceneTensors.rotation_fitted``). Rigid flow and the motion
+    probability follow the refined motion. False: ΩNet's CamNet motion.
     """
     nets = networks if isinstance(networks, SceneNetworks) else SceneNetworks.from_modules(networks)
     if compute_flow and nets.flow_decode is None:
@@ -157,16 +164,21 @@ def infer_scene(networks: SceneNetworks | dict, prev: torch.Tensor, cur: torch.T
     else:
         K = cam["K"].float()
     depth = nets.depth_from_disp(disp)
-    rigid = prob = None
-    if flow is not None:
-        rigid = geometry.rigid_flow(depth, K, motions[:, 1])
-        prob = motion_probability(flow, rigid, eps=EPSILON)  # B×h×w
     # The first of tied classes, as tf.argmax (the authors' logits are ReLU outputs: ties at 0).
     semantic = logits.argmax(dim=1)
+    rigid = prob = fitted = None
+    ego = motions[:, 1]
+    if flow is not None and rotation_from_flow:
+        fit, fitted = pose_proxy.proxy_motions(depth, flow, K, pose_proxy.static_pixels(semantic, dynamic_classes))
+        ego = ego.clone()
+        ego[fitted, :3, :3] = fit[fitted, :3, :3]
+    if flow is not None:
+        rigid = geometry.rigid_flow(depth, K, ego)
+        prob = motion_probability(flow, rigid, eps=EPSILON)  # B×h×w
     lap("motion")
     return SceneTensors(disp=disp, depth=depth, logits=logits, semantic=semantic, motion_from_previous=motions[:, 0],
-                        ego_motion=motions[:, 1], K=K, intrinsics_given=given, flow=flow, rigid_flow=rigid,
-                        motion_probability=prob)
+                        ego_motion=ego, K=K, intrinsics_given=given, flow=flow, rigid_flow=rigid,
+                        motion_probability=prob, rotation_fitted=fitted)
 
 
 @torch.no_grad()

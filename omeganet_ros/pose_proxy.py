@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import geometry
+from .classes import DYNAMIC_TRAIN_IDS
 
 GRID_STEP = 4           # px between sampled pixels (320×96: ~1 800 correspondences)
 REPROJECTION_PX = 1.0   # RANSAC inlier threshold in pixels
@@ -73,6 +74,13 @@ def motion_from_depth_and_flow(depth: np.ndarray, flow: np.ndarray, K: np.ndarra
     source_from_target[:3, :3] = cv2.Rodrigues(rvec)[0]
     source_from_target[:3, 3] = tvec.ravel()
     return np.linalg.inv(source_from_target), len(inliers) / len(z)
+
+
+def static_pixels(semantic: torch.Tensor, dynamic_classes=DYNAMIC_TRAIN_IDS, min_fraction: float = 0.3) -> torch.Tensor:
+    """B×H×W bool: pixels whose class (B×H×W trainIds) is not dynamic. An image with under ``min_fraction``
+    static pixels (crowded, or an untrained semantic head) is left to RANSAC alone: all its pixels are True."""
+    static = ~torch.isin(semantic, torch.tensor(tuple(dynamic_classes), device=semantic.device))
+    return static | (static.float().mean((1, 2), keepdim=True) < min_fraction)
 
 
 @torch.no_grad()

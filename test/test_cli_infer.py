@@ -103,6 +103,18 @@ def test_infer_causal_mode_writes_backward_flow(image_folder, tmp_path):
     assert read_poses(out / "poses.txt").shape == (4, 4, 4)
 
 
+def test_infer_rotation_from_flow_reaches_the_engine(image_folder, tmp_path, capsys):
+    out = tmp_path / "pred"
+    assert _run(["--input", str(image_folder), "--out", str(out), "--rotation-from-flow"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["engine"]["rotation_from_flow"] is True
+    assert read_poses(out / "poses.txt").shape[0] >= 3
+    capsys.readouterr()
+    assert infer.main(["--input", str(image_folder), "--out", str(tmp_path / "m"), "--checkpoint", "moreau", "--quiet",
+                       "--size", "128x64", "--backend", "torch", "--rotation-from-flow"]) == 2
+    assert "--rotation-from-flow applies to ΩNet only" in capsys.readouterr().err
+
+
 def _write_bag(path, frames, bad_index=None):
     from omeganet_ros.data.rosbag_io import BagWriter
 

@@ -123,6 +123,13 @@ def test_ofnet_runs_only_for_flow_motion_or_scene_subscribers(node, subscribed, 
     assert len(node._outputs["odometry"].published) == 1
 
 
+def test_rotation_from_flow_runs_ofnet_for_the_ego_motion_alone(node):
+    node._outputs = {topic: _FakePublisher(1 if topic == "odometry" else 0) for topic in TOPICS}
+    assert node._flow_wanted() is False
+    node._config["rotation_from_flow"] = True  # the ego-motion's rotation is fitted to the flow: OFNet always runs
+    assert node._flow_wanted() is True
+
+
 MOREAU_TOPICS = ("depth/image", "depth/relative", "depth/colored", "depth/camera_info", "instance", "instance/colored",
                  "ego_motion", "odometry", "points", "scene")
 

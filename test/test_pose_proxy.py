@@ -87,7 +87,7 @@ def test_stage1_pose_proxy_needs_a_trained_ofnet_and_reaches_camnet(sequence, tm
 
     def spy(*args, **kwargs):
         loss = original(*args, **kwargs)
-        calls.append(float(loss))
+        calls.append(float(loss.detach()))
         return loss
 
     monkeypatch.setattr(pose_proxy, "rotation_proxy_loss", spy)
@@ -98,3 +98,90 @@ def test_stage1_pose_proxy_needs_a_trained_ofnet_and_reaches_camnet(sequence, tm
         rows = [row for row in csv.DictReader(f) if row.get("pose_proxy_px")]
     assert rows and all(float(row["pose_proxy_px"]) > 0 for row in rows)
     assert not any(p.requires_grad for p in cont.nets["ofnet"].parameters())  # OFNet only supplies the flow
+
+
+# --- inference: rotation_from_flow (the engine's option) ------------------------------------------------------------
+
+def _stub_networks(depth: torch.Tensor, K: torch.Tensor, flow: torch.Tensor, camnet_vec: torch.Tensor):
+    """SceneNetworks (batch 1) whose DSNet gives ``depth`` (road everywhere), CamNet ``camnet_vec`` for both motions
+    and K, OFNet ``flow``, whatever the frames or the engine's cached features: the refinement alone decides what
+    differs from CamNet."""
+    from omeganet_ros.inference import SceneNetworks
+
+    def dsnet(image):
+        logits = torch.zeros(image.shape[0], 19, *image.shape[-2:])
+        logits[:, 0] = 1.0
+        return {"disp_full": torch.ones_like(depth).expand(image.shape[0], -1, -1, -1), "semantic": logits}
+
+    def cam_decode(prev, cur, nxt, h, w):
+        return {"motion": camnet_vec.expand(1, 2, 6).clone(), "K": K.expand(1, 3, 3).clone()}  # batch 1
+
+    def flow_decode(prev, cur, nxt, h, w, backward=False):
+        return {"flow_fw": [flow.clone()]}
+
+    return SceneNetworks(dsnet=dsnet, cam_encode=lambda image: image, cam_decode=cam_decode,
+                         flow_encode=lambda image: image, flow_decode=flow_decode,
+                         depth_from_disp=lambda disp: depth.expand(disp.shape[0], -1, -1, -1).float())
+
+
+@pytest.fixture(scope="module")
+def known_scene():
+    """Depth 1×1×64×128, K, a true motion t→t+1 with 0.02 rad of yaw, its flow, and CamNet's answer (no rotation)."""
+    depth, K, truth, flow = _scene(width=128, height=64)
+    camnet_vec = torch.tensor([0.02, 0.0, 0.25, 0.0, 0.0, 0.0])
+    return (torch.as_tensor(depth, dtype=torch.float32)[None, None], torch.as_tensor(K, dtype=torch.float32),
+            torch.as_tensor(truth, dtype=torch.float32), torch.as_tensor(flow, dtype=torch.float32).permute(2, 0, 1)[None],
+            camnet_vec)
+
+
+def test_infer_scene_takes_the_rotation_from_the_flow_and_keeps_camnet_translation(known_scene):
+    from omeganet_ros.inference import infer_scene
+
+    depth, K, truth, flow, camnet_vec = known_scene
+    nets = _stub_networks(depth, K, flow, camnet_vec)
+    frames = [torch.rand(1, 3, 64, 128) for _ in range(3)]
+    plain = infer_scene(nets, *frames)
+    refined = infer_scene(nets, *frames, rotation_from_flow=True)
+    assert plain.rotation_fitted is None and torch.allclose(plain.ego_motion[0, :3, :3], torch.eye(3))
+    assert bool(refined.rotation_fitted[0])
+    assert torch.allclose(refined.ego_motion[0, :3, :3], truth[:3, :3], atol=2e-4)
+    assert torch.allclose(refined.ego_motion[0, :3, 3], camnet_vec[:3])  # the translation stays CamNet's
+    rigid = geometry.rigid_flow(depth, K[None], refined.ego_motion)
+    assert torch.allclose(refined.rigid_flow, rigid)  # rigid flow (and the motion probability) follow the refinement
+    # every pixel of a dynamic class (here: all, the crowded fallback) still fits: RANSAC alone decides
+    car = _stub_networks(depth, K, flow, camnet_vec)
+    car_logits = car.dsnet
+
+    def cars(image):
+        out = car_logits(image)
+        out["semantic"][:, 13] = 2.0
+        return out
+
+    car.dsnet = cars
+    assert bool(infer_scene(car, *frames, rotation_from_flow=True).rotation_fitted[0])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_engine_motion_from_previous_uses_the_fitted_rotation(known_scene, causal):
+    from omeganet_ros.engine import SceneEngine
+
+    depth, K, truth, flow, camnet_vec = known_scene
+    engine = SceneEngine("random", device="cpu", size=(128, 64), output_resolution="network", causal=causal,
+                         rotation_from_flow=True)
+    stub = _stub_networks(depth, K, flow, camnet_vec)
+    engine._networks = lambda: stub
+    frames = [np.random.default_rng(i).integers(0, 255, (64, 128, 3), dtype=np.uint8) for i in range(4)]
+    outputs = [out for i, frame in enumerate(frames) if (out := engine.push(frame, 0.1 * i)) is not None]
+    assert engine.describe()["rotation_from_flow"] is True
+    fitted = truth[:3, :3].double().numpy()
+    for out in outputs:
+        assert np.allclose(out.ego_motion[:3, :3], fitted, atol=2e-4)
+    if causal:  # ego-motion t→t−1: the motion from the previous frame is its inverse rotation
+        assert all(np.allclose(out.motion_from_previous[:3, :3], fitted.T, atol=2e-4) for out in outputs)
+    else:  # the first output has no earlier fit (CamNet's: no rotation); the next takes the previous output's
+        assert np.allclose(outputs[0].motion_from_previous[:3, :3], np.eye(3), atol=1e-6)
+        assert np.allclose(outputs[1].motion_from_previous[:3, :3], fitted, atol=2e-4)
+    engine.reset()
+    engine.rotation_from_flow = False
+    plain = [out for i, frame in enumerate(frames) if (out := engine.push(frame, 1.0 + 0.1 * i)) is not None]
+    assert np.allclose(plain[-1].ego_motion[:3, :3], np.eye(3), atol=1e-6)

@@ -59,7 +59,7 @@ TOPICS_OF_OUTPUT = {"flow": ("flow", "flow/colored"), "semantic": ("semantic", "
                     "instance": ("instance", "instance/colored")}
 # Parameters that configure what only ΩNet has (motion segmentation, torch.compile of its networks), with the
 # value that leaves them unused: a Moreau checkpoint with another value fails configure, naming the parameter.
-OMEGANET_ONLY = {"compile": False, "motion_threshold": -1.0, "motion_any_class": False,
+OMEGANET_ONLY = {"compile": False, "motion_threshold": -1.0, "motion_any_class": False, "rotation_from_flow": False,
                  "dynamic_classes": list(DYNAMIC_TRAIN_IDS)}
 
 
@@ -350,7 +350,7 @@ class OmeganetNode(LifecycleNode):
         else:
             options.update(compile=cfg["compile"], backend=cfg["backend"], graph_cache=cfg["graph_cache"] or None,
                            background_export=cfg["backend_export"] == "background", backend_log=self._backend_event,
-                           motion_threshold=_motion_threshold(cfg),
+                           motion_threshold=_motion_threshold(cfg), rotation_from_flow=cfg["rotation_from_flow"],
                            dynamic_classes=None if cfg["motion_any_class"] else cfg["dynamic_classes"])
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
@@ -609,8 +609,11 @@ class OmeganetNode(LifecycleNode):
     # ------------------------------------------------------------------------------------ publishing
 
     def _flow_wanted(self) -> bool:
-        """Whether any subscribed output needs OFNet (flow, motion, or the scene bundle carrying them)."""
+        """Whether any subscribed output needs OFNet (flow, motion, or the scene bundle carrying them), or the
+        ego-motion does (``rotation_from_flow``)."""
         cfg = self._config
+        if cfg["rotation_from_flow"]:
+            return True
         if not (cfg["publish_flow"] or cfg["publish_motion"]):
             return False
         return any(self._outputs[key].get_subscription_count() > 0 for key in FLOW_OUTPUTS if key in self._outputs)

@@ -164,10 +164,7 @@ class DepthPoseStage(Stage):
             with autocast():
                 flows = nets["ofnet"](batch["prev"], batch["cur"], batch["next"])
             depth = depth_from_disp(nets["dsnet"], ds["disp_full"].detach().float())
-            static = ~torch.isin(ds["semantic"].detach().argmax(1),
-                                 torch.tensor(DYNAMIC_TRAIN_IDS, device=depth.device))
-            # an image (or an untrained semantic head) with under 30 % static pixels is left to RANSAC alone
-            static |= static.float().mean((1, 2), keepdim=True) < 0.3
+            static = pose_proxy.static_pixels(ds["semantic"].detach().argmax(1))
             to_next, found_next = pose_proxy.proxy_motions(depth, flows["flow_fw"][0].float(), K, static)
             to_prev, found_prev = pose_proxy.proxy_motions(depth, flows["flow_bw"][0].float(), K, static)
         return pose_proxy.rotation_proxy_loss(motion_vecs, to_prev, to_next,
