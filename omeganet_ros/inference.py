@@ -169,9 +169,7 @@ def infer_scene(networks: SceneNetworks | dict, prev: torch.Tensor, cur: torch.T
     rigid = prob = fitted = None
     ego = motions[:, 1]
     if flow is not None and rotation_from_flow:
-        fit, fitted = pose_proxy.proxy_motions(depth, flow, K, pose_proxy.static_pixels(semantic, dynamic_classes))
-        ego = ego.clone()
-        ego[fitted, :3, :3] = fit[fitted, :3, :3]
+        ego, fitted = pose_proxy.with_fitted_rotation(ego, depth, flow, K, pose_proxy.static_pixels(semantic, dynamic_classes))
     if flow is not None:
         rigid = geometry.rigid_flow(depth, K, ego)
         prob = motion_probability(flow, rigid, eps=EPSILON)  # B×h×w

@@ -104,6 +104,16 @@ def proxy_motions(depth: torch.Tensor, flow: torch.Tensor, K: torch.Tensor,
     return out, torch.tensor(found, device=depth.device)
 
 
+def with_fitted_rotation(motion: torch.Tensor, depth: torch.Tensor, flow: torch.Tensor, K: torch.Tensor,
+                         valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """B×4×4 camera motions target→source with their rotation replaced by the fit of ``flow`` (B×2×H×W, the same
+    direction) on ``depth`` where :func:`proxy_motions` succeeds; the translation stays. Returns (motions, B found)."""
+    fit, found = proxy_motions(depth, flow, K, valid)
+    out = motion.clone()
+    out[found, :3, :3] = fit[found, :3, :3].to(motion.dtype)
+    return out, found
+
+
 def rotation_proxy_loss(motion_vecs: torch.Tensor, to_prev: torch.Tensor, to_next: torch.Tensor,
                         found: torch.Tensor, focal_px: torch.Tensor) -> torch.Tensor:
     """L1 between CamNet's rotations and the PnP ones, in pixels of image shift (angle × focal length).

@@ -185,3 +185,25 @@ def test_engine_motion_from_previous_uses_the_fitted_rotation(known_scene, causa
     engine.rotation_from_flow = False
     plain = [out for i, frame in enumerate(frames) if (out := engine.push(frame, 1.0 + 0.1 * i)) is not None]
     assert np.allclose(plain[-1].ego_motion[:3, :3], np.eye(3), atol=1e-6)
+
+
+def test_stage3_rigid_rotation_flow_fits_the_teachers_flows(sequence, tmp_path, monkeypatch):
+    _run(sequence, tmp_path / "s2", 1, stage=2)
+    seen = []
+    original = pose_proxy.with_fitted_rotation
+
+    def spy(motion, depth, flow, K, valid=None):
+        out, found = original(motion, depth, flow, K, valid)
+        seen.append((motion.clone(), out, found))
+        return out, found
+
+    monkeypatch.setattr(pose_proxy, "with_fitted_rotation", spy)
+    _run(sequence, tmp_path / "camnet", 1, stage=3, init=str(tmp_path / "s2" / "last.pt"))
+    assert not seen  # ΩNet's: CamNet's motions
+    _run(sequence, tmp_path / "flow", 1, stage=3, init=str(tmp_path / "s2" / "last.pt"), rigid_rotation="flow")
+    assert len(seen) == 2  # t→t−1 and t→t+1 of the step
+    for before, after, found in seen:
+        assert torch.equal(after[:, :3, 3], before[:, :3, 3])  # CamNet's translation stays
+        assert torch.equal(after[~found], before[~found])
+    with pytest.raises(ValueError, match="rigid_rotation must be 'camnet' or 'flow'"):
+        _run(sequence, tmp_path / "bad", 1, stage=3, init=str(tmp_path / "s2" / "last.pt"), rigid_rotation="imu")

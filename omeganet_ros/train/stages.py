@@ -265,6 +265,12 @@ class DistilledFlowStage(Stage):
     trained = ("ofnet",)
     used = ("ofnet", "teacher", "dsnet", "camnet")
 
+    def __init__(self, config: dict):
+        super().__init__(config)
+        self.rigid_rotation = config.get("rigid_rotation", "camnet")
+        if self.rigid_rotation not in ("camnet", "flow"):
+            raise ValueError(f"rigid_rotation must be 'camnet' or 'flow', got {self.rigid_rotation!r}")
+
     def tasks(self, has_labels: bool) -> list[str]:
         return ["distillation", "photometric"]
 
@@ -282,6 +288,10 @@ class DistilledFlowStage(Stage):
         semantic = ds["semantic"].argmax(1)
         if self.config.get("distillation_semantics", "dsnet") == "labels":
             semantic = torch.where(batch["labels"] != IGNORE_ID, batch["labels"], semantic)
+        if self.rigid_rotation == "flow":  # as the engine's rotation_from_flow: the teacher's flow fitted on the depth
+            static = pose_proxy.static_pixels(semantic)
+            to_prev, to_next = (pose_proxy.with_fitted_rotation(motion, depth, flows[0], K, static)[0]
+                                for motion, flows in ((to_prev, teacher["flow_bw"]), (to_next, teacher["flow_fw"])))
         xi = float(self.loss_cfg.get("consistency_threshold", 0.5))
         out = {}
         for name, to_source, flows in (("fw", to_next, teacher["flow_fw"]), ("bw", to_prev, teacher["flow_bw"])):

@@ -90,6 +90,9 @@ DEFAULT_CONFIG: dict = {
     # (nets.MoreauNet.depth_from_disp); photometric_resolution of its depth loss: input | level (losses.depth_pose_loss)
     "moreau": {"tasks": ["depth", "instance"], "depth_normalization": "mean", "photometric_resolution": "level"},
     "distillation_semantics": "dsnet",  # stage 3: dsnet | labels (proxy labels where present)
+    # stage 3: rotation of the rigid flow's camera motions: camnet (ΩNet's) | flow (PnP fit of the teacher's flow on
+    # the depth, as the engine's rotation_from_flow; omeganet_ros.pose_proxy)
+    "rigid_rotation": "camnet",
     "student_init": "teacher",  # stage 3: teacher | scratch
     # context: 1 adds t ± 2 to each item (proper reverse triplets for stage 2's occlusion check)
     "data": {"stride": 1, "augment": True, "num_workers": 0, "context": 0},
