@@ -85,17 +85,27 @@ def read_poses(path: Path) -> list[np.ndarray]:
     return poses
 
 
+def raw_clip(root: Path) -> tuple[list[Path], list[np.ndarray]]:
+    """kitti_raw_tiny's camera-2 frames (sorted paths) and their camera-to-world poses from OXTS."""
+    frames = sorted((root / "2011_09_26" / "2011_09_26_drive_0023_sync" / "image_02" / "data").glob("*.png"))
+    return frames, read_poses(root / "cam2_poses_from_oxts.txt")
+
+
+def true_motion_and_yaw(poses: list[np.ndarray], t: int) -> tuple[np.ndarray, float]:
+    """The true camera motion t → t+1 (4×4) and its yaw (rotation about the camera's y axis, radians)."""
+    truth = np.linalg.inv(poses[t]) @ poses[t + 1]
+    return truth, float(Rotation.from_matrix(truth[:3, :3]).as_rotvec()[1])
+
+
 @torch.no_grad()
 def evaluate_ego_motion(camnet, root: Path, size: tuple[int, int]) -> dict:
-    frames = sorted((root / "2011_09_26" / "2011_09_26_drive_0023_sync" / "image_02" / "data").glob("*.png"))
-    poses = read_poses(root / "cam2_poses_from_oxts.txt")
+    frames, poses = raw_clip(root)
     images = [to_tensor(read_rgb(p), size) for p in frames]
     rows = []
     for t in range(1, len(images) - 1):
         motion = camnet(images[t - 1], images[t], images[t + 1])["motion"][0, 1].numpy()  # t → t+1
-        truth = np.linalg.inv(poses[t]) @ poses[t + 1]
+        truth, true_yaw = true_motion_and_yaw(poses, t)
         true_t, pred_t = truth[:3, 3], motion[:3]
-        true_yaw = float(Rotation.from_matrix(truth[:3, :3]).as_rotvec()[1])
         cosine = float(pred_t @ true_t / (np.linalg.norm(pred_t) * np.linalg.norm(true_t) + 1e-12))
         rows.append({"frame": t, "forward": bool(pred_t[2] > 0), "yaw_pred": float(motion[4]), "yaw_true": true_yaw,
                      "yaw_sign_right": bool(np.sign(motion[4]) == np.sign(true_yaw)),
@@ -119,8 +129,7 @@ def evaluate_engine_ego_motion(checkpoint: Path, root: Path, size: tuple[int, in
     from omeganet_ros.data.kitti import CamToCam
     from omeganet_ros.engine import SceneEngine
 
-    frames = sorted((root / "2011_09_26" / "2011_09_26_drive_0023_sync" / "image_02" / "data").glob("*.png"))
-    poses = read_poses(root / "cam2_poses_from_oxts.txt")
+    frames, poses = raw_clip(root)
     K = CamToCam(root / "2011_09_26" / "calib_cam_to_cam.txt").K(2)
     engine = SceneEngine(checkpoint, device="cpu", size=size, rotation_from_flow=True, output_resolution="network")
     rows = []
@@ -129,8 +138,7 @@ def evaluate_engine_ego_motion(checkpoint: Path, root: Path, size: tuple[int, in
         if result is None:
             continue
         t = index - 1
-        truth = np.linalg.inv(poses[t]) @ poses[t + 1]
-        true_yaw = float(Rotation.from_matrix(truth[:3, :3]).as_rotvec()[1])
+        _, true_yaw = true_motion_and_yaw(poses, t)
         yaw = float(Rotation.from_matrix(result.ego_motion[:3, :3]).as_rotvec()[1])
         rows.append({"frame": t, "forward": bool(result.ego_motion[2, 3] > 0), "yaw_pred": yaw, "yaw_true": true_yaw,
                      "yaw_sign_right": bool(np.sign(yaw) == np.sign(true_yaw))})

@@ -60,7 +60,7 @@ def motion_from_depth_and_flow(depth: np.ndarray, flow: np.ndarray, K: np.ndarra
     vs, us, z = vs[keep], us[keep], z[keep]
     if len(z) < MIN_INLIERS:
         return None, 0.0
-    points = np.stack([(us - K[0, 2]) / K[0, 0] * z, (vs - K[1, 2]) / K[1, 1] * z, z], axis=1)
+    points = geometry.backproject(torch.from_numpy(depth)[None, None], torch.from_numpy(K)[None])[0][:, vs, us].T.numpy()
     moved = np.stack([us, vs], axis=1) + flow[vs, us]
     cv2.setRNGSeed(seed)
     ok, rvec, tvec, inliers = cv2.solvePnPRansac(points, moved, K, None, iterationsCount=iterations,

@@ -155,7 +155,6 @@ class DepthPoseStage(Stage):
                                                             class_weights=str(cfg.get("semantic_class_weights", "none")))
         return task_losses, logs
 
-
     @staticmethod
     def rotation_proxy(batch, ds, motion_vecs, K, nets, autocast) -> torch.Tensor:
         """``loss.pose_proxy_weight``: CamNet's rotations against PnP fits of the (frozen) OFNet's flows on
