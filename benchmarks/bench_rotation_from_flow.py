@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from omeganet_ros import pose_proxy  # noqa: E402
 from omeganet_ros.engine import SceneEngine  # noqa: E402
+from omeganet_ros.runtime import machine_record  # noqa: E402
 from omeganet_ros.synth import iterate_frames, parse_size  # noqa: E402
 
 
@@ -64,8 +63,7 @@ def main(argv=None) -> int:
         pose_proxy.motion_from_depth_and_flow(out.depth, out.flow, out.intrinsics)
         fits.append((time.perf_counter() - start) * 1000.0)
     result["fit_ms"] = round(float(np.median(fits)), 2)
-    result.update({"load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
-                   "machine": platform.machine()})
+    result.update(machine_record())
     print(json.dumps(result, indent=1))
     return 0
 

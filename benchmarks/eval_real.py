@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -32,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from omeganet_ros.checkpoint import build_networks_from_checkpoint, default_checkpoint_path, load_checkpoint  # noqa: E402
 from omeganet_ros.data.flow_io import read_flo_with_valid, read_kitti_flow_with_valid  # noqa: E402
 from omeganet_ros.evaluate import FlowEvaluator  # noqa: E402
+from omeganet_ros.runtime import machine_record  # noqa: E402
 from omeganet_ros.synth import parse_size  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -176,8 +175,7 @@ def main(argv=None) -> int:
     if raw.is_dir():
         out["kitti_raw_tiny_ego_motion"] = evaluate_ego_motion(nets["camnet"], raw, kitti_size)
         out["kitti_raw_tiny_engine_rotation_from_flow"] = evaluate_engine_ego_motion(path, raw, kitti_size)
-    out.update({"load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
-                "machine": platform.machine()})
+    out.update(machine_record())
     print(json.dumps(out, indent=2))
     return 0
 

@@ -45,17 +45,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from omeganet_ros.checkpoint import default_checkpoint_path
 from omeganet_ros.engine import SceneEngine
+from omeganet_ros.runtime import machine_record
 from omeganet_ros.evaluate import DepthEvaluator, FlowEvaluator, MotionEvaluator, SemanticEvaluator
 from omeganet_ros.evaluate import trivial
 from omeganet_ros.evaluate.pose import evaluate_pose_snippets, motions_from_poses
@@ -162,8 +160,7 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
         "semantic": {"miou": semantic["miou"], "pixel_acc": semantic["pixel_acc"],
                      "trivial": {k: semantic_trivial[k] for k in ("answer", "class", "miou", "pixel_acc")}},
         "seconds": round(time.perf_counter() - start, 1),
-        "torch": torch.__version__, "machine": platform.machine(),
-        "note": "CPU; cores shared with other jobs",
+        **machine_record(), "note": "CPU; cores shared with other jobs",
     }
 
 
@@ -224,8 +221,7 @@ def evaluate_pose_only(checkpoint, seeds, frames: int, size: tuple[int, int], ne
                         "trivial": {"answer": "a CamNet that reads one frame's appearance",
                                     "reversed_yaw_flips": 0.0, "still_translation_ratio_median": 1.0},
                         "truth": {"reversed_yaw_flips": 1.0, "still_translation_ratio_median": 0.0}},
-        "seconds": round(time.perf_counter() - start, 1), "load_average": [round(v, 2) for v in os.getloadavg()],
-        "torch": torch.__version__, "machine": platform.machine(),
+        "seconds": round(time.perf_counter() - start, 1), **machine_record(),
     }
 
 

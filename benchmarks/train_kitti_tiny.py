@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from omeganet_ros.evaluate.trivial import depth_plane as trivial_depth  # noqa: E402
+from omeganet_ros.runtime import machine_record  # noqa: E402
 from omeganet_ros.synth import parse_size  # noqa: E402
 from omeganet_ros.train.trainer import DEFAULT_CONFIG, Trainer, merge_config  # noqa: E402
 
@@ -97,8 +96,7 @@ def main(argv=None) -> int:
         "data": spec, "init": str(init) if init else None, "max_minutes": args.max_minutes,
         "triplets": len(trainer.dataset), "size": [width, height], "lr": args.lr,
         "batch_size": args.batch_size, "threads": args.threads, "pose_negative_slope": args.pose_negative_slope, **results,
-        "load_average": [round(v, 2) for v in os.getloadavg()], "torch": torch.__version__,
-        "machine": platform.machine()}, indent=2))
+        **machine_record()}, indent=2))
     return 0
 
 

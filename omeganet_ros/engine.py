@@ -203,7 +203,8 @@ class SceneEngine:
             (static classes; DF-VO's finding that such a fit beats a pose network), CamNet's translation kept;
             rigid flow and the motion mask follow it, and ``motion_from_previous`` takes the previous output's
             fitted rotation (paper mode) or the inverse of this one (causal). Needs flow; where a fit fails,
-            CamNet's rotation stays. False (default): ΩNet's CamNet motion. See :mod:`omeganet_ros.pose_proxy`.
+            CamNet's rotation stays. False (default, the authors' behaviour): ΩNet's CamNet motion; the node and
+            ``omeganet-infer`` turn it on by default. See :mod:`omeganet_ros.pose_proxy`.
         backend: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (the fastest installed; torch on
             CUDA or with ``compile``): see :mod:`omeganet_ros.backends` (graphs exported once, cached).
         graph_cache: folder of the backends' export cache (None: ``omeganet_ros.backends.cache.cache_root()``).

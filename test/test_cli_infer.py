@@ -103,16 +103,19 @@ def test_infer_causal_mode_writes_backward_flow(image_folder, tmp_path):
     assert read_poses(out / "poses.txt").shape == (4, 4, 4)
 
 
-def test_infer_rotation_from_flow_reaches_the_engine(image_folder, tmp_path, capsys):
+def test_infer_rotation_from_flow_is_on_by_default_and_can_be_turned_off(image_folder, tmp_path, capsys):
     out = tmp_path / "pred"
-    assert _run(["--input", str(image_folder), "--out", str(out), "--rotation-from-flow"]) == 0
+    assert _run(["--input", str(image_folder), "--out", str(out)]) == 0
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["engine"]["rotation_from_flow"] is True
+    assert meta["engine"]["rotation_from_flow"] is True  # the node's default, shared
     assert read_poses(out / "poses.txt").shape[0] >= 3
+    assert _run(["--input", str(image_folder), "--out", str(tmp_path / "off"), "--no-rotation-from-flow"]) == 0
+    assert json.loads((tmp_path / "off" / "meta.json").read_text())["engine"]["rotation_from_flow"] is False
     capsys.readouterr()
+    # the Moreau model has no flow: the option does not apply to it and is not an error
     assert infer.main(["--input", str(image_folder), "--out", str(tmp_path / "m"), "--checkpoint", "moreau", "--quiet",
-                       "--size", "128x64", "--backend", "torch", "--rotation-from-flow"]) == 2
-    assert "--rotation-from-flow applies to ΩNet only" in capsys.readouterr().err
+                       "--size", "128x64", "--backend", "torch", "--rotation-from-flow"]) == 0
+    assert "rotation_from_flow" not in json.loads((tmp_path / "m" / "meta.json").read_text())["engine"]
 
 
 def _write_bag(path, frames, bad_index=None):

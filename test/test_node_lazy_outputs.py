@@ -112,6 +112,7 @@ def test_disabled_outputs_stay_empty_in_scene_and_relative_depth_is_not_depth_im
 @pytest.mark.parametrize("subscribed, flow", [(("depth/colored", "odometry", "semantic"), False), (("flow/colored",), True),
                                               (("motion/mask",), True), (("scene",), True)])
 def test_ofnet_runs_only_for_flow_motion_or_scene_subscribers(node, subscribed, flow):
+    node._config["rotation_from_flow"] = False  # on by default: then the ego-motion alone needs OFNet
     node._outputs = {topic: _FakePublisher(1 if topic in subscribed else 0) for topic in TOPICS}
     assert node._flow_wanted() is flow
     # an output computed without OFNet (flow and motion None) publishes what it has, even if a flow subscriber
@@ -125,9 +126,13 @@ def test_ofnet_runs_only_for_flow_motion_or_scene_subscribers(node, subscribed, 
 
 def test_rotation_from_flow_runs_ofnet_for_the_ego_motion_alone(node):
     node._outputs = {topic: _FakePublisher(1 if topic == "odometry" else 0) for topic in TOPICS}
-    assert node._flow_wanted() is False
-    node._config["rotation_from_flow"] = True  # the ego-motion's rotation is fitted to the flow: OFNet always runs
+    assert node._config["rotation_from_flow"] is True  # the default: the ego-motion's rotation is fitted to the flow
     assert node._flow_wanted() is True
+    node._config["rotation_from_flow"] = False
+    assert node._flow_wanted() is False
+    node._config["rotation_from_flow"] = True
+    node._absent = ("flow", "semantic", "motion")  # a model without OFNet (Moreau et al.): nothing to fit
+    assert node._flow_wanted() is False
 
 
 MOREAU_TOPICS = ("depth/image", "depth/relative", "depth/colored", "depth/camera_info", "instance", "instance/colored",

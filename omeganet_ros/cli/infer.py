@@ -50,6 +50,7 @@ prefer_passive_openmp()  # before anything loads torch
 import numpy as np  # noqa: E402
 
 from ..backends import BACKEND_CHOICES, DEFAULT_BACKEND  # noqa: E402
+from ..ros.parameters import BY_NAME  # noqa: E402  (ROS-free: the node's defaults, shared)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -102,9 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "graphs exported once and cached in ~/.cache/omeganet_ros")
     p.add_argument("--output-resolution", default="input", choices=["input", "network"])
     p.add_argument("--causal", action="store_true", help="predict each frame from it and the previous one (no look-ahead)")
-    p.add_argument("--rotation-from-flow", action="store_true",
+    p.add_argument("--rotation-from-flow", action=argparse.BooleanOptionalAction,
+                   default=BY_NAME["rotation_from_flow"].default,
                    help="ΩNet: ego-motion rotation fitted to the optical flow on the depth (PnP-RANSAC), CamNet's "
-                        "translation kept (the node's rotation_from_flow)")
+                        "translation kept (the node's rotation_from_flow; default: on); --no-rotation-from-flow: "
+                        "CamNet's rotation. No effect on the Moreau et al. model (no optical flow)")
     p.add_argument("--intrinsics", type=parse_intrinsics, default=None,
                    help="known camera intrinsics of the input frames: 'fx,fy,cx,cy', a 3×3 text file, or a KITTI "
                         "calib.txt / calib_cam_to_cam.txt (FILE:P0 picks a camera; default P2 / P_rect_02)")
@@ -175,8 +178,6 @@ def run(args) -> dict:
         options.update(backend=args.backend, rotation_from_flow=args.rotation_from_flow)
     elif args.backend not in ("auto", "torch"):
         raise ValueError(f"--backend {args.backend} applies to ΩNet only; the Moreau et al. model runs on torch")
-    elif args.rotation_from_flow:
-        raise ValueError("--rotation-from-flow applies to ΩNet only; the Moreau et al. model has no optical flow")
     engine = open_engine(checkpoint, **options)
     moreau = isinstance(engine, MoreauEngine)
     if moreau and args.camera_height is not None:

@@ -59,7 +59,8 @@ TOPICS_OF_OUTPUT = {"flow": ("flow", "flow/colored"), "semantic": ("semantic", "
                     "instance": ("instance", "instance/colored")}
 # Parameters that configure what only ΩNet has (motion segmentation, torch.compile of its networks), with the
 # value that leaves them unused: a Moreau checkpoint with another value fails configure, naming the parameter.
-OMEGANET_ONLY = {"compile": False, "motion_threshold": -1.0, "motion_any_class": False, "rotation_from_flow": False,
+# (rotation_from_flow is not one: it is on by default, and the Moreau model, which has no flow, keeps its pose.)
+OMEGANET_ONLY = {"compile": False, "motion_threshold": -1.0, "motion_any_class": False,
                  "dynamic_classes": list(DYNAMIC_TRAIN_IDS)}
 
 
@@ -366,6 +367,9 @@ class OmeganetNode(LifecycleNode):
             kind = "Moreau et al. model" if moreau else "ΩNet model"
             self._model_status = f"loaded {kind} {engine.checkpoint_path}"
             self._model_ok = True
+        if moreau and cfg["rotation_from_flow"]:
+            self.get_logger().info("rotation_from_flow: no effect on the Moreau et al. model (no optical flow); "
+                                   "its pose network gives the whole ego-motion")
         return engine
 
     def _drop_engine(self) -> None:
@@ -612,7 +616,7 @@ class OmeganetNode(LifecycleNode):
         """Whether any subscribed output needs OFNet (flow, motion, or the scene bundle carrying them), or the
         ego-motion does (``rotation_from_flow``)."""
         cfg = self._config
-        if cfg["rotation_from_flow"]:
+        if cfg["rotation_from_flow"] and "flow" not in self._absent:
             return True
         if not (cfg["publish_flow"] or cfg["publish_motion"]):
             return False
@@ -636,7 +640,7 @@ class OmeganetNode(LifecycleNode):
         cfg = self._config
         out = result.outputs
         header = result.frame.tag
-        other, previous = result.neighbour, result.previous
+        other = result.neighbour
         self._last_scale_status = result.scale_status
         relative = result.relative_depth
         metric, scale = result.metric, result.scale
