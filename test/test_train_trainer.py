@@ -140,6 +140,33 @@ def test_stage3_takes_each_network_from_the_checkpoint_that_trained_it(sequence,
     assert s3.step == 1
 
 
+def test_init_entry_takes_only_the_networks_it_names(sequence, tmp_path, capsys):
+    # Two stage-1 runs; a third takes DSNet (and the rest) from the first and only CamNet from the second.
+    run(sequence, tmp_path / "a", 1)
+    run(sequence, tmp_path / "b", 2, seed=7)
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    mixed = run(sequence, tmp_path / "m", 0, init=[str(tmp_path / "a" / "last.pt"), f"{tmp_path / 'b' / 'last.pt'}:camnet"])
+
+    def same(net, ckpt, name):
+        return all(torch.equal(net.state_dict()[k].cpu(), ckpt.state_dicts[name][k]) for k in ckpt.state_dicts[name])
+
+    assert same(mixed.nets["dsnet"], a, "dsnet") and not same(mixed.nets["dsnet"], b, "dsnet")
+    assert same(mixed.nets["camnet"], b, "camnet") and not same(mixed.nets["camnet"], a, "camnet")
+    with pytest.raises(ValueError, match="network names"):
+        run(sequence, tmp_path / "x", 0, init=f"{tmp_path / 'a' / 'last.pt'}:posenet")
+    # Stage 4 composes the same way, and its checkpoint says which networks came from where.
+    cfg = tmp_path / "stage4.yaml"
+    cfg.write_text("stage: 4\nsize: [128, 64]\n")
+    entries = [str(tmp_path / "a" / "last.pt"), f"{tmp_path / 'b' / 'last.pt'}:camnet"]
+    assert train_main(["--config", str(cfg), "--data", "synth:seed=4,frames=4", "--init", entries[0], "--init", entries[1],
+                       "--out", str(tmp_path / "s4"), "--device", "cpu"]) == 0
+    calibrated = load_checkpoint(tmp_path / "s4" / "calibrated.pt")
+    assert calibrated.provenance["composed_from"] == entries
+    for name, source in (("dsnet", a), ("camnet", b), ("ofnet", a)):
+        assert all(torch.equal(calibrated.state_dicts[name][k], source.state_dicts[name][k]) for k in source.state_dicts[name])
+    capsys.readouterr()
+
+
 def test_cli_trains_and_reports_json(sequence, tmp_path, capsys):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("stage: 1\nsize: [128, 64]\nbatch_size: 2\nsteps: 2\nvalidation:\n  max_items: 2\n")

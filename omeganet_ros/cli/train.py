@@ -56,7 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--init", action="append", metavar="CKPT",
                    help="start from this checkpoint's networks (overrides the config's init); repeatable: "
                         "each later checkpoint replaces the networks it trained, e.g. stage 3 from "
-                        "--init stage1/last.pt --init stage2/last.pt")
+                        "--init stage1/last.pt --init stage2/last.pt; CKPT:NET[,NET] takes only those networks "
+                        "(dsnet, camnet, ofnet) from CKPT, e.g. --init stage1e/last.pt --init stage1c/last.pt:camnet")
     p.add_argument("--steps", type=int, help="total number of steps (overrides the config)")
     p.add_argument("--max-minutes", type=float, metavar="M",
                    help="wall-clock budget: stop cleanly after M minutes (validation, last.pt, exit 0); "
@@ -115,13 +116,27 @@ def calibrate(config: dict, data: list[str], args) -> int:
     from ..checkpoint import build_networks_from_checkpoint, load_checkpoint, save_checkpoint
     from ..train.data import build_dataset
     from ..train.stages import calibrate_motion_threshold
-    from ..train.trainer import resolve_device
+    from ..train.trainer import INIT_NETWORKS, init_checkpoints, networks_to_take, resolve_device, split_init
 
-    if not config.get("init") or not isinstance(config["init"], (str, Path)):
-        raise ValueError("stage 4 needs the trained networks: give one --init CKPT (the stage-3 checkpoint)")
+    entries = init_checkpoints(config.get("init"))
+    if not entries:
+        raise ValueError("stage 4 needs the trained networks: give --init CKPT (the last training stage's checkpoint), "
+                         "or several, e.g. --init stage1e/last.pt --init stage1c/last.pt:camnet")
     device = resolve_device(args.device)
-    ckpt = load_checkpoint(config["init"])
-    nets = {k: v.to(device) for k, v in build_networks_from_checkpoint(ckpt, ["dsnet", "camnet", "ofnet"]).items()}
+    nets, lineage, ckpt = {}, {}, None
+    for order, entry in enumerate(entries):  # the trainer's rule for several --init (trainer.init_checkpoints)
+        path, selected = split_init(entry)
+        source = load_checkpoint(path)
+        ckpt = ckpt or source
+        trained_by = source.provenance.get("networks_trained_by_stage", {})
+        names = networks_to_take(order, selected, trained_by)
+        take = [n for n in INIT_NETWORKS if n in source.state_dicts and (names is None or n in names)]
+        if selected and set(selected) - set(take):
+            raise ValueError(f"init {entry!r}: {path} holds no {', '.join(sorted(set(selected) - set(take)))}")
+        nets.update({k: v.to(device) for k, v in build_networks_from_checkpoint(source, take).items()})
+        lineage.update({n: trained_by.get(n) for n in take})
+    if set(INIT_NETWORKS) - set(nets):
+        raise ValueError(f"stage 4 needs DSNet, CamNet and OFNet; --init gave only {', '.join(sorted(nets))}")
     size = (int(config["size"][0]), int(config["size"][1]))
     dataset = build_dataset(data, size, augment=False)
     result = calibrate_motion_threshold(nets, dataset, device=device,
@@ -131,6 +146,9 @@ def calibrate(config: dict, data: list[str], args) -> int:
     (out / "motion_threshold.json").write_text(json.dumps(result, indent=2) + "\n")
     provenance = dict(ckpt.provenance, motion_threshold=result["threshold"], motion_calibration={
         "data": data, "iou_moving": result["iou_moving"], "num_images": result["num_images"]})
+    if len(entries) > 1:  # networks from several runs: which came from where, and which stage trained each
+        provenance.update(composed_from=entries, networks_trained_by_stage={**ckpt.provenance.get(
+            "networks_trained_by_stage", {}), **lineage})
     save_checkpoint(out / "calibrated.pt", nets, input_size=ckpt.input_size, provenance=provenance)
     print(json.dumps(result, indent=2))
     return 0

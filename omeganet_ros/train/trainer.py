@@ -138,11 +138,16 @@ def load_config(path) -> dict:
     return merge_config(DEFAULT_CONFIG, raw)
 
 
-def init_checkpoints(value) -> list[str]:
-    """The config's ``init`` as a list of checkpoint paths: None, one path, or a list of paths.
+INIT_NETWORKS = ("dsnet", "camnet", "ofnet")
 
-    With several, the first gives every network it holds and each later one
-    replaces the networks it trained (its ``networks_trained_by_stage``).
+
+def init_checkpoints(value) -> list[str]:
+    """The config's ``init`` as a list of entries: None, one entry, or a list of entries.
+
+    An entry is a checkpoint path, optionally followed by ``:NET[,NET…]`` (networks of ``INIT_NETWORKS``) to take
+    only those networks from it (:func:`split_init`). With several entries, the first gives every network it
+    holds (or those it names) and each later one replaces the networks it trained (its
+    ``networks_trained_by_stage``) or those it names.
     """
     if not value:
         return []
@@ -151,6 +156,29 @@ def init_checkpoints(value) -> list[str]:
         if not isinstance(path, (str, Path)):
             raise ValueError(f"init must be a checkpoint path or a list of paths, got {value!r}")
     return [str(path) for path in paths]
+
+
+def split_init(entry: str) -> tuple[str, list[str] | None]:
+    """``"runs/s1c/last.pt:camnet"`` → (``"runs/s1c/last.pt"``, ["camnet"]); a plain path (or an existing file whose
+    name contains a colon) → (path, None). Names outside ``INIT_NETWORKS`` after the last colon are an error."""
+    entry = str(entry)
+    path, sep, names = entry.rpartition(":")
+    if not sep or not path or Path(entry).exists() or "/" in names:
+        return entry, None
+    selected = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(selected) - set(INIT_NETWORKS))
+    if unknown or not selected:
+        raise ValueError(f"init {entry!r}: after the last ':' come network names ({', '.join(INIT_NETWORKS)}), "
+                         f"got {names!r}")
+    return path, selected
+
+
+def networks_to_take(order: int, selected: list[str] | None, trained_by: dict) -> list[str] | None:
+    """Which networks the ``order``-th init entry contributes (None: all it holds): those it names, else all for
+    the first entry and, for a later one, those it trained (its ``networks_trained_by_stage``)."""
+    if selected is not None:
+        return selected
+    return None if order == 0 else [n for n, stage in trained_by.items() if stage is not None]
 
 
 def git_commit() -> str | None:
@@ -338,12 +366,16 @@ class Trainer:
         lineage = {name: None for name in self.nets}
         semantic_lineage = None  # which stage last trained DSNet's semantic head (None: untrained)
         if resume_ckpt is None and init_paths:
-            for order, path in enumerate(init_paths):
+            for order, entry in enumerate(init_paths):
+                path, selected = split_init(entry)
                 init_ckpt = load_checkpoint(path)
                 trained_by = init_ckpt.provenance.get("networks_trained_by_stage", {})
                 # Later checkpoints only contribute the networks they trained (stage 3 = stage 1's
-                # DSNet + CamNet and stage 2's OFNet); the first contributes all it holds.
-                names = None if order == 0 else [n for n, stage in trained_by.items() if stage is not None]
+                # DSNet + CamNet and stage 2's OFNet); the first contributes all it holds; ":net,…" picks.
+                names = networks_to_take(order, selected, trained_by)
+                missing = sorted(set(selected or ()) - set(init_ckpt.state_dicts))
+                if missing:
+                    raise ValueError(f"init {entry!r}: {path} holds no {', '.join(missing)}")
                 self._load_networks(init_ckpt, strict_names=False, only=names)
                 lineage.update({n: s for n, s in trained_by.items() if names is None or n in names})
                 if names is None or "dsnet" in names:
