@@ -17,7 +17,7 @@
 # Environment: PYTHON (default .venv/bin/python), RUNS (scratch folder), THREADS (PyTorch CPU threads
 # of each stage-1/2 process; stage 3 gets THREADS3), DEVICE (cpu | cuda | auto), STEPS1/STEPS2/STEPS3/STEPS1C/
 # STEPS1E (steps per stage; empty = the configs' steps), MINUTES1/MINUTES1B/MINUTES2/MINUTES3/MINUTES1C/MINUTES1E
-# (wall-clock budget per stage, the shipped recipe: 58/22/55/20/60/50 min on the 2-core CPU; a stage stops cleanly at whichever of
+# (wall-clock budget per stage, the shipped recipe: 58/22/55/20/60/30 min on the 2-core CPU; a stage stops cleanly at whichever of
 # steps and budget comes first), PARALLEL (1 | 0), MODEL (where the fp16 checkpoint is written),
 # FROM_STAGE (1 | 3 | 4 | 5 | 6: start there, reusing RUNS' earlier stages; 4 = stage 1c, 5 = stage 1e, 6 = stage 4).
 # The trainer resumes exactly: stopping a stage with Ctrl-C and continuing with --resume and the
@@ -43,7 +43,7 @@ VAL=(--val synth:seed=101,frames=40)
 steps() { if [ -n "${1:-}" ]; then echo "--steps $1"; fi; }
 minutes() { if [ -n "${1:-}" ]; then echo "--max-minutes $1"; fi; }
 MINUTES1=${MINUTES1-58}; MINUTES1B=${MINUTES1B-22}; MINUTES2=${MINUTES2-55}; MINUTES3=${MINUTES3-20}; MINUTES1C=${MINUTES1C-60}
-MINUTES1E=${MINUTES1E-50}
+MINUTES1E=${MINUTES1E-30}
 train() { "$PYTHON" -m omeganet_ros.cli.train --device "$DEVICE" --no-progress "$@"; }
 mkdir -p "$RUNS"
 

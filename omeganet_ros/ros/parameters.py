@@ -62,8 +62,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("causal", False, "Describe the newest frame without the one-frame delay; flow and ego_motion then "
           "point to the previous frame (t→t−1) instead of the next"),
     Param("rotation_from_flow", True, "Ego-motion rotation from a PnP-RANSAC fit of the optical flow on the depth "
-          "(static classes), CamNet's translation kept (unseen synthetic seeds: yaw correlation 0.74 → 0.96; KITTI raw: "
-          "yaw sign right on 4/5 frames instead of 0/5); runs OFNet on every frame; false: ΩNet's CamNet alone. "
+          "(static classes), CamNet's translation kept (unseen synthetic seeds: yaw correlation 0.74 → 0.95; KITTI raw: "
+          "yaw sign right on 5/5 frames instead of 0/5); runs OFNet on every frame; false: ΩNet's CamNet alone. "
           "No effect on the Moreau et al. model (no optical flow)"),
     Param("motion_threshold", -1.0, "τ: motion probability above which a pixel of a dynamic class is marked "
           f"moving (ΩNet only); -1: the τ calibrated into the checkpoint ({MOTION_THRESHOLD} if it has none)", range=(-1.0, 1.0)),
