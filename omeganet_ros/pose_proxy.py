@@ -23,6 +23,10 @@ import torch
 from . import geometry
 from .classes import DYNAMIC_TRAIN_IDS
 
+# The node's and omeganet-infer's default for the ego-motion's rotation (``SceneEngine``'s API keeps CamNet's):
+# CamNet turns the wrong way on real video (kitti_raw_tiny 0/5), the fit does not (5/5).
+ROTATION_FROM_FLOW_DEFAULT = True
+
 GRID_STEP = 4           # px between sampled pixels (320×96: ~1 800 correspondences)
 REPROJECTION_PX = 1.0   # RANSAC inlier threshold in pixels
 ITERATIONS = 100

@@ -107,7 +107,7 @@ def test_infer_rotation_from_flow_is_on_by_default_and_can_be_turned_off(image_f
     out = tmp_path / "pred"
     assert _run(["--input", str(image_folder), "--out", str(out)]) == 0
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["engine"]["rotation_from_flow"] is True  # the node's default, shared
+    assert meta["engine"]["rotation_from_flow"] is True  # the node's default (pose_proxy.ROTATION_FROM_FLOW_DEFAULT)
     assert read_poses(out / "poses.txt").shape[0] >= 3
     assert _run(["--input", str(image_folder), "--out", str(tmp_path / "off"), "--no-rotation-from-flow"]) == 0
     assert json.loads((tmp_path / "off" / "meta.json").read_text())["engine"]["rotation_from_flow"] is False

@@ -66,8 +66,10 @@ def engine_outputs(run):
     """The engine called directly on the same frames (random weights, same seed and default precision as the node)."""
     from omeganet_ros.engine import SceneEngine
 
+    from omeganet_ros.pose_proxy import ROTATION_FROM_FLOW_DEFAULT
+
     engine = SceneEngine(checkpoint="random", device="cpu", size=h.TEST_SIZE, output_resolution="network",
-                         precision="auto", num_threads=1)
+                         precision="auto", num_threads=1, rotation_from_flow=ROTATION_FROM_FLOW_DEFAULT)
     outputs = [engine.push(f, 1.7e9 + 0.1 * i) for i, f in enumerate(run["frames"])]
     return [o for o in outputs if o is not None]
 

@@ -50,7 +50,6 @@ prefer_passive_openmp()  # before anything loads torch
 import numpy as np  # noqa: E402
 
 from ..backends import BACKEND_CHOICES, DEFAULT_BACKEND  # noqa: E402
-from ..ros.parameters import BY_NAME  # noqa: E402  (ROS-free: the node's defaults, shared)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -85,6 +84,8 @@ def add_input_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..pose_proxy import ROTATION_FROM_FLOW_DEFAULT  # loads torch and OpenCV, as the run does anyway
+
     p = argparse.ArgumentParser(prog="omeganet-infer", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None,
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-resolution", default="input", choices=["input", "network"])
     p.add_argument("--causal", action="store_true", help="predict each frame from it and the previous one (no look-ahead)")
     p.add_argument("--rotation-from-flow", action=argparse.BooleanOptionalAction,
-                   default=BY_NAME["rotation_from_flow"].default,
+                   default=ROTATION_FROM_FLOW_DEFAULT,
                    help="ΩNet: ego-motion rotation fitted to the optical flow on the depth (PnP-RANSAC), CamNet's "
                         "translation kept (the node's rotation_from_flow; default: on); --no-rotation-from-flow: "
                         "CamNet's rotation. No effect on the Moreau et al. model (no optical flow)")

@@ -12,6 +12,7 @@ from typing import Any
 from ..backends import BACKEND_CHOICES, DEFAULT_BACKEND
 from ..classes import DYNAMIC_TRAIN_IDS
 from ..motion import MOTION_THRESHOLD
+from ..pose_proxy import ROTATION_FROM_FLOW_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ PARAMETERS: tuple[Param, ...] = (
           choices=("input", "network")),
     Param("causal", False, "Describe the newest frame without the one-frame delay; flow and ego_motion then "
           "point to the previous frame (t→t−1) instead of the next"),
-    Param("rotation_from_flow", True, "Ego-motion rotation from a PnP-RANSAC fit of the optical flow on the depth "
+    Param("rotation_from_flow", ROTATION_FROM_FLOW_DEFAULT, "Ego-motion rotation from a PnP-RANSAC fit of the optical flow on the depth "
           "(static classes), CamNet's translation kept (unseen synthetic seeds: yaw correlation 0.74 → 0.95; KITTI raw: "
           "yaw sign right on 5/5 frames instead of 0/5); runs OFNet on every frame; false: ΩNet's CamNet alone. "
           "No effect on the Moreau et al. model (no optical flow)"),
