@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from omeganet_ros.checkpoint import load_checkpoint
+from omeganet_ros.checkpoint import load_checkpoint, save_checkpoint
 from omeganet_ros.cli.train import main as train_main
 from omeganet_ros.train import stages
 from omeganet_ros.train.trainer import Trainer, TrainingError, merge_config, DEFAULT_CONFIG
@@ -154,6 +154,9 @@ def test_init_entry_takes_only_the_networks_it_names(sequence, tmp_path, capsys)
     assert same(mixed.nets["camnet"], b, "camnet") and not same(mixed.nets["camnet"], a, "camnet")
     with pytest.raises(ValueError, match="network names"):
         run(sequence, tmp_path / "x", 0, init=f"{tmp_path / 'a' / 'last.pt'}:posenet")
+    save_checkpoint(tmp_path / "depth_only.pt", {"dsnet": mixed.nets["dsnet"]}, input_size=(128, 64))
+    with pytest.raises(ValueError, match="holds no camnet"):
+        run(sequence, tmp_path / "y", 0, init=[str(tmp_path / "a" / "last.pt"), f"{tmp_path / 'depth_only.pt'}:camnet"])
     # Stage 4 composes the same way, and its checkpoint says which networks came from where.
     cfg = tmp_path / "stage4.yaml"
     cfg.write_text("stage: 4\nsize: [128, 64]\n")

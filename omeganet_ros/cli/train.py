@@ -113,10 +113,10 @@ def main(argv=None) -> int:
 
 def calibrate(config: dict, data: list[str], args) -> int:
     """Stage 4: calibrate the motion threshold τ on data with motion ground truth; writes OUT/motion_threshold.json."""
-    from ..checkpoint import build_networks_from_checkpoint, load_checkpoint, save_checkpoint
+    from ..checkpoint import build_networks_from_checkpoint, save_checkpoint
     from ..train.data import build_dataset
     from ..train.stages import calibrate_motion_threshold
-    from ..train.trainer import INIT_NETWORKS, init_checkpoints, networks_to_take, resolve_device, split_init
+    from ..train.trainer import INIT_NETWORKS, init_checkpoints, load_init, resolve_device
 
     entries = init_checkpoints(config.get("init"))
     if not entries:
@@ -125,16 +125,11 @@ def calibrate(config: dict, data: list[str], args) -> int:
     device = resolve_device(args.device)
     nets, lineage, ckpt = {}, {}, None
     for order, entry in enumerate(entries):  # the trainer's rule for several --init (trainer.init_checkpoints)
-        path, selected = split_init(entry)
-        source = load_checkpoint(path)
+        source, names = load_init(entry, order)
         ckpt = ckpt or source
-        trained_by = source.provenance.get("networks_trained_by_stage", {})
-        names = networks_to_take(order, selected, trained_by)
         take = [n for n in INIT_NETWORKS if n in source.state_dicts and (names is None or n in names)]
-        if selected and set(selected) - set(take):
-            raise ValueError(f"init {entry!r}: {path} holds no {', '.join(sorted(set(selected) - set(take)))}")
         nets.update({k: v.to(device) for k, v in build_networks_from_checkpoint(source, take).items()})
-        lineage.update({n: trained_by.get(n) for n in take})
+        lineage.update({n: source.provenance.get("networks_trained_by_stage", {}).get(n) for n in take})
     if set(INIT_NETWORKS) - set(nets):
         raise ValueError(f"stage 4 needs DSNet, CamNet and OFNet; --init gave only {', '.join(sorted(nets))}")
     size = (int(config["size"][0]), int(config["size"][1]))

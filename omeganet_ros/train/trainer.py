@@ -173,12 +173,20 @@ def split_init(entry: str) -> tuple[str, list[str] | None]:
     return path, selected
 
 
-def networks_to_take(order: int, selected: list[str] | None, trained_by: dict) -> list[str] | None:
-    """Which networks the ``order``-th init entry contributes (None: all it holds): those it names, else all for
-    the first entry and, for a later one, those it trained (its ``networks_trained_by_stage``)."""
+def load_init(entry: str, order: int):
+    """The checkpoint of the ``order``-th init entry and the networks it contributes (None: all it holds): those
+    the entry names (each must be in the checkpoint), else all for the first entry and, for a later one, those it
+    trained (its ``networks_trained_by_stage``: stage 3 = stage 1's DSNet + CamNet and stage 2's OFNet)."""
+    path, selected = split_init(entry)
+    ckpt = load_checkpoint(path)
     if selected is not None:
-        return selected
-    return None if order == 0 else [n for n, stage in trained_by.items() if stage is not None]
+        missing = sorted(set(selected) - set(ckpt.state_dicts))
+        if missing:
+            raise ValueError(f"init {entry!r}: {path} holds no {', '.join(missing)}")
+        return ckpt, selected
+    if order == 0:
+        return ckpt, None
+    return ckpt, [n for n, stage in ckpt.provenance.get("networks_trained_by_stage", {}).items() if stage is not None]
 
 
 def git_commit() -> str | None:
@@ -367,15 +375,8 @@ class Trainer:
         semantic_lineage = None  # which stage last trained DSNet's semantic head (None: untrained)
         if resume_ckpt is None and init_paths:
             for order, entry in enumerate(init_paths):
-                path, selected = split_init(entry)
-                init_ckpt = load_checkpoint(path)
+                init_ckpt, names = load_init(entry, order)
                 trained_by = init_ckpt.provenance.get("networks_trained_by_stage", {})
-                # Later checkpoints only contribute the networks they trained (stage 3 = stage 1's
-                # DSNet + CamNet and stage 2's OFNet); the first contributes all it holds; ":net,…" picks.
-                names = networks_to_take(order, selected, trained_by)
-                missing = sorted(set(selected or ()) - set(init_ckpt.state_dicts))
-                if missing:
-                    raise ValueError(f"init {entry!r}: {path} holds no {', '.join(missing)}")
                 self._load_networks(init_ckpt, strict_names=False, only=names)
                 lineage.update({n: s for n, s in trained_by.items() if names is None or n in names})
                 if names is None or "dsnet" in names:
