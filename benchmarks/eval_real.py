@@ -1,7 +1,8 @@
 """Real-data checks of a checkpoint (issue 13), each beside its trivial answer; prints JSON.
 
 * **Optical flow** on KITTI 2015 pair 000010 and Middlebury Urban2 (``../shared/data``): EPE against the
-  ground truth beside zero flow. Both come as frame pairs, while OFNet reads a triplet (t−1, t, t+1);
+  ground truth beside zero flow, at the checkpoint's size as the node runs any camera (frames resized to the
+  network size, aspect not kept); Middlebury also at a 4:3 size (``middlebury_urban2_4x3``). Both come as frame pairs, while OFNet reads a triplet (t−1, t, t+1);
   the missing t−1 is filled two ways, both reported: ``repeat`` (t, t, t+1: the past frame equals t)
   and ``mirror`` (t+1, t, t+1).
 * **Ego-motion** on ``kitti_raw_tiny`` (7 frames, camera-2 poses from OXTS): for every triplet, does
@@ -150,7 +151,10 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: the packaged one)")
     p.add_argument("--data", type=Path, default=DATA, help="../shared/data")
     p.add_argument("--kitti-size", default=None, help="network size for KITTI (default: the checkpoint's)")
-    p.add_argument("--middlebury-size", default="256x192", help="network size for Middlebury (4:3)")
+    p.add_argument("--middlebury-size", default=None,
+                   help="network size for Middlebury (default: the checkpoint's, as the node runs any camera)")
+    p.add_argument("--middlebury-size-4x3", default="256x192",
+                   help="a second Middlebury figure at this size, which keeps the frames' 4:3 aspect")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -169,8 +173,10 @@ def main(argv=None) -> int:
     urban = args.data / "middlebury_flow" / "Urban2"
     if urban.is_dir():
         gt, valid = read_flo_with_valid(urban / "flow10.flo")
-        out["middlebury_urban2"] = evaluate_flow(nets["ofnet"], urban / "frame10.png", urban / "frame11.png", gt, valid,
-                                                 parse_size(args.middlebury_size))
+        middlebury_size = parse_size(args.middlebury_size) if args.middlebury_size else tuple(ckpt.input_size)
+        for key, size in (("middlebury_urban2", middlebury_size),
+                          ("middlebury_urban2_4x3", parse_size(args.middlebury_size_4x3))):
+            out[key] = evaluate_flow(nets["ofnet"], urban / "frame10.png", urban / "frame11.png", gt, valid, size)
     raw = args.data / "kitti_raw_tiny"
     if raw.is_dir():
         out["kitti_raw_tiny_ego_motion"] = evaluate_ego_motion(nets["camnet"], raw, kitti_size)

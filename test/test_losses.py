@@ -327,3 +327,38 @@ def test_level_weights_put_the_full_resolution_output_in_the_loss():
     assert flows[0].grad[:, 0].sum() < 0
     with pytest.raises(ValueError, match="positive sum"):
         losses.optical_flow_loss(target, [source], [flows], [None], level_weights=[0.0, 0.0, 0.0])
+
+
+def test_depth_loss_leaves_ignored_pixels_out_of_the_photometric_term():
+    """``ignore`` (``loss.ignore_dynamic``): a region the rigid warp cannot explain (a moving object) neither adds
+    to the photometric term nor pulls on the disparity under it; at a coarser level the region is pooled."""
+    target, source = shifted_pair()
+    K = torch.tensor([[[50.0, 0, (W - 1) / 2], [0, 50.0, (H - 1) / 2], [0, 0, 1]]])
+    motion = geometry.pose_vec_to_mat(torch.tensor([[-SHIFT * 10.0 / 50.0, 0, 0, 0, 0, 0]]))
+    moving = target.clone()
+    moving[..., 8:20, 10:26] = 1.0 - moving[..., 8:20, 10:26]
+    ignore = torch.zeros(1, 1, H, W, dtype=torch.bool)
+    ignore[..., 7:21, 9:27] = True  # one pixel wider: SSIM reads a 3×3 window
+
+    def loss(image, disp_scale=1.0, **kwargs):
+        disp = torch.full((1, 1, H, W), (0.1 - 0.01) / 9.99 * disp_scale, requires_grad=True)
+        out = losses.depth_pose_loss(image, [source], [disp], K, [motion], automask=False, smoothness_weight=0,
+                                     **kwargs)
+        out["photometric"].backward()
+        return float(out["photometric"]), disp.grad[0, 0]
+
+    clean, _ = loss(target)
+    plain, plain_grad = loss(moving)
+    masked, masked_grad = loss(moving, ignore=ignore)
+    assert plain > 5 * clean
+    assert masked < 1.5 * clean
+    assert plain_grad[10:18, 12:24].abs().sum() > 0
+    assert masked_grad[10:18, 12:24].abs().sum() == 0
+    # a wrong depth is still seen outside the ignored region
+    assert loss(moving, disp_scale=0.5, ignore=ignore)[0] > 3 * masked
+
+    disps = [torch.full((1, 1, H // 2 ** s, W // 2 ** s), (0.1 - 0.01) / 9.99) for s in range(2)]
+    level = dict(automask=False, smoothness_weight=0, resolution="level")
+    level_plain = losses.depth_pose_loss(moving, [source], disps, K, [motion], **level)["photometric"]
+    level_masked = losses.depth_pose_loss(moving, [source], disps, K, [motion], ignore=ignore, **level)["photometric"]
+    assert level_masked < 0.5 * level_plain

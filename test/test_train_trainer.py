@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from omeganet_ros.checkpoint import load_checkpoint, save_checkpoint
+from omeganet_ros.classes import CAR, IGNORE_ID, PERSON, ROAD
 from omeganet_ros.cli.train import main as train_main
 from omeganet_ros.train import stages
 from omeganet_ros.train.trainer import Trainer, TrainingError, merge_config, DEFAULT_CONFIG
@@ -404,3 +405,28 @@ def test_photometric_resolution_defaults_per_stage_and_reaches_the_depth_loss(se
     run(sequence, tmp_path / "input", 1)
     run(sequence, tmp_path / "level", 1, loss={"photometric_resolution": "level"})
     assert seen[0] == "input" and seen[-1] == "level"
+
+
+def test_ignore_dynamic_leaves_the_proxy_labels_movable_classes_out_of_the_depth_loss(sequence, tmp_path, monkeypatch):
+    labels = torch.full((1, 4, 6), ROAD)
+    labels[0, 1:3, 2:4] = CAR
+    labels[0, 0, 0] = PERSON
+    labels[0, 3, 5] = IGNORE_ID
+    mask = stages.DepthPoseStage.dynamic_pixels(labels, (8, 12))
+    assert mask.shape == (1, 1, 8, 12)
+    assert mask[0, 0, 2:6, 4:8].all() and mask[0, 0, :2, :2].all()
+    assert int(mask.sum()) == 16 + 4  # the car and the person; road and unlabelled pixels count
+    seen = []
+    original = stages.losses.depth_pose_loss
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["ignore"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(stages.losses, "depth_pose_loss", spy)
+    labelled = ["synth:seed=3,frames=6,labels=gt"]
+    Trainer(config(), labelled, tmp_path / "off", progress=False).train(1)
+    Trainer(config(loss={"ignore_dynamic": True}), labelled, tmp_path / "on", progress=False).train(1)
+    run(sequence, tmp_path / "unlabelled", 1, loss={"ignore_dynamic": True})
+    assert seen[0] is None and seen[2] is None  # off by default; frames without labels keep every pixel
+    assert seen[1].dtype == torch.bool and seen[1].any() and not seen[1].all()

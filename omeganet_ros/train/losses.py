@@ -198,7 +198,8 @@ def depth_flow(depth: torch.Tensor, K: torch.Tensor, motion_to_source: torch.Ten
 
 def reprojection_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flows: Sequence[torch.Tensor],
                       automask: bool = True, alpha: float = SSIM_WEIGHT,
-                      source_reduction: str = "min") -> tuple[torch.Tensor, torch.Tensor]:
+                      source_reduction: str = "min",
+                      ignore: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Monodepth2's photometric loss for one scale.
 
     ``target`` B×3×H×W; ``sources`` the source images; ``flows`` target→source
@@ -206,7 +207,8 @@ def reprojection_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flo
     minimum over the sources) or ``mean`` (its ``--avg_reprojection``: every source's warp counts, so every
     source's pose must explain the pixel). Returns (scalar loss,
     B×1×H×W mask of pixels the loss kept: 1 where a warped source beat the
-    unwarped ones, i.e. the pixel was not auto-masked).
+    unwarped ones, i.e. the pixel was not auto-masked). ``ignore``: B×1×H×W bool, pixels left out of the
+    mean (none: every pixel counts).
     """
     if len(sources) != len(flows) or not sources:
         raise ValueError(f"need one flow per source, got {len(sources)} sources and {len(flows)} flows")
@@ -216,13 +218,21 @@ def reprojection_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flo
     if source_reduction == "mean":
         reprojection = reprojection.mean(1, keepdim=True)
     if not automask:
-        return reprojection.min(1)[0].mean(), torch.ones_like(reprojection[:, :1])
+        return _mean_outside(reprojection.min(1)[0], ignore), torch.ones_like(reprojection[:, :1])
     identity = torch.cat([photometric_error(s, target, alpha) for s in sources], 1)
     identity = identity + torch.randn_like(identity) * AUTOMASK_NOISE
     combined = torch.cat([identity, reprojection], 1)
     loss, choice = combined.min(1)
     kept = (choice >= len(sources)).unsqueeze(1).to(target.dtype)
-    return loss.mean(), kept
+    return _mean_outside(loss, ignore), kept
+
+
+def _mean_outside(per_pixel: torch.Tensor, ignore: torch.Tensor | None) -> torch.Tensor:
+    """Mean of B×H×W ``per_pixel`` over the pixels ``ignore`` (B×1×H×W bool, or None) does not mark; 0 when it marks all."""
+    if ignore is None:
+        return per_pixel.mean()
+    counted = (~ignore[:, 0]).to(per_pixel.dtype)
+    return (per_pixel * counted).sum() / counted.sum().clamp(min=1.0)
 
 
 def resize_image(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -258,7 +268,7 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
                     smoothness_weight: float = DISP_SMOOTHNESS_WEIGHT,
                     min_depth: float = 0.1, max_depth: float = 100.0,
                     to_depth=None, source_reduction: str = "min",
-                    resolution: str = "input") -> dict[str, torch.Tensor]:
+                    resolution: str = "input", ignore: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Stage-1 loss over all scales (monodepth2): returns ``loss`` and its parts.
 
     ``disps`` finest first, any resolution each. ``resolution="input"`` (monodepth2): every one is upsampled to
@@ -272,6 +282,8 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
     ``smoothness`` (scalars, averaged over scales) and ``automask``
     (B×1×H×W, finest scale). ``to_depth``: the DSNet's disparity → depth (``nets.depth_from_disp``);
     None: monodepth2's mapping into [``min_depth``, ``max_depth``]. ``source_reduction``: see :func:`reprojection_loss`.
+    ``ignore``: B×1×H×W bool at the input size, pixels left out of the photometric term (at a coarser level, a
+    level pixel is left out when any input pixel under it is; the smoothness keeps every pixel).
     """
     if resolution not in ("input", "level"):
         raise ValueError(f"depth_pose_loss resolution must be 'input' or 'level', got {resolution!r}")
@@ -289,8 +301,12 @@ def depth_pose_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], disps
         depth = (geometry.disp_to_depth(disp_at, min_depth, max_depth) if to_depth is None
                  else to_depth(disp_at))
         flows = [depth_flow(depth, K_at, m) for m in motions_to_source]
+        ignore_at = None
+        if ignore is not None:
+            ignore_at = ignore if ignore.shape[-2:] == depth.shape[-2:] else \
+                F.adaptive_max_pool2d(ignore.float(), depth.shape[-2:]) > 0
         scale_loss, scale_kept = reprojection_loss(images[0], images[1:], flows, automask=automask,
-                                                   source_reduction=source_reduction)
+                                                   source_reduction=source_reduction, ignore=ignore_at)
         photometric = photometric + scale_loss
         smoothness = smoothness + smoothness_weight / (2 ** scale) * disparity_smoothness(disp, target)
         if kept is None:

@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from .. import geometry, pose_proxy
 from ..classes import DYNAMIC_TRAIN_IDS, IGNORE_ID
-from ..motion import motion_mask
+from ..motion import dynamic_class_mask, motion_mask
 from ..nets import depth_from_disp
 from . import losses
 
@@ -121,12 +121,15 @@ class DepthPoseStage(Stage):
         K = choose_intrinsics(self.config.get("intrinsics", "auto"), cam["K"], batch["K"], batch["has_K"])
         to_prev, to_next = camera_motions(cam["motion"])
         scales = int(cfg.get("scales", 4))
+        ignore = None
+        if bool(cfg.get("ignore_dynamic", False)) and "labels" in batch:
+            ignore = self.dynamic_pixels(batch["labels"], batch["cur"].shape[-2:])
         depth = losses.depth_pose_loss(batch["cur"], [batch["prev"], batch["next"]], ds["disp"][:scales], K,
                                        [to_prev, to_next], automask=bool(cfg.get("automask", True)),
                                        smoothness_weight=float(cfg.get("disp_smoothness", losses.DISP_SMOOTHNESS_WEIGHT)),
                                        to_depth=lambda disp: depth_from_disp(nets["dsnet"], disp),
                                        source_reduction=str(cfg.get("source_reduction", "min")),
-                                       resolution=self.photometric_resolution)
+                                       resolution=self.photometric_resolution, ignore=ignore)
         task_losses = {"depth": depth["loss"]}
         logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
                 "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].detach().mean())}
@@ -154,6 +157,15 @@ class DepthPoseStage(Stage):
             task_losses["semantic"] = losses.semantic_loss(ds["semantic"], batch["labels"],
                                                             class_weights=str(cfg.get("semantic_class_weights", "none")))
         return task_losses, logs
+
+    @staticmethod
+    def dynamic_pixels(labels: torch.Tensor, size) -> torch.Tensor:
+        """``loss.ignore_dynamic``: B×1×H×W bool, the pixels whose proxy label is a class that can move (person,
+        rider, vehicles; unlabelled pixels count as static), at the input ``size`` (H, W)."""
+        dynamic = dynamic_class_mask(labels)[:, None].float()
+        if dynamic.shape[-2:] != tuple(size):
+            dynamic = torch.nn.functional.interpolate(dynamic, size=tuple(size), mode="nearest")
+        return dynamic > 0
 
     @staticmethod
     def rotation_proxy(batch, ds, motion_vecs, K, nets, autocast) -> torch.Tensor:

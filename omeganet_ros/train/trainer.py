@@ -83,6 +83,10 @@ DEFAULT_CONFIG: dict = {
              "source_reduction": "min",
              # stage 1: none | enet (losses.semantic_loss: rare classes weighted up by their batch frequency)
              "semantic_class_weights": "none",
+             # stage 1: leave the pixels whose proxy label can move (person, rider, vehicles) out of the photometric
+             # term (SGDepth, Klingner et al. 2020, masks such objects): a vehicle moving with the camera otherwise
+             # teaches "far"; needs labels, frames without them keep every pixel
+             "ignore_dynamic": False,
              # stage 1: weight of the L1 (px of image shift) between CamNet's rotations and PnP fits of the frozen
              # OFNet's flow on DSNet's depth (omeganet_ros.pose_proxy; needs a trained OFNet); 0: off
              "pose_proxy_weight": 0.0},
