@@ -3,7 +3,9 @@ import json
 
 import pytest
 
+from omeganet_ros import engine as engine_module
 from omeganet_ros.cli import bench
+from omeganet_ros.pose_proxy import ROTATION_FROM_FLOW_DEFAULT
 
 
 def test_bench_reports_each_thread_count_with_yardstick_and_load(capsys):
@@ -20,6 +22,26 @@ def test_bench_reports_each_thread_count_with_yardstick_and_load(capsys):
         assert ("warning" in e) == (e["other_load_cores"] is not None and e["other_load_cores"] > bench.LOADED_CORES)
     assert ("warnings" in report) == any("warning" in e for e in entries)
     assert report["machine"]["cpu_model"]
+    assert all(e["rotation_from_flow"] is ROTATION_FROM_FLOW_DEFAULT for e in entries)  # times what the node runs
+
+
+def test_bench_times_the_ego_motion_the_node_runs_or_camnet_alone(capsys, monkeypatch):
+    """--rotation-from-flow (the node's default) reaches the engine that is timed and its fp32 reference."""
+    seen = []
+
+    class Spy(engine_module.SceneEngine):
+        def __init__(self, *args, **kwargs):
+            seen.append(kwargs.get("rotation_from_flow"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "SceneEngine", Spy)
+    for flag, want in (("--rotation-from-flow", True), ("--no-rotation-from-flow", False)):
+        seen.clear()
+        assert bench.main(["--single", "128x64:torch:fp32", "--device", "cpu", "--iters", "1", "--warmup", "1",
+                           "--threads", "1", flag]) == 0
+        entry = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert entry["rotation_from_flow"] is want
+        assert seen == [want, want]
 
 
 def test_bench_rejects_bad_thread_counts(capsys):

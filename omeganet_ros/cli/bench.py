@@ -184,8 +184,8 @@ class _DepthOnly:
 
 
 def bench_one(width: int, height: int, option: str, device: str, iters: int, warmup: int, threads: int,
-              backend: str = "torch", checkpoint: str = "random") -> dict:
-    """One entry of ``results`` (run in a fresh process by :func:`main`)."""
+              backend: str = "torch", checkpoint: str = "random", rotation_from_flow: bool = False) -> dict:
+    """One entry of ``results`` (run in a fresh process by :func:`main`); ``rotation_from_flow`` as the engine's."""
     import tempfile
     import warnings
 
@@ -203,7 +203,7 @@ def bench_one(width: int, height: int, option: str, device: str, iters: int, war
     t_open = time.perf_counter()
     engine = SceneEngine(checkpoint=checkpoint, device=device, precision=precision, size=(width, height),
                          compile=compiled, channels_last=channels_last, output_resolution="network",
-                         backend=backend, num_threads=threads)
+                         backend=backend, num_threads=threads, rotation_from_flow=rotation_from_flow)
     open_s = time.perf_counter() - t_open
     pipeline = ScenePipeline(engine)
     dev = engine.device
@@ -277,7 +277,7 @@ def bench_one(width: int, height: int, option: str, device: str, iters: int, war
         peak_mb = peak_rss_mb()
     # Accuracy: the last outputs against PyTorch fp32 eager on the same frames (after the timing: no extra load).
     reference = SceneEngine(checkpoint=checkpoint, device=device, precision="fp32", size=(width, height),
-                            output_resolution="network", num_threads=threads)
+                            output_resolution="network", num_threads=threads, rotation_from_flow=rotation_from_flow)
     diffs = []
     for frame, frame_stamp in pushed[-(DIFF_OUTPUTS + 2):]:
         ref = reference.push(frame, frame_stamp)
@@ -299,6 +299,7 @@ def bench_one(width: int, height: int, option: str, device: str, iters: int, war
         "backend_precision": described.get("backend_precision", precision),
         "compiled": compiled,
         "channels_last": channels_last,
+        "rotation_from_flow": rotation_from_flow,
         "checkpoint": "random" if engine.random_weights else str(engine.checkpoint_path),
         "ms_per_frame": round(ms, 2),
         "fps": round(1000.0 / ms, 2),
@@ -336,6 +337,8 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..pose_proxy import ROTATION_FROM_FLOW_DEFAULT  # loads torch and OpenCV (after the OpenMP policy is set)
+
     p = argparse.ArgumentParser(prog="omeganet-bench", description="Full-pipeline speed vs a depth-only yardstick (JSON)")
     p.add_argument("--json", action="store_true", help="print one JSON object (the only output format; kept for clarity)")
     p.add_argument("--sizes", default="640x192,1024x320", help="comma-separated WxH network sizes")
@@ -351,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="random",
                    help="weights (default random: speed does not depend on them; a trained checkpoint makes "
                         "max_diff_vs_torch_fp32 meaningful)")
+    p.add_argument("--rotation-from-flow", action=argparse.BooleanOptionalAction, default=ROTATION_FROM_FLOW_DEFAULT,
+                   help="time the ego-motion's rotation fitted to the flow (PnP-RANSAC per frame), as the node and "
+                        "omeganet-infer run by default; --no-rotation-from-flow: CamNet's rotation alone")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per entry")
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)  # "WxH:backend:option": one entry in-process
@@ -378,7 +384,7 @@ def main(argv=None) -> int:
         size, backend, option = args.single.split(":")
         w, h = (int(v) for v in size.split("x"))
         print(json.dumps(bench_one(w, h, option, device, args.iters, args.warmup, thread_counts[0], backend,
-                                   args.checkpoint)))
+                                   args.checkpoint, args.rotation_from_flow)))
         return 0
     from ..backends import BACKENDS, available_backends
 
@@ -425,7 +431,8 @@ def main(argv=None) -> int:
                 where = {"backend": backend, "width": w, "height": h, "option": option, "threads": threads}
                 cmd = [sys.executable, "-m", "omeganet_ros.cli.bench", "--single", f"{w}x{h}:{backend}:{option}",
                        "--device", device, "--iters", str(args.iters), "--warmup", str(args.warmup),
-                       "--threads", str(threads), "--checkpoint", args.checkpoint]
+                       "--threads", str(threads), "--checkpoint", args.checkpoint,
+                       "--rotation-from-flow" if args.rotation_from_flow else "--no-rotation-from-flow"]
                 try:
                     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
                 except subprocess.TimeoutExpired:
