@@ -6,7 +6,8 @@ mode: outputs of frame t once t+1 is pushed) and compared with its exact
 ground truth:
 
 * depth: abs_rel, sq_rel, rmse, a1 with per-image median scaling (the network
-  depth is relative), no crop, 1e-3–80 m (``evaluate.depth``);
+  depth is relative), no crop, 1e-3–80 m (``evaluate.depth``); abs_rel also on the static and the moving
+  pixels alone (the image's median scale);
 * flow: end-point error t→t+1 in pixels where the ground truth is defined
   (not occluded, in view) and Fl (``evaluate.flow``); also split into static
   and moving pixels, and the EPE of the rigid flow (depth + ego-motion) on
@@ -80,14 +81,15 @@ def evaluate_sequence(engine: SceneEngine, seed: int, frames: int, size: tuple[i
         t = index - 1  # paper mode: the middle frame of (t−1, t, t+1)
         gt = truth.pop(t)
         following = truth[index]
-        evaluators["depth"].add(out.depth, gt["depth"])
-        evaluators["depth_trivial"].add(trivial.depth_plane(gt["depth"]), gt["depth"])
+        moving = gt["motion"].astype(bool)
+        regions = {"static": ~moving, "moving": moving}
+        evaluators["depth"].add(out.depth, gt["depth"], regions)
+        evaluators["depth_trivial"].add(trivial.depth_plane(gt["depth"]), gt["depth"], regions)
         evaluators["flow"].add(out.flow, gt["flow_fw"])
         evaluators["flow_trivial"].add(trivial.zero_flow(out.flow), gt["flow_fw"])
-        moving = gt["motion"].astype(bool)[..., None]
-        static_gt = np.where(moving, np.nan, gt["flow_fw"]).astype(np.float32)
+        static_gt = np.where(moving[..., None], np.nan, gt["flow_fw"]).astype(np.float32)
         evaluators["flow_static"].add(out.flow, static_gt)
-        evaluators["flow_moving"].add(out.flow, np.where(moving, gt["flow_fw"], np.nan).astype(np.float32))
+        evaluators["flow_moving"].add(out.flow, np.where(moving[..., None], gt["flow_fw"], np.nan).astype(np.float32))
         if out.rigid_flow is not None:  # depth + ego-motion as a flow: right only where nothing moves
             evaluators["rigid_flow_static"].add(out.rigid_flow, static_gt)
         evaluators["semantic"].add(out.semantic, gt["semantic"])
@@ -144,8 +146,11 @@ def evaluate_checkpoint(checkpoint, seeds, frames: int, size: tuple[int, int], n
         "ego_motion": "CamNet translation, rotation fitted to the flow" if rotation_from_flow else "CamNet",
         "depth": {"abs_rel_median_scaled": depth["abs_rel"], "sq_rel": depth["sq_rel"], "rmse": depth["rmse"],
                   "a1": depth["a1"],
+                  **{f"abs_rel_{name}": depth["regions"][name]["abs_rel"] for name in ("static", "moving")},
                   "trivial": {"answer": trivial.ANSWERS["depth"], "abs_rel_median_scaled": depth_trivial["abs_rel"],
-                              "rmse": depth_trivial["rmse"], "a1": depth_trivial["a1"]}},
+                              "rmse": depth_trivial["rmse"], "a1": depth_trivial["a1"],
+                              **{f"abs_rel_{name}": depth_trivial["regions"][name]["abs_rel"]
+                                 for name in ("static", "moving")}}},
         "flow": {"epe": flow["epe_all"], "fl_all": flow["fl_all"],
                  "epe_static": evaluators["flow_static"].result()["epe_all"],
                  "epe_moving": evaluators["flow_moving"].result()["epe_all"],

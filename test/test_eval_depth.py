@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omeganet_ros.evaluate.depth import DepthEvaluator, compute_depth_errors, crop_mask, evaluate_depth
+from omeganet_ros.evaluate.depth import METRIC_NAMES, DepthEvaluator, compute_depth_errors, crop_mask, evaluate_depth
 
 
 def test_errors_hand_computed():
@@ -68,3 +68,20 @@ def test_bad_input():
         DepthEvaluator(crop="square")
     with pytest.raises(ValueError, match="no image"):
         DepthEvaluator().result()
+
+
+def test_regions_are_scored_alone_with_the_whole_images_median_scale():
+    gt = np.full((4, 6), 10.0, np.float32)
+    pred = gt.copy()
+    pred[:, :2] = 20.0  # a third of the image twice too far; the median keeps the scale of the rest
+    region = np.zeros_like(gt, bool)
+    region[:, :2] = True
+    ev = DepthEvaluator(median_scaling=True, crop=None)
+    ev.add(pred, gt, {"far": region, "rest": ~region, "empty": np.zeros_like(region)})
+    out = ev.result()
+    assert out["regions"]["far"]["abs_rel"] == pytest.approx(1.0)
+    assert out["regions"]["rest"]["abs_rel"] == pytest.approx(0.0)
+    assert out["abs_rel"] == pytest.approx(1 / 3)
+    assert out["regions"]["empty"] == {**{m: None for m in METRIC_NAMES}, "num_images": 0}
+    with pytest.raises(ValueError, match="region 'far'"):
+        ev.add(pred, gt, {"far": region[:2]})

@@ -91,13 +91,17 @@ class DepthEvaluator:
         self.max_depth = max_depth
         self.scale = scale
         self.per_image: list[dict] = []
+        self.per_region: dict[str, list[dict]] = {}
         self.ratios: list[float] = []
         self.skipped = 0
 
-    def add(self, pred: np.ndarray, gt: np.ndarray) -> dict | None:
+    def add(self, pred: np.ndarray, gt: np.ndarray, regions: dict[str, np.ndarray] | None = None) -> dict | None:
         """Add one H×W prediction and its ground truth (metres; non-finite or ≤ 0 = no measurement).
 
-        Returns the image's metrics, or None when it has no valid pixel (counted in ``skipped``).
+        ``regions``: name → H×W bool mask (at the ground truth's size), each also scored on its own with the
+        whole image's median scale (e.g. static and moving pixels); an image counts for a region where the
+        region has a valid pixel. Returns the image's metrics, or None when it has no valid pixel (counted in
+        ``skipped``).
         """
         pred = as_2d(np.asarray(pred, np.float32))
         gt = as_2d(np.asarray(gt, np.float32))
@@ -122,6 +126,14 @@ class DepthEvaluator:
         pred_valid = np.clip(pred_valid, self.min_depth, self.max_depth)
         errors = compute_depth_errors(gt_valid, pred_valid)
         self.per_image.append(errors)
+        for name, region in (regions or {}).items():
+            region = np.asarray(region, bool)
+            if region.shape != gt.shape:
+                raise ValueError(f"depth region {name!r} is {region.shape}, the ground truth {gt.shape}")
+            inside = region[mask]
+            self.per_region.setdefault(name, [])
+            if inside.any():
+                self.per_region[name].append(compute_depth_errors(gt_valid[inside], pred_valid[inside]))
         return errors
 
     def result(self) -> dict:
@@ -131,6 +143,10 @@ class DepthEvaluator:
         out = {name: float(np.mean([e[name] for e in self.per_image])) for name in METRIC_NAMES}
         out["num_images"] = len(self.per_image)
         out["num_skipped"] = self.skipped
+        if self.per_region:
+            out["regions"] = {name: {**{metric: float(np.mean([e[metric] for e in errors])) if errors else None
+                                        for metric in METRIC_NAMES}, "num_images": len(errors)}
+                              for name, errors in self.per_region.items()}
         if self.ratios:
             out["scale_ratio_median"] = float(np.median(self.ratios))
             out["scale_ratio_std"] = float(np.std(self.ratios / np.median(self.ratios)))
