@@ -4,7 +4,7 @@ Runs the scene engine twice over the same real frames (KITTI raw, ``../shared/da
 fp32 eager torch, and the precision (and backend) under test — and prints per output the largest and mean
 difference: depth as relative error, flow in pixels, semantic labels and the motion mask
 as the fraction of pixels that agree, ego-motion as translation (relative units) and
-rotation (degrees). Each figure is printed beside its trivial baseline: the same
+rotation (degrees; both runs with the node's ``rotation_from_flow`` unless ``--no-rotation-from-flow``). Each figure is printed beside its trivial baseline: the same
 difference between two *consecutive frames* of fp32 output (what "changes a lot" means).
 
     .venv/bin/python benchmarks/bench_precision.py --checkpoint build/official_equivalence/omeganet.pt
@@ -51,23 +51,27 @@ def main(argv=None) -> int:
                         "../shared/data/driving (not the KITTI frames measured)")
     p.add_argument("--size", default="640x192")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rotation-from-flow", action=argparse.BooleanOptionalAction, default=None,
+                   help="both runs with the ego-motion's rotation fitted to the flow (default: as the node, on)")
     args = p.parse_args(argv)
     if not FRAMES.is_dir():
         print(json.dumps({"skipped": f"no real frames at {FRAMES}"}))
         return 0
     import cv2
-    import numpy as np
     import torch
 
+    from omeganet_ros.pose_proxy import ROTATION_FROM_FLOW_DEFAULT
     from omeganet_ros.backends import output_differences as compare
     from omeganet_ros.backends import worst_differences as worst
     from omeganet_ros.engine import SceneEngine
 
     torch.set_num_threads(args.threads)
     w, h = (int(v) for v in args.size.split("x"))
+    rotation_from_flow = ROTATION_FROM_FLOW_DEFAULT if args.rotation_from_flow is None else args.rotation_from_flow
     frames = [cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB) for f in sorted(FRAMES.glob("*.png"))]
     report = {"benchmark": "bench_precision", "frames": f"{len(frames)} KITTI raw frames ({FRAMES.parents[1].name})",
               "size": [w, h], "precision": args.precision, "compiled": args.compile, "backend": args.backend,
+              "rotation_from_flow": rotation_from_flow,
               "calibration": args.calibration if args.precision == "int8" else None,
               "torch": torch.__version__,
               "load_average": list(os.getloadavg()), "results": []}
@@ -77,7 +81,8 @@ def main(argv=None) -> int:
                                                    ("test", args.precision, args.compile, args.backend)):
             extra = {"graph_calibration": calibration_frames(args.calibration)} if precision == "int8" else {}
             engine = SceneEngine(checkpoint, device="cpu", precision=precision, size=(w, h), compile=compiled,
-                                 output_resolution="network", backend=backend, **extra)
+                                 output_resolution="network", backend=backend, rotation_from_flow=rotation_from_flow,
+                                 **extra)
             runs[name] = [o for i, f in enumerate(frames) if (o := engine.push(f, 0.1 * i)) is not None]
         per_frame = [compare(a, b) for a, b in zip(runs["fp32"], runs["test"])]
         baseline = [compare(a, b) for a, b in zip(runs["fp32"][:-1], runs["fp32"][1:])]

@@ -9,7 +9,8 @@
   CamNet's t→t+1 motion point forward (+z) and turn with the right yaw sign, and how does its
   translation direction compare with the truth; plus the motion on a still triplet (t, t, t),
   which should be near zero. ``kitti_raw_tiny_engine_rotation_from_flow``: the same frames through the engine
-  with ``rotation_from_flow`` (the rotation fitted to OFNet's flow on DSNet's depth, K from the calibration).
+  with ``rotation_from_flow`` (the rotation fitted to OFNet's flow on DSNet's depth, K from the calibration),
+  torch fp32; ``…_node_defaults``: on the backend and precision the node picks here (``auto``, ``auto``).
 
     python benchmarks/eval_real.py                                  # the packaged checkpoint
     python benchmarks/eval_real.py --checkpoint runs/ref/stage3/last.pt
@@ -124,14 +125,17 @@ def evaluate_ego_motion(camnet, root: Path, size: tuple[int, int]) -> dict:
 
 
 @torch.no_grad()
-def evaluate_engine_ego_motion(checkpoint: Path, root: Path, size: tuple[int, int]) -> dict:
-    """Forward and yaw-sign checks of the engine's ego-motion t→t+1 with ``rotation_from_flow`` (paper mode)."""
+def evaluate_engine_ego_motion(checkpoint: Path, root: Path, size: tuple[int, int], backend: str = "torch",
+                               precision: str = "fp32") -> dict:
+    """Forward and yaw-sign checks of the engine's ego-motion t→t+1 with ``rotation_from_flow`` (paper mode), on
+    ``backend`` at ``precision`` (``"auto"``, ``"auto"``: what the node runs on this machine)."""
     from omeganet_ros.data.kitti import CamToCam
     from omeganet_ros.engine import SceneEngine
 
     frames, poses = raw_clip(root)
     K = CamToCam(root / "2011_09_26" / "calib_cam_to_cam.txt").K(2)
-    engine = SceneEngine(checkpoint, device="cpu", size=size, rotation_from_flow=True, output_resolution="network")
+    engine = SceneEngine(checkpoint, device="cpu", size=size, rotation_from_flow=True, output_resolution="network",
+                         backend=backend, precision=precision)
     rows = []
     for index, path in enumerate(frames):
         result = engine.push(read_rgb(path), 0.1 * index, K=K)
@@ -142,8 +146,11 @@ def evaluate_engine_ego_motion(checkpoint: Path, root: Path, size: tuple[int, in
         yaw = float(Rotation.from_matrix(result.ego_motion[:3, :3]).as_rotvec()[1])
         rows.append({"frame": t, "forward": bool(result.ego_motion[2, 3] > 0), "yaw_pred": yaw, "yaw_true": true_yaw,
                      "yaw_sign_right": bool(np.sign(yaw) == np.sign(true_yaw))})
+    described = engine.describe()
     return {"triplets": len(rows), "all_forward": all(r["forward"] for r in rows),
-            "yaw_sign_right": sum(r["yaw_sign_right"] for r in rows), "per_triplet": rows}
+            "yaw_sign_right": sum(r["yaw_sign_right"] for r in rows),
+            "backend": described.get("backend", backend), "precision": described.get("backend_precision", described["precision"]),
+            "per_triplet": rows}
 
 
 def main(argv=None) -> int:
@@ -181,6 +188,8 @@ def main(argv=None) -> int:
     if raw.is_dir():
         out["kitti_raw_tiny_ego_motion"] = evaluate_ego_motion(nets["camnet"], raw, kitti_size)
         out["kitti_raw_tiny_engine_rotation_from_flow"] = evaluate_engine_ego_motion(path, raw, kitti_size)
+        out["kitti_raw_tiny_engine_rotation_from_flow_node_defaults"] = evaluate_engine_ego_motion(
+            path, raw, kitti_size, backend="auto", precision="auto")
     out.update(machine_record())
     print(json.dumps(out, indent=2))
     return 0
