@@ -133,6 +133,8 @@ class DepthPoseStage(Stage):
         task_losses = {"depth": depth["loss"]}
         logs = {"photometric": float(depth["photometric"].detach()), "smoothness": float(depth["smoothness"].detach()),
                 "automask_kept": float(depth["automask"].mean()), "fx": float(K[:, 0, 0].detach().mean())}
+        if ignore is not None:
+            logs["dynamic_ignored"] = float(ignore.float().mean())
         consistency_weight = float(cfg.get("pose_consistency_weight", 0.0))
         if consistency_weight > 0:
             # t−1→t and t→t+1 agree (fw ∘ bw ≈ identity): the per-pixel minimum over the two sources lets one
