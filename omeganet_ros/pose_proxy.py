@@ -66,8 +66,9 @@ def motion_from_depth_and_flow(depth: np.ndarray, flow: np.ndarray, K: np.ndarra
         return None, 0.0
     points = geometry.backproject(torch.from_numpy(depth)[None, None], torch.from_numpy(K)[None])[0][:, vs, us].T.numpy()
     moved = np.stack([us, vs], axis=1) + flow[vs, us]
-    # RANSAC on OpenCV's own thread pool, called from the node's worker thread, hung the node's exit on SIGTERM
-    # (1 run in 6 of test_replay's running-node test); ~1 800 points need no threads.
+    # ~1 800 points need no thread pool, and one thread keeps OpenCV's pool out of the caller's threads. (A node
+    # exit hang on SIGTERM was first blamed on that pool; it recurred without it and was the node's spin missing
+    # the signal, fixed in the node.)
     cv2.setNumThreads(1)
     cv2.setRNGSeed(seed)
     ok, rvec, tvec, inliers = cv2.solvePnPRansac(points, moved, K, None, iterationsCount=iterations,
