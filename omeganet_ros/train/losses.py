@@ -229,10 +229,7 @@ def reprojection_loss(target: torch.Tensor, sources: Sequence[torch.Tensor], flo
 
 def _mean_outside(per_pixel: torch.Tensor, ignore: torch.Tensor | None) -> torch.Tensor:
     """Mean of B×H×W ``per_pixel`` over the pixels ``ignore`` (B×1×H×W bool, or None) does not mark; 0 when it marks all."""
-    if ignore is None:
-        return per_pixel.mean()
-    counted = (~ignore[:, 0]).to(per_pixel.dtype)
-    return (per_pixel * counted).sum() / counted.sum().clamp(min=1.0)
+    return per_pixel.mean() if ignore is None else masked_mean(per_pixel, (~ignore[:, 0]).to(per_pixel.dtype))
 
 
 def resize_image(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
