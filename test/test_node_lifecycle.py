@@ -99,3 +99,22 @@ def test_configure_fails_cleanly_naming_the_model_file_and_the_reason(tmp_path):
         assert client.spin_until(lambda: str(corrupt) in node.output(), 10, node)
         assert "cannot be read safely" in node.output()
         assert node.alive() and _state(client, node) == "unconfigured"
+
+
+def test_stop_requests_arriving_while_the_node_exits_still_end_with_status_0():
+    """ros2 launch's Ctrl-C reaches the node twice (the terminal's process group, then launch's own SIGINT);
+    the second may land while the interpreter exits, which restores SIG_DFL for Python-set handlers."""
+    import signal
+    import time
+
+    with h.NodeProcess({}) as node:
+        deadline = time.monotonic() + 60
+        while "active" not in node.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "active" in node.output(), node.output()
+        deadline = time.monotonic() + 30
+        while node.alive() and time.monotonic() < deadline:  # a stop request every 10 ms until it has exited
+            node.process.send_signal(signal.SIGINT)
+            time.sleep(0.01)
+        assert not node.alive(), "the node did not exit within 30 s of repeated SIGINTs"
+        assert node.process.returncode == 0, node.output()[-3000:]

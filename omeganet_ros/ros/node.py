@@ -894,6 +894,11 @@ def main(argv: list[str] | None = None) -> int:
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+        # The interpreter's exit puts SIG_DFL back for Python-set handlers (not for SIG_IGN): a stop request
+        # arriving then, like ros2 launch's forwarded SIGINT after the terminal's, would kill the process
+        # with -2 and launch would report "process has died". The node has stopped; further requests are moot.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
     return 0
 
 
