@@ -339,6 +339,13 @@ def test_undecodable_compressed_image_is_dropped_and_counted():
     params = {"image_transport": "compressed", "diagnostics_period": 0.2}
     with h.NodeProcess(params) as node, h.RosClient() as client:
         session = Session(node, client, compressed=True)
+        # Good JPEGs until one is processed: the first best-effort message after discovery can be lost (CI lost
+        # the garbage image itself once: frames_received stayed 0).
+        end = time.monotonic() + 30
+        while int(session.diag().get("frames_processed", 0)) == 0:
+            assert time.monotonic() < end, f"the node processed no frame: {session.diag()}\n{node.output()[-3000:]}"
+            session.image_pub.publish(jpeg(session.frames[0], session.next_stamp()))
+            client.spin_for(0.5)
         garbage = jpeg(session.frames[0], session.next_stamp())
         garbage.data = b"\xff\xd8 definitely not a jpeg"
         session.image_pub.publish(garbage)
