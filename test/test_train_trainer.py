@@ -430,3 +430,22 @@ def test_ignore_dynamic_leaves_the_proxy_labels_movable_classes_out_of_the_depth
     assert seen[0] is None  # off by default
     assert seen[2] is None or not seen[2].any()  # frames without labels keep every pixel
     assert seen[1].dtype == torch.bool and seen[1].any() and not seen[1].all()
+
+
+def test_trained_parts_trains_the_semantic_head_alone_and_keeps_depth_exactly(tmp_path):
+    labelled = ["synth:seed=3,frames=6,labels=gt"]
+    Trainer(config(), labelled, tmp_path / "s1", progress=False).train(1)
+    before = load_checkpoint(tmp_path / "s1" / "last.pt")
+    head = Trainer(config(init=str(tmp_path / "s1" / "last.pt"), frozen_networks=["camnet"],
+                          trained_parts={"dsnet": ["semantic"]}, batch_norm_momentum=0.5),
+                   labelled, tmp_path / "head", progress=False)
+    head.train(2)
+    after = head.nets["dsnet"].state_dict()
+    rest = [k for k in after if not k.startswith("semantic.")]
+    assert rest and all(torch.equal(before.state_dicts["dsnet"][k], after[k]) for k in rest)  # BN statistics too
+    assert any(not torch.equal(before.state_dicts["dsnet"][k], after[k]) for k in after if k.startswith("semantic."))
+    assert head.nets["dsnet"].semantic.training and not head.nets["dsnet"].encoder.training
+    with pytest.raises(ValueError, match="trained_parts.dsnet: \\['semantics'\\] not among DSNet's submodules"):
+        Trainer(config(trained_parts={"dsnet": ["semantics"]}), labelled, tmp_path / "bad", progress=False).train(1)
+    with pytest.raises(ValueError, match="trained_parts: 'ofnet' is not a network this run trains"):
+        Trainer(config(trained_parts={"ofnet": ["encoder"]}), labelled, tmp_path / "bad2", progress=False).train(1)

@@ -62,6 +62,10 @@ DEFAULT_CONFIG: dict = {
     # batch statistics in CamNet's pose head average each sample's motion with the others')
     "frozen_networks": [],
     "batch_norm_frozen": [],
+    # {network: [submodule, ...]}: of a trained network only these submodules learn (e.g. {dsnet: [semantic]}:
+    # the semantic head on DSNet's features, depth untouched); the rest keeps its weights and BatchNorm statistics.
+    # An empty list: the whole network.
+    "trained_parts": {"dsnet": [], "camnet": [], "ofnet": []},
     "init": None,  # checkpoint(s) to start from (stage 2: stage 1's; stage 3: stage 1's then stage 2's, or stage 2's)
     "optimizer": {"lr": 1e-4, "weight_decay": 0.0, "lr_decay_steps": 0, "lr_decay": 0.1, "grad_clip": 0.0},
     "weighting": {"name": "equal", "temperature": 2.0, "period": 100},
@@ -406,9 +410,12 @@ class Trainer:
             raise ValueError(f"frozen_networks {sorted(unknown)} are not trained by stage {self.stage.number} "
                              f"({list(self.stage.trained)})")
         self.trained_names = [n for n in self.stage.trained if n not in cfg["frozen_networks"]]
+        self.trained_parts = self._trained_parts(cfg["trained_parts"])
         self._set_train_modes()
         for name, net in self.nets.items():
-            net.requires_grad_(name in self.trained_names)
+            net.requires_grad_(name in self.trained_names and name not in self.trained_parts)
+            for part in self.trained_parts.get(name, ()):
+                part.requires_grad_(True)
             if cfg["batch_norm_momentum"] is not None and name in self.stage.trained:
                 for module in net.modules():
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -417,7 +424,7 @@ class Trainer:
         wcfg = cfg["weighting"]
         self.weighting = build_weighting(wcfg["name"], self.tasks, temperature=wcfg.get("temperature", 2.0),
                                          period=wcfg.get("period", 100)).to(self.device)
-        params = [p for name in self.trained_names for p in self.nets[name].parameters()]
+        params = [p for name in self.trained_names for p in self.nets[name].parameters() if p.requires_grad]
         params += list(self.weighting.parameters())
         ocfg = cfg["optimizer"]
         self.optimizer = torch.optim.Adam(params, lr=float(ocfg["lr"]), weight_decay=float(ocfg.get("weight_decay", 0)))
@@ -708,14 +715,33 @@ class Trainer:
             raise
 
     def _set_train_modes(self) -> None:
-        """Training mode for the networks this run updates, eval mode for the others and for the
-        BatchNorm layers of ``batch_norm_frozen`` networks."""
+        """Training mode for the networks this run updates (only the ``trained_parts`` of a partly trained one),
+        eval mode for the others and for the BatchNorm layers of ``batch_norm_frozen`` networks."""
         for name, net in self.nets.items():
-            net.train(name in self.trained_names)
+            net.train(name in self.trained_names and name not in self.trained_parts)
+            for part in self.trained_parts.get(name, ()):
+                part.train()
             if name in self.config["batch_norm_frozen"]:
                 for module in net.modules():
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):
                         module.eval()
+
+    def _trained_parts(self, spec: dict) -> dict[str, list[nn.Module]]:
+        """``trained_parts`` as modules, checked: each network trained by this run, each name a submodule of it."""
+        parts = {}
+        for name, submodules in spec.items():
+            if not submodules:
+                continue
+            if name not in self.trained_names:
+                raise ValueError(f"trained_parts: {name!r} is not a network this run trains ({self.trained_names})")
+            net = self.nets[name]
+            children = dict(net.named_children())
+            unknown = [m for m in submodules if m not in children]
+            if unknown:
+                raise ValueError(f"trained_parts.{name}: {unknown} not among {type(net).__name__}'s "
+                                 f"submodules {sorted(children)}")
+            parts[name] = [children[m] for m in submodules]
+        return parts
 
     def _budget_spent(self, started: float, max_minutes: float) -> bool:
         """True once ``max_minutes`` of wall time have passed since ``started``; every process agrees (rank 0 decides)."""
