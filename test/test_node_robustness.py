@@ -60,12 +60,15 @@ class Session:
             self.image_pub.publish(_encode(frame, stamp, encoding))
             self.wait_counter("frames_processed", processed + 1)
 
-    def warm_up(self, timeout: float = 30.0) -> None:
-        """Publish good frames until the node has processed one (a fresh node's subscription can match late)."""
+    def warm_up(self, timeout: float = 30.0, message=None) -> None:
+        """Publish good frames until the node has processed one (a fresh node's subscription can match late, and
+        the first best-effort message after discovery can be lost). ``message(frame, stamp_ns)``: the message to
+        publish (default: an rgb8 Image)."""
+        message = message or (lambda frame, stamp: _encode(frame, stamp, "rgb8"))
         end = time.monotonic() + timeout
         while int(self.diag().get("frames_processed", 0)) == 0:
             assert time.monotonic() < end, f"the node processed no frame: {self.diag()}\n{self.node.output()[-3000:]}"
-            self.image_pub.publish(_encode(self.frames[0], self.next_stamp(), "rgb8"))
+            self.image_pub.publish(message(self.frames[0], self.next_stamp()))
             self.client.spin_for(0.5)
 
     def expect_new_scenes(self, count: int, timeout: float = 30.0):
@@ -339,13 +342,7 @@ def test_undecodable_compressed_image_is_dropped_and_counted():
     params = {"image_transport": "compressed", "diagnostics_period": 0.2}
     with h.NodeProcess(params) as node, h.RosClient() as client:
         session = Session(node, client, compressed=True)
-        # Good JPEGs until one is processed: the first best-effort message after discovery can be lost (CI lost
-        # the garbage image itself once: frames_received stayed 0).
-        end = time.monotonic() + 30
-        while int(session.diag().get("frames_processed", 0)) == 0:
-            assert time.monotonic() < end, f"the node processed no frame: {session.diag()}\n{node.output()[-3000:]}"
-            session.image_pub.publish(jpeg(session.frames[0], session.next_stamp()))
-            client.spin_for(0.5)
+        session.warm_up(message=jpeg)  # CI once lost the garbage image itself when it came first
         garbage = jpeg(session.frames[0], session.next_stamp())
         garbage.data = b"\xff\xd8 definitely not a jpeg"
         session.image_pub.publish(garbage)

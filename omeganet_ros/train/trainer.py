@@ -412,10 +412,11 @@ class Trainer:
         self.trained_names = [n for n in self.stage.trained if n not in cfg["frozen_networks"]]
         self.trained_parts = self._trained_parts(cfg["trained_parts"])
         self._set_train_modes()
+        for net in self.nets.values():
+            net.requires_grad_(False)
+        for module in self._learning_modules():
+            module.requires_grad_(True)
         for name, net in self.nets.items():
-            net.requires_grad_(name in self.trained_names and name not in self.trained_parts)
-            for part in self.trained_parts.get(name, ()):
-                part.requires_grad_(True)
             if cfg["batch_norm_momentum"] is not None and name in self.stage.trained:
                 for module in net.modules():
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -424,7 +425,7 @@ class Trainer:
         wcfg = cfg["weighting"]
         self.weighting = build_weighting(wcfg["name"], self.tasks, temperature=wcfg.get("temperature", 2.0),
                                          period=wcfg.get("period", 100)).to(self.device)
-        params = [p for name in self.trained_names for p in self.nets[name].parameters() if p.requires_grad]
+        params = [p for module in self._learning_modules() for p in module.parameters()]
         params += list(self.weighting.parameters())
         ocfg = cfg["optimizer"]
         self.optimizer = torch.optim.Adam(params, lr=float(ocfg["lr"]), weight_decay=float(ocfg.get("weight_decay", 0)))
@@ -717,14 +718,19 @@ class Trainer:
     def _set_train_modes(self) -> None:
         """Training mode for the networks this run updates (only the ``trained_parts`` of a partly trained one),
         eval mode for the others and for the BatchNorm layers of ``batch_norm_frozen`` networks."""
+        for net in self.nets.values():
+            net.eval()
+        for module in self._learning_modules():
+            module.train()
         for name, net in self.nets.items():
-            net.train(name in self.trained_names and name not in self.trained_parts)
-            for part in self.trained_parts.get(name, ()):
-                part.train()
             if name in self.config["batch_norm_frozen"]:
                 for module in net.modules():
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):
                         module.eval()
+
+    def _learning_modules(self) -> list[nn.Module]:
+        """The modules this run updates: each trained network whole, or only its ``trained_parts``."""
+        return [m for name in self.trained_names for m in self.trained_parts.get(name, [self.nets[name]])]
 
     def _trained_parts(self, spec: dict) -> dict[str, list[nn.Module]]:
         """``trained_parts`` as modules, checked: each network trained by this run, each name a submodule of it."""
